@@ -1,0 +1,58 @@
+from django.contrib import admin
+from django.contrib.auth.admin import UserAdmin
+
+from accounts.models import Account, ApiKey, LedgerEntry, LedgerTransaction, User
+
+
+@admin.register(User)
+class ForecastleUserAdmin(UserAdmin):
+    list_display = ("username", "email", "is_staff", "is_active", "date_joined")
+
+
+@admin.register(Account)
+class AccountAdmin(admin.ModelAdmin):
+    list_display = ("key", "kind", "user", "balance", "created_at")
+    list_filter = ("kind",)
+    search_fields = ("key", "user__username")
+    readonly_fields = ("kind", "key", "user", "balance", "created_at")
+
+    def has_add_permission(self, request: object) -> bool:
+        return False
+
+    def has_delete_permission(self, request: object, obj: object = None) -> bool:
+        return False
+
+
+class LedgerEntryInline(admin.TabularInline):
+    model = LedgerEntry
+    extra = 0
+    can_delete = False
+    readonly_fields = ("account", "amount")
+
+    def has_add_permission(self, request: object, obj: object = None) -> bool:
+        return False
+
+
+@admin.register(LedgerTransaction)
+class LedgerTransactionAdmin(admin.ModelAdmin):
+    """The ledger is append-only: staff read it here, services write it."""
+
+    list_display = ("id", "kind", "memo", "reference", "created_at")
+    list_filter = ("kind",)
+    search_fields = ("memo", "reference", "entries__account__key")
+    date_hierarchy = "created_at"
+    readonly_fields = ("kind", "memo", "reference", "created_at")
+    inlines = [LedgerEntryInline]
+
+    def has_add_permission(self, request: object) -> bool:
+        return False
+
+    def has_delete_permission(self, request: object, obj: object = None) -> bool:
+        return False
+
+
+@admin.register(ApiKey)
+class ApiKeyAdmin(admin.ModelAdmin):
+    list_display = ("name", "user", "prefix", "created_at", "last_used_at", "revoked_at")
+    search_fields = ("name", "user__username", "prefix")
+    readonly_fields = ("prefix", "hashed_key", "created_at", "last_used_at")

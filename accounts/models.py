@@ -1,0 +1,128 @@
+from collections.abc import Sequence
+from typing import Any
+
+from django.conf import settings
+from django.contrib.auth.models import AbstractUser
+from django.db import models
+from django.db.models import Q
+
+from accounts.money import CREDIT_PLACES, MAX_DIGITS
+
+
+class User(AbstractUser):
+    """A forecaster (or staff member). Money lives in the user's wallet Account, not here."""
+
+    def __str__(self) -> str:
+        return self.username
+
+
+class MoneyField(models.DecimalField):
+    """Credits: NUMERIC(20, 6). Quantizing happens in accounts.money, never here."""
+
+    def __init__(self, *args: object, **kwargs: object) -> None:
+        kwargs.setdefault("max_digits", MAX_DIGITS)
+        kwargs.setdefault("decimal_places", CREDIT_PLACES)
+        super().__init__(*args, **kwargs)  # type: ignore[arg-type]
+
+    def deconstruct(self) -> tuple[str, str, Sequence[Any], dict[str, Any]]:
+        name, _path, args, kwargs = super().deconstruct()
+        return name, "accounts.models.MoneyField", args, kwargs
+
+
+class Account(models.Model):
+    """A ledger account. Its balance is a cache of the sum of its entries, kept in the same
+    database transaction as the entries by accounts.services.ledger_post."""
+
+    class Kind(models.TextChoices):
+        WALLET = "wallet", "User wallet"
+        ESCROW = "escrow", "Market escrow"
+        HOUSE = "house", "House"
+        MINT = "mint", "Mint"
+
+    kind = models.CharField(max_length=10, choices=Kind.choices)
+    # A stable name: "wallet:<user id>", "escrow:<market id>", "house", "mint".
+    key = models.CharField(max_length=64, unique=True)
+    user = models.OneToOneField(
+        settings.AUTH_USER_MODEL,
+        null=True,
+        blank=True,
+        on_delete=models.PROTECT,
+        related_name="wallet",
+    )
+    balance = MoneyField(default=0)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        constraints = [
+            models.CheckConstraint(
+                condition=Q(balance__gte=0) | Q(kind__in=["house", "mint"]),
+                name="account_balance_non_negative",
+            ),
+            models.CheckConstraint(
+                condition=Q(kind="wallet", user__isnull=False) | ~Q(kind="wallet"),
+                name="account_wallet_has_user",
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.key} ({self.balance})"
+
+
+class LedgerTransaction(models.Model):
+    """One movement of money: its entries sum to exactly zero."""
+
+    class Kind(models.TextChoices):
+        SIGNUP_GRANT = "signup_grant", "Sign-up grant"
+        SUBSIDY = "subsidy", "Market subsidy"
+        TRADE = "trade", "Trade"
+        PAYOUT = "payout", "Settlement payout"
+        REFUND = "refund", "Annulment refund"
+        REVERSAL = "reversal", "Settlement reversal"
+        ESCROW_RELEASE = "escrow_release", "Escrow release"
+        ADJUSTMENT = "adjustment", "Adjustment"
+
+    kind = models.CharField(max_length=20, choices=Kind.choices)
+    memo = models.CharField(max_length=255, blank=True)
+    # What caused it, e.g. "trade:42" or "settlement:7"; unique when set, so a retry cannot post twice.
+    reference = models.CharField(max_length=100, null=True, blank=True, unique=True)
+    created_at = models.DateTimeField(auto_now_add=True, db_index=True)
+
+    def __str__(self) -> str:
+        return f"#{self.pk} {self.kind} {self.memo}"
+
+
+class LedgerEntry(models.Model):
+    transaction = models.ForeignKey(LedgerTransaction, on_delete=models.PROTECT, related_name="entries")
+    account = models.ForeignKey(Account, on_delete=models.PROTECT, related_name="entries")
+    # Positive: money into the account; negative: out of it.
+    amount = MoneyField()
+
+    class Meta:
+        verbose_name_plural = "ledger entries"
+        indexes = [models.Index(fields=["account", "transaction"])]
+        constraints = [models.CheckConstraint(condition=~Q(amount=0), name="ledger_entry_not_zero")]
+
+    def __str__(self) -> str:
+        return f"{self.account_id}: {self.amount}"
+
+
+class ApiKey(models.Model):
+    """A key for the REST API. Only its SHA-256 is stored; the key is shown once at creation."""
+
+    user = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="api_keys")
+    name = models.CharField(max_length=100)
+    prefix = models.CharField(max_length=12, db_index=True)
+    hashed_key = models.CharField(max_length=64, unique=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+    last_used_at = models.DateTimeField(null=True, blank=True)
+    revoked_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["-created_at"]
+
+    def __str__(self) -> str:
+        return f"{self.name} ({self.prefix}…)"
+
+    @property
+    def is_active(self) -> bool:
+        return self.revoked_at is None

@@ -1,0 +1,44 @@
+"""The one place where credits are quantized. Rounding is always in the house's favour:
+what a user pays is rounded up, what a user receives is rounded down."""
+
+from decimal import ROUND_CEILING, ROUND_FLOOR, ROUND_HALF_EVEN, Decimal, InvalidOperation
+
+CREDIT_PLACES = 6
+CREDIT_QUANTUM = Decimal(1).scaleb(-CREDIT_PLACES)
+# Ledger columns are NUMERIC(20, 6): 14 integer digits.
+MAX_DIGITS = 20
+ZERO = Decimal(0)
+
+
+def _decimal(value: Decimal | float | int | str) -> Decimal:
+    try:
+        number = value if isinstance(value, Decimal) else Decimal(str(value))
+    except (InvalidOperation, ValueError) as error:
+        raise ValueError(f"not a number: {value!r}") from error
+    if not number.is_finite():
+        raise ValueError(f"not a finite number: {value!r}")
+    return number
+
+
+def credits(value: Decimal | float | int | str) -> Decimal:
+    """An exact amount (already on the quantum, e.g. a setting); half-even if it is not."""
+    return _decimal(value).quantize(CREDIT_QUANTUM, rounding=ROUND_HALF_EVEN)
+
+
+def credits_to_pay(value: Decimal | float | int | str) -> Decimal:
+    """What a user (or the house's counterparty) pays: rounded up."""
+    return _decimal(value).quantize(CREDIT_QUANTUM, rounding=ROUND_CEILING)
+
+
+def credits_to_receive(value: Decimal | float | int | str) -> Decimal:
+    """What a user receives: rounded down."""
+    return _decimal(value).quantize(CREDIT_QUANTUM, rounding=ROUND_FLOOR)
+
+
+def shares_down(value: Decimal | float | int | str) -> Decimal:
+    """Shares a user gets: rounded toward zero on the quantum."""
+    return _decimal(value).quantize(CREDIT_QUANTUM, rounding=ROUND_FLOOR)
+
+
+def shares_up(value: Decimal | float | int | str) -> Decimal:
+    return _decimal(value).quantize(CREDIT_QUANTUM, rounding=ROUND_CEILING)

@@ -1,0 +1,16 @@
+"""Test settings: `make test`. Several test runs may share one server, so the test database name
+carries FORECASTLE_TEST_DB when it is set (pytest-xdist appends its own worker suffix)."""
+
+import os
+
+from config.settings.base import *  # noqa: F403
+from config.settings.base import DATABASES
+
+DEBUG = False
+PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
+DATABASES["default"]["TEST"] = {"NAME": "test_forecastle" + os.environ.get("FORECASTLE_TEST_DB", "")}
+DATABASES["default"]["CONN_MAX_AGE"] = 0
+STORAGES = {
+    "default": {"BACKEND": "django.core.files.storage.FileSystemStorage"},
+    "staticfiles": {"BACKEND": "django.contrib.staticfiles.storage.StaticFilesStorage"},
+}

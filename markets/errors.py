@@ -1,0 +1,45 @@
+"""Domain errors of trading and market lifecycle (one family with accounts.errors)."""
+
+from accounts.errors import DomainError, InsufficientFunds, InvalidInput
+
+__all__ = [
+    "DomainError",
+    "IdempotencyConflict",
+    "InsufficientFunds",
+    "InsufficientShares",
+    "InvalidInput",
+    "MarketClosed",
+    "MarketStateError",
+    "PriceMoved",
+]
+
+
+class MarketClosed(DomainError):
+    code = "market_closed"
+    http_status = 422
+
+
+class MarketStateError(DomainError):
+    """The market is not in a state that allows this operation."""
+
+    code = "invalid_market_state"
+    http_status = 409
+
+
+class InsufficientShares(DomainError):
+    code = "insufficient_shares"
+    http_status = 422
+
+
+class PriceMoved(DomainError):
+    """The price moved past the bound the trader gave; nothing was traded."""
+
+    code = "price_moved"
+    http_status = 409
+
+
+class IdempotencyConflict(DomainError):
+    """The idempotency key was already used for a different request."""
+
+    code = "idempotency_conflict"
+    http_status = 409

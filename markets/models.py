@@ -1,0 +1,167 @@
+from django.conf import settings
+from django.db import models
+from django.db.models import Q
+
+from accounts.models import Account, LedgerTransaction, MoneyField
+
+
+class Market(models.Model):
+    class Kind(models.TextChoices):
+        BINARY = "binary", "Binary (yes / no)"
+        MULTIPLE = "multiple", "Multiple choice"
+
+    class Status(models.TextChoices):
+        DRAFT = "draft", "Draft"
+        OPEN = "open", "Open"
+        CLOSED = "closed", "Closed"
+        RESOLVING = "resolving", "Resolving"
+        RESOLVED = "resolved", "Resolved"
+        ANNULLED = "annulled", "Annulled"
+
+    slug = models.SlugField(max_length=120, unique=True)
+    question = models.CharField(max_length=300)
+    description = models.TextField(blank=True)
+    resolution_criteria = models.TextField(blank=True)
+    category = models.CharField(max_length=50, blank=True, db_index=True)
+    kind = models.CharField(max_length=10, choices=Kind.choices)
+    status = models.CharField(max_length=10, choices=Status.choices, default=Status.DRAFT, db_index=True)
+    # LMSR liquidity b: the worst-case loss of the maker is b * ln(1 / min initial probability).
+    liquidity = models.DecimalField(max_digits=14, decimal_places=4)
+    escrow = models.OneToOneField(Account, on_delete=models.PROTECT, related_name="market")
+    subsidy = MoneyField(default=0)
+    volume = MoneyField(default=0)
+    opens_at = models.DateTimeField(null=True, blank=True)
+    closes_at = models.DateTimeField(db_index=True)
+    closed_at = models.DateTimeField(null=True, blank=True)
+    resolved_at = models.DateTimeField(null=True, blank=True)
+    created_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    created_at = models.DateTimeField(auto_now_add=True, db_index=True)
+
+    class Meta:
+        ordering = ["-created_at"]
+        constraints = [
+            models.CheckConstraint(condition=Q(liquidity__gt=0), name="market_liquidity_positive"),
+        ]
+
+    def __str__(self) -> str:
+        return self.question
+
+    @property
+    def is_binary(self) -> bool:
+        return self.kind == self.Kind.BINARY
+
+
+class Outcome(models.Model):
+    market = models.ForeignKey(Market, on_delete=models.CASCADE, related_name="outcomes")
+    code = models.CharField(max_length=32)
+    label = models.CharField(max_length=120)
+    index = models.PositiveSmallIntegerField()
+    initial_probability = models.FloatField()
+    # q_i: shares held by traders, always the sum of the positions in this outcome.
+    shares_outstanding = MoneyField(default=0)
+    # Current LMSR price, cached on every trade for cheap reads.
+    probability = models.FloatField()
+
+    class Meta:
+        ordering = ["market", "index"]
+        constraints = [
+            models.UniqueConstraint(fields=["market", "code"], name="outcome_code_unique_per_market"),
+            models.UniqueConstraint(fields=["market", "index"], name="outcome_index_unique_per_market"),
+            models.CheckConstraint(
+                condition=Q(initial_probability__gt=0) & Q(initial_probability__lt=1),
+                name="outcome_initial_probability_in_open_interval",
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.label} ({self.code})"
+
+
+class Position(models.Model):
+    user = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="positions")
+    market = models.ForeignKey(Market, on_delete=models.PROTECT, related_name="positions")
+    outcome = models.ForeignKey(Outcome, on_delete=models.PROTECT, related_name="positions")
+    shares = MoneyField(default=0)
+    # Net credits put in: paid for buys minus received from sells (negative once in profit).
+    net_cost = MoneyField(default=0)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["user", "outcome"], name="position_unique_per_user_outcome"),
+            models.CheckConstraint(condition=Q(shares__gte=0), name="position_shares_non_negative"),
+        ]
+        indexes = [models.Index(fields=["market", "user"])]
+
+    def __str__(self) -> str:
+        return f"{self.user_id} holds {self.shares} of outcome {self.outcome_id}"
+
+
+class Trade(models.Model):
+    class Side(models.TextChoices):
+        BUY = "buy", "Buy"
+        SELL = "sell", "Sell"
+
+    market = models.ForeignKey(Market, on_delete=models.PROTECT, related_name="trades")
+    outcome = models.ForeignKey(Outcome, on_delete=models.PROTECT, related_name="trades")
+    user = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="trades")
+    side = models.CharField(max_length=4, choices=Side.choices)
+    shares = MoneyField()
+    # Credits paid (buy) or received (sell); always positive.
+    amount = MoneyField()
+    probabilities_before = models.JSONField()
+    probabilities_after = models.JSONField()
+    ledger_transaction = models.OneToOneField(LedgerTransaction, on_delete=models.PROTECT, related_name="trade")
+    created_at = models.DateTimeField(db_index=True)
+
+    class Meta:
+        ordering = ["-created_at", "-id"]
+        indexes = [
+            models.Index(fields=["market", "-created_at"]),
+            models.Index(fields=["user", "-created_at"]),
+        ]
+        constraints = [
+            models.CheckConstraint(condition=Q(shares__gt=0), name="trade_shares_positive"),
+            models.CheckConstraint(condition=Q(amount__gte=0), name="trade_amount_non_negative"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.side} {self.shares} of outcome {self.outcome_id} for {self.amount}"
+
+    @property
+    def average_price(self) -> float:
+        return float(self.amount / self.shares) if self.shares else 0.0
+
+
+class PricePoint(models.Model):
+    """The probability vector of a market at a moment (after a trade, or at its opening)."""
+
+    market = models.ForeignKey(Market, on_delete=models.CASCADE, related_name="price_points")
+    probabilities = models.JSONField()
+    trade = models.OneToOneField(Trade, null=True, blank=True, on_delete=models.CASCADE, related_name="+")
+    created_at = models.DateTimeField(db_index=True)
+
+    class Meta:
+        ordering = ["market", "created_at", "id"]
+        indexes = [models.Index(fields=["market", "created_at"])]
+
+    def __str__(self) -> str:
+        return f"{self.market_id} at {self.created_at:%Y-%m-%d %H:%M}: {self.probabilities}"
+
+
+class IdempotencyKey(models.Model):
+    """A trade request that already ran: a retry with the same key and body returns its result."""
+
+    user = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="+")
+    key = models.CharField(max_length=255)
+    fingerprint = models.CharField(max_length=64)
+    trade = models.ForeignKey(Trade, on_delete=models.CASCADE, related_name="+")
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        constraints = [models.UniqueConstraint(fields=["user", "key"], name="idempotency_key_unique_per_user")]
+
+    def __str__(self) -> str:
+        return f"{self.user_id}:{self.key}"
