@@ -165,3 +165,102 @@ class IdempotencyKey(models.Model):
 
     def __str__(self) -> str:
         return f"{self.user_id}:{self.key}"
+
+
+class Resolution(models.Model):
+    """How a market resolved, and the audit row of that decision (who, when, what, why).
+
+    Rows are never edited after settlement and never deleted: a re-resolution adds a new current row
+    that supersedes the old one, whose settlement is then reversed by compensating ledger entries.
+    """
+
+    class Kind(models.TextChoices):
+        OUTCOME = "outcome", "One outcome wins"
+        SPLIT = "split", "Probability split"
+        ANNULLED = "annulled", "Annulled (N/A)"
+
+    class State(models.TextChoices):
+        # Recorded; the settlement task has not paid it yet.
+        PENDING = "pending", "Awaiting settlement"
+        SETTLED = "settled", "Settled"
+        # Settled, then undone by a later re-resolution.
+        REVERSED = "reversed", "Reversed"
+        # Replaced by a later resolution before it was ever settled: nothing was paid.
+        SUPERSEDED = "superseded", "Superseded before settlement"
+
+    market = models.ForeignKey(Market, on_delete=models.PROTECT, related_name="resolutions")
+    kind = models.CharField(max_length=10, choices=Kind.choices)
+    # Payout per share of each outcome, by outcome index, as decimal strings; null when annulled.
+    payouts = models.JSONField(null=True, blank=True)
+    outcome = models.ForeignKey(Outcome, null=True, blank=True, on_delete=models.PROTECT, related_name="+")
+    reason = models.TextField()
+    created_by = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="+")
+    created_at = models.DateTimeField(db_index=True)
+    is_current = models.BooleanField(default=True)
+    supersedes = models.OneToOneField(
+        "self", null=True, blank=True, on_delete=models.PROTECT, related_name="superseded_by"
+    )
+    state = models.CharField(max_length=10, choices=State.choices, default=State.PENDING, db_index=True)
+    settled_at = models.DateTimeField(null=True, blank=True)
+    # What the settlement moved, kept so a reversal can undo exactly that: paid to traders, and the
+    # escrow's remainder returned to the house (negative when the house topped the escrow up).
+    paid_total = MoneyField(default=0)
+    released_total = MoneyField(default=0)
+    reversed_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["-created_at", "-id"]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["market"], condition=Q(is_current=True), name="resolution_one_current_per_market"
+            ),
+            models.CheckConstraint(condition=~Q(reason=""), name="resolution_reason_required"),
+            models.CheckConstraint(
+                condition=(Q(kind="annulled") & Q(payouts__isnull=True))
+                | (~Q(kind="annulled") & Q(payouts__isnull=False)),
+                name="resolution_payouts_unless_annulled",
+            ),
+            models.CheckConstraint(
+                condition=Q(kind="outcome", outcome__isnull=False) | (~Q(kind="outcome") & Q(outcome__isnull=True)),
+                name="resolution_outcome_iff_kind_outcome",
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.market_id}: {self.get_kind_display()} ({self.state})"
+
+
+class Payout(models.Model):
+    """What one user received from one settlement (zero for a losing trader): paid exactly once."""
+
+    resolution = models.ForeignKey(Resolution, on_delete=models.PROTECT, related_name="payout_rows")
+    market = models.ForeignKey(Market, on_delete=models.PROTECT, related_name="payouts")
+    user = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="payouts")
+    amount = MoneyField()
+    created_at = models.DateTimeField()
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["market", "user", "resolution"], name="payout_once_per_settlement"),
+            models.CheckConstraint(condition=Q(amount__gte=0), name="payout_amount_non_negative"),
+        ]
+        indexes = [models.Index(fields=["resolution", "user"])]
+
+    def __str__(self) -> str:
+        return f"{self.user_id} <- {self.amount} (resolution {self.resolution_id})"
+
+
+class ReconciliationRun(models.Model):
+    """One run of the reconciliation: staff see in the admin whether the books held."""
+
+    started_at = models.DateTimeField(db_index=True)
+    finished_at = models.DateTimeField()
+    violation_count = models.PositiveIntegerField()
+    # One string per violation, "invariant: subject: detail".
+    violations = models.JSONField(default=list)
+
+    class Meta:
+        ordering = ["-started_at"]
+
+    def __str__(self) -> str:
+        return f"{self.started_at:%Y-%m-%d %H:%M}: {self.violation_count} violations"
