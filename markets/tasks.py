@@ -1,12 +1,18 @@
 """Thin Celery tasks: take ids, call a service. Schedules live in config/settings/base.py."""
 
 import logging
+from datetime import timedelta
 
-from celery import shared_task
+from celery import current_app, shared_task
+from django.db import OperationalError
 
 from markets import services
 
 logger = logging.getLogger(__name__)
+
+SCORE_TASK = "forecast.tasks.market_score"
+# A settlement normally starts within seconds; after this long its message is presumed lost.
+STUCK_AFTER = timedelta(minutes=2)
 
 
 @shared_task(name="markets.tasks.markets_close_due")
@@ -19,7 +25,42 @@ def markets_close_due() -> int:
 
 @shared_task(name="markets.tasks.ledger_reconcile")
 def ledger_reconcile() -> int:
-    violations = services.markets_reconcile()
-    for violation in violations:
-        logger.error("LEDGER INVARIANT VIOLATED: %s", violation)
-    return len(violations)
+    return services.reconciliation_run().violation_count
+
+
+@shared_task(
+    name="markets.tasks.market_settle",
+    # Acknowledged only once the settlement committed: a worker killed mid-task leaves the message to
+    # be redelivered (and the sweeper below re-enqueues it in any case).
+    acks_late=True,
+    reject_on_worker_lost=True,
+    # A deadlock or a dropped connection rolls the whole settlement back; trying again is safe.
+    autoretry_for=(OperationalError,),
+    retry_backoff=True,
+    max_retries=10,
+)
+def market_settle(market_id: int) -> bool:
+    result = services.market_settle(market_id=market_id)
+    if result is None:
+        return False
+    logger.info(
+        "settled market %s: resolution %s, %d payouts, paid %s, released %s",
+        market_id,
+        result.resolution_id,
+        result.payout_count,
+        result.paid_total,
+        result.released_total,
+    )
+    # By name, so markets never imports forecast (imports flow forecast -> markets).
+    current_app.send_task(SCORE_TASK, args=[market_id])
+    return True
+
+
+@shared_task(name="markets.tasks.settlements_sweep")
+def settlements_sweep() -> int:
+    """Re-enqueues settlements stuck in `resolving` (lost message, killed worker, Redis restart)."""
+    market_ids = services.markets_stuck_in_resolving(older_than=STUCK_AFTER)
+    for market_id in market_ids:
+        logger.warning("market %s is stuck in resolving; re-enqueuing its settlement", market_id)
+        market_settle.delay(market_id)
+    return len(market_ids)

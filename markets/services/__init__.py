@@ -1,18 +1,26 @@
 """Writes of the markets app. Import services from here: `from markets.services import trade_execute`."""
 
 from markets.services.lifecycle import market_close, market_create, market_open, markets_close_due
-from markets.services.reconciliation import markets_reconcile
+from markets.services.reconciliation import markets_reconcile, reconciliation_run
+from markets.services.resolution import market_resolve, settlement_enqueue
+from markets.services.settlement import SettlementResult, market_settle, markets_stuck_in_resolving
 from markets.services.trading import TradeResult, after_trade_commit, request_fingerprint, trade_execute, trade_quote
 
 __all__ = [
+    "SettlementResult",
     "TradeResult",
     "after_trade_commit",
     "market_close",
     "market_create",
     "market_open",
+    "market_resolve",
+    "market_settle",
     "markets_close_due",
     "markets_reconcile",
+    "markets_stuck_in_resolving",
+    "reconciliation_run",
     "request_fingerprint",
+    "settlement_enqueue",
     "trade_execute",
     "trade_quote",
 ]

@@ -1,10 +1,18 @@
 """Reconciliation: every invariant of DESIGN.md, checked with set-based queries."""
 
-from django.db.models import Max, Sum
+import logging
+from datetime import datetime
 
+from django.db.models import CharField, Count, Exists, Max, OuterRef, Q, Sum, Value
+from django.db.models.functions import Cast, Concat
+from django.utils import timezone
+
+from accounts.models import LedgerEntry, LedgerTransaction
 from accounts.money import ZERO
 from accounts.services import Violation, ledger_reconcile
-from markets.models import Market, Outcome, Position
+from markets.models import Market, Outcome, Payout, Position, ReconciliationRun, Resolution
+
+logger = logging.getLogger(__name__)
 
 
 def markets_reconcile() -> list[Violation]:
@@ -27,4 +35,85 @@ def markets_reconcile() -> list[Violation]:
     for slug, escrow, worst in unsettled.values_list("slug", "escrow__balance", "worst_payout"):
         if worst is not None and escrow < worst:
             violations.append(Violation("escrow_covers_worst_payout", slug, f"escrow {escrow} < worst payout {worst}"))
+    violations.extend(_settlement_violations())
     return violations
+
+
+def _settlement_violations() -> list[Violation]:
+    """Settlement invariants: a settled market's escrow is empty, its status matches its current
+    resolution, and every payout was paid exactly once (entries of its settlement transaction)."""
+    violations: list[Violation] = []
+    settled = Market.objects.filter(status__in=[Market.Status.RESOLVED, Market.Status.ANNULLED])
+    for slug, escrow in settled.exclude(escrow__balance=ZERO).values_list("slug", "escrow__balance"):
+        violations.append(Violation("settled_escrow_empty", slug, f"escrow still holds {escrow}"))
+
+    current_counts = settled.annotate(
+        current=Count("resolutions", filter=Q(resolutions__is_current=True, resolutions__state="settled"))
+    )
+    for slug in current_counts.exclude(current=1).values_list("slug", flat=True):
+        violations.append(Violation("settled_market_has_settled_resolution", slug, "no settled current resolution"))
+    mismatched = Resolution.objects.filter(is_current=True, market__in=settled).exclude(
+        Q(market__status=Market.Status.ANNULLED, kind=Resolution.Kind.ANNULLED)
+        | (Q(market__status=Market.Status.RESOLVED) & ~Q(kind=Resolution.Kind.ANNULLED))
+    )
+    for slug, status in mismatched.values_list("market__slug", "market__status"):
+        violations.append(Violation("status_matches_resolution", slug, f"market is {status}"))
+
+    # Each settled (or later reversed) resolution: its payouts sum to what its ledger transaction paid.
+    paid_by_ledger = dict(
+        LedgerEntry.objects.filter(
+            transaction__kind__in=[LedgerTransaction.Kind.PAYOUT, LedgerTransaction.Kind.REFUND],
+            transaction__reference__startswith="settlement:",
+            amount__gt=0,
+        )
+        .values("transaction__reference")
+        .annotate(total=Sum("amount"))
+        .values_list("transaction__reference", "total")
+    )
+    payout_sums = (
+        Payout.objects.values("resolution_id").annotate(total=Sum("amount")).values_list("resolution_id", "total")
+    )
+    recorded = dict(
+        Resolution.objects.filter(state__in=[Resolution.State.SETTLED, Resolution.State.REVERSED]).values_list(
+            "pk", "paid_total"
+        )
+    )
+    for resolution_id, total in payout_sums:
+        ledger_total = paid_by_ledger.get(f"settlement:{resolution_id}", ZERO)
+        if total != ledger_total or recorded.get(resolution_id, ZERO) != total:
+            violations.append(
+                Violation(
+                    "payout_paid_once",
+                    f"resolution {resolution_id}",
+                    f"payout rows sum to {total}, ledger paid {ledger_total}, recorded {recorded.get(resolution_id)}",
+                )
+            )
+    unpaid = Resolution.objects.filter(state__in=[Resolution.State.PENDING, Resolution.State.SUPERSEDED]).filter(
+        payout_rows__isnull=False
+    )
+    for resolution_id in unpaid.values_list("pk", flat=True).distinct():
+        violations.append(Violation("payout_paid_once", f"resolution {resolution_id}", "payouts of an unsettled one"))
+    reversal_posted = LedgerTransaction.objects.filter(
+        kind=LedgerTransaction.Kind.REVERSAL,
+        reference=Concat(Value("reversal:"), Cast(OuterRef("pk"), CharField())),
+    )
+    reversed_without_entries = Resolution.objects.filter(state=Resolution.State.REVERSED).exclude(
+        Q(paid_total=ZERO, released_total=ZERO) | Exists(reversal_posted)
+    )
+    for resolution_id in reversed_without_entries.values_list("pk", flat=True):
+        violations.append(Violation("reversal_posted", f"resolution {resolution_id}", "reversed with no reversal"))
+    return violations
+
+
+def reconciliation_run(*, now: datetime | None = None) -> ReconciliationRun:
+    """Runs every check, logs each violation loudly and keeps the run for staff (the admin lists them)."""
+    started_at = now or timezone.now()
+    violations = markets_reconcile()
+    for violation in violations:
+        logger.error("LEDGER INVARIANT VIOLATED: %s", violation)
+    return ReconciliationRun.objects.create(
+        started_at=started_at,
+        finished_at=timezone.now(),
+        violation_count=len(violations),
+        violations=[str(violation) for violation in violations],
+    )

@@ -1,0 +1,297 @@
+"""Settlement: pays a market's current resolution out of its escrow, exactly once.
+
+Everything happens in one database transaction under the market's row lock, with set-based SQL:
+the payouts are computed by one INSERT ... SELECT, the ledger entries by INSERT ... SELECT, and the
+cached balances move with one UPDATE ... FROM. No position is ever loaded into Python, so a market
+with 100,000 positions settles in seconds with flat memory.
+
+Money flow of one settlement (each a balanced ledger transaction, referenced so it can post once):
+- `reversal:<old resolution>` (re-resolution only): every wallet gives back what the old settlement paid
+  it, the house gives back the escrow remainder it received; the escrow is as it was before.
+- `settlement:<resolution>`: the escrow pays each trader (kind payout, or refund when annulled).
+- `release:<resolution>`: what is left in the escrow goes to the house. The house may also *pay in* here
+  (a negative release) when an annulment refunds more than the escrow holds; see `market_resolve`.
+
+A wallet that spent a payout which a re-resolution takes back cannot go below zero: the part it can no
+longer give back is written off to the house inside the reversal transaction (logged loudly).
+"""
+
+import logging
+import os
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from decimal import Decimal
+
+from django.db import connection, transaction
+from django.utils import timezone
+
+from accounts.models import Account, LedgerEntry, LedgerTransaction
+from accounts.money import ZERO
+from accounts.services import system_account
+from markets.models import Market, Outcome, Payout, Position, Resolution
+
+logger = logging.getLogger(__name__)
+
+# Table names are the models' own, never input: the f-strings below build no SQL from user data.
+ACCOUNT = Account._meta.db_table
+ENTRY = LedgerEntry._meta.db_table
+PAYOUT = Payout._meta.db_table
+POSITION = Position._meta.db_table
+
+# A test hook: seconds to hold the transaction open mid-settlement so a test can kill the worker there.
+PAUSE_ENV = "FORECASTLE_SETTLEMENT_PAUSE"
+
+
+@dataclass(frozen=True)
+class SettlementResult:
+    resolution_id: int
+    payout_count: int
+    paid_total: Decimal
+    released_total: Decimal
+    reversed_resolution_id: int | None
+    written_off: Decimal
+
+
+def _scalar(sql: str, params: dict[str, object]) -> object:
+    with connection.cursor() as cursor:
+        cursor.execute(sql, params)
+        row = cursor.fetchone()
+    return row[0] if row else None
+
+
+def _execute(sql: str, params: dict[str, object]) -> int:
+    with connection.cursor() as cursor:
+        cursor.execute(sql, params)
+        return cursor.rowcount
+
+
+def _lock_accounts(*, market: Market, house_id: int) -> None:
+    """Locks every account this settlement may touch, in id order, so two settlements sharing
+    traders cannot deadlock (trades take at most one wallet after the market, so they cannot either)."""
+    _scalar(
+        f"""SELECT count(*) FROM (
+              SELECT a.id FROM {ACCOUNT} a
+              WHERE a.user_id IN (SELECT DISTINCT user_id FROM {POSITION} WHERE market_id = %(market)s)
+                 OR a.id IN (%(escrow)s, %(house)s)
+              ORDER BY a.id FOR UPDATE
+            ) locked""",  # noqa: S608
+        {"market": market.pk, "escrow": market.escrow_id, "house": house_id},
+    )
+
+
+def _insert_payouts(*, market: Market, resolution: Resolution, now: datetime) -> tuple[int, Decimal]:
+    """One payout row per trader of the market (zero for a loser); rounded down, the house's favour."""
+    params: dict[str, object] = {"resolution": resolution.pk, "market": market.pk, "now": now}
+    if resolution.kind == Resolution.Kind.ANNULLED:
+        # Back what they paid in net of what they took out; a trader in profit keeps it and gets nothing.
+        amount_sql = "GREATEST(SUM(p.net_cost), 0)"
+        source = f"{POSITION} p"
+    else:
+        outcome_ids = list(Outcome.objects.filter(market=market).order_by("index").values_list("pk", flat=True))
+        params["outcomes"] = outcome_ids
+        params["per_share"] = [str(value) for value in resolution.payouts or []]
+        amount_sql = "TRUNC(SUM(p.shares * v.per_share), 6)"
+        source = (
+            f"{POSITION} p JOIN unnest(%(outcomes)s::bigint[], %(per_share)s::numeric[]) AS v(outcome_id, per_share)"
+            " ON v.outcome_id = p.outcome_id"
+        )
+    with connection.cursor() as cursor:
+        cursor.execute(
+            f"""WITH inserted AS (
+                  INSERT INTO {PAYOUT} (resolution_id, market_id, user_id, amount, created_at)
+                  SELECT %(resolution)s, %(market)s, p.user_id, {amount_sql}, %(now)s
+                  FROM {source}
+                  WHERE p.market_id = %(market)s
+                  GROUP BY p.user_id
+                  RETURNING amount
+                )
+                SELECT count(*), COALESCE(SUM(amount), 0) FROM inserted""",  # noqa: S608
+            params,
+        )
+        count, total = cursor.fetchone()
+    return int(count), Decimal(total)
+
+
+def _post_wallet_entries(*, transaction_id: int, resolution_id: int, sign: int) -> None:
+    """One entry per paid trader: +payout into the wallet (sign 1) or -payout out of it (sign -1)."""
+    _execute(
+        f"""INSERT INTO {ENTRY} (transaction_id, account_id, amount)
+            SELECT %(tx)s, a.id, %(sign)s * po.amount
+            FROM {PAYOUT} po JOIN {ACCOUNT} a ON a.user_id = po.user_id AND a.kind = 'wallet'
+            WHERE po.resolution_id = %(resolution)s AND po.amount > 0""",  # noqa: S608
+        {"tx": transaction_id, "resolution": resolution_id, "sign": sign},
+    )
+
+
+def _new_transaction(*, kind: LedgerTransaction.Kind, reference: str, memo: str) -> LedgerTransaction:
+    return LedgerTransaction.objects.create(kind=kind, reference=reference, memo=memo[:255])
+
+
+def _reverse(*, market: Market, previous: Resolution, house: Account) -> LedgerTransaction | None:
+    """Compensating entries for an earlier settlement: the books as if it had never been paid."""
+    restored = previous.paid_total + previous.released_total
+    if previous.paid_total == ZERO and previous.released_total == ZERO:
+        return None
+    reversal = _new_transaction(
+        kind=LedgerTransaction.Kind.REVERSAL,
+        reference=f"reversal:{previous.pk}",
+        memo=f"Reversal of the settlement of {market.slug} (resolution {previous.pk})",
+    )
+    _post_wallet_entries(transaction_id=reversal.pk, resolution_id=previous.pk, sign=-1)
+    entries = [(market.escrow_id, restored), (house.pk, -previous.released_total)]
+    LedgerEntry.objects.bulk_create(
+        LedgerEntry(transaction=reversal, account_id=account_id, amount=amount)
+        for account_id, amount in entries
+        if amount != ZERO
+    )
+    return reversal
+
+
+def _write_off_shortfalls(*, reversal: LedgerTransaction, transaction_ids: list[int], house: Account) -> Decimal:
+    """Wallets that would end below zero (they spent a payout now taken back) keep zero; the house
+    absorbs the rest. Balances were locked by _lock_accounts, so this read is stable."""
+    written_off = _scalar(
+        f"""WITH delta AS (
+              SELECT account_id, SUM(amount) AS amount FROM {ENTRY}
+              WHERE transaction_id = ANY(%(txs)s) GROUP BY account_id
+            ), inserted AS (
+              INSERT INTO {ENTRY} (transaction_id, account_id, amount)
+              SELECT %(reversal)s, a.id, -(a.balance + delta.amount)
+              FROM delta JOIN {ACCOUNT} a ON a.id = delta.account_id
+              WHERE a.kind = 'wallet' AND a.balance + delta.amount < 0
+              RETURNING amount
+            )
+            SELECT COALESCE(SUM(amount), 0) FROM inserted""",  # noqa: S608
+        {"txs": transaction_ids, "reversal": reversal.pk},
+    )
+    total = Decimal(str(written_off))
+    if total > ZERO:
+        LedgerEntry.objects.create(transaction=reversal, account=house, amount=-total)
+        logger.error("re-resolution: wallets had spent %s of a reversed payout; written off to the house", total)
+    return total
+
+
+def _apply_balances(*, transaction_ids: list[int]) -> None:
+    """Moves every cached balance by the sum of its new entries: one UPDATE for the whole market."""
+    _execute(
+        f"""UPDATE {ACCOUNT} a SET balance = a.balance + delta.amount
+            FROM (SELECT account_id, SUM(amount) AS amount FROM {ENTRY}
+                  WHERE transaction_id = ANY(%(txs)s) GROUP BY account_id) delta
+            WHERE a.id = delta.account_id""",  # noqa: S608
+        {"txs": transaction_ids},
+    )
+
+
+def _pause_for_tests() -> None:
+    pause = float(os.environ.get(PAUSE_ENV, "0") or 0)
+    if pause > 0:
+        logger.warning("settlement pausing %.1fs (%s is set)", pause, PAUSE_ENV)
+        _scalar("SELECT pg_sleep(%(pause)s)", {"pause": pause})
+
+
+def market_settle(*, market_id: int, now: datetime | None = None) -> SettlementResult | None:
+    """Settles the market's current resolution; None when there is nothing (left) to settle.
+
+    Safe to run twice or at once: the market row lock serialises runs, and the resolution's state in
+    PostgreSQL says whether it was already paid (UNIQUE payout and ledger references back that up).
+    """
+    now = now or timezone.now()
+    house = system_account(kind=Account.Kind.HOUSE)
+    with transaction.atomic():
+        market = Market.objects.select_for_update().filter(pk=market_id).first()
+        if market is None or market.status != Market.Status.RESOLVING:
+            return None
+        resolution = Resolution.objects.filter(market=market, is_current=True).first()
+        if resolution is None or resolution.state != Resolution.State.PENDING:
+            return None
+        _lock_accounts(market=market, house_id=house.pk)
+        escrow_balance = Account.objects.values_list("balance", flat=True).get(pk=market.escrow_id)
+
+        Resolution.objects.filter(market=market, state=Resolution.State.PENDING, is_current=False).update(
+            state=Resolution.State.SUPERSEDED
+        )
+        previous = (
+            Resolution.objects.filter(market=market, state=Resolution.State.SETTLED).exclude(pk=resolution.pk).first()
+        )
+        transaction_ids: list[int] = []
+        reversal = None
+        if previous is not None:
+            reversal = _reverse(market=market, previous=previous, house=house)
+            escrow_balance += previous.paid_total + previous.released_total
+            if reversal is not None:
+                transaction_ids.append(reversal.pk)
+
+        payout_count, paid_total = _insert_payouts(market=market, resolution=resolution, now=now)
+        _pause_for_tests()
+        if paid_total > ZERO:
+            annulled = resolution.kind == Resolution.Kind.ANNULLED
+            payment = _new_transaction(
+                kind=LedgerTransaction.Kind.REFUND if annulled else LedgerTransaction.Kind.PAYOUT,
+                reference=f"settlement:{resolution.pk}",
+                memo=f"{'Refunds' if annulled else 'Payouts'} for {market.slug} (resolution {resolution.pk})",
+            )
+            _post_wallet_entries(transaction_id=payment.pk, resolution_id=resolution.pk, sign=1)
+            LedgerEntry.objects.create(transaction=payment, account_id=market.escrow_id, amount=-paid_total)
+            transaction_ids.append(payment.pk)
+
+        released_total = escrow_balance - paid_total
+        if released_total != ZERO:
+            release = _new_transaction(
+                kind=LedgerTransaction.Kind.ESCROW_RELEASE,
+                reference=f"release:{resolution.pk}",
+                memo=f"Escrow remainder of {market.slug} (resolution {resolution.pk})",
+            )
+            LedgerEntry.objects.bulk_create(
+                [
+                    LedgerEntry(transaction=release, account_id=market.escrow_id, amount=-released_total),
+                    LedgerEntry(transaction=release, account=house, amount=released_total),
+                ]
+            )
+            transaction_ids.append(release.pk)
+            if released_total < ZERO:
+                logger.warning("house paid %s into the escrow of %s to cover refunds", -released_total, market.slug)
+
+        written_off = ZERO
+        if reversal is not None:
+            written_off = _write_off_shortfalls(reversal=reversal, transaction_ids=transaction_ids, house=house)
+        if transaction_ids:
+            _apply_balances(transaction_ids=transaction_ids)
+
+        if previous is not None:
+            previous.state = Resolution.State.REVERSED
+            previous.reversed_at = now
+            previous.save(update_fields=["state", "reversed_at"])
+        resolution.state = Resolution.State.SETTLED
+        resolution.settled_at = now
+        resolution.paid_total = paid_total
+        resolution.released_total = released_total
+        resolution.save(update_fields=["state", "settled_at", "paid_total", "released_total"])
+        market.status = (
+            Market.Status.ANNULLED if resolution.kind == Resolution.Kind.ANNULLED else Market.Status.RESOLVED
+        )
+        market.resolved_at = now
+        market.save(update_fields=["status", "resolved_at"])
+    return SettlementResult(
+        resolution_id=resolution.pk,
+        payout_count=payout_count,
+        paid_total=paid_total,
+        released_total=released_total,
+        reversed_resolution_id=previous.pk if previous is not None else None,
+        written_off=written_off,
+    )
+
+
+def markets_stuck_in_resolving(*, older_than: timedelta, now: datetime | None = None) -> list[int]:
+    """Markets whose current resolution has waited longer than `older_than` for its settlement:
+    the message was lost, or the worker died. Settling again is safe, so they are simply re-enqueued."""
+    now = now or timezone.now()
+    return list(
+        Resolution.objects.filter(
+            is_current=True,
+            state=Resolution.State.PENDING,
+            market__status=Market.Status.RESOLVING,
+            created_at__lte=now - older_than,
+        )
+        .order_by("market_id")
+        .values_list("market_id", flat=True)
+    )
