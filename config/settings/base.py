@@ -145,6 +145,8 @@ CELERY_TIMEZONE = "UTC"
 # Every periodic schedule of the project, in one place.
 CELERY_BEAT_SCHEDULE: dict[str, dict[str, object]] = {
     "close-due-markets": {"task": "markets.tasks.markets_close_due", "schedule": 60.0},
+    # Re-enqueues settlements whose message was lost (killed worker, Redis restart); settling is idempotent.
+    "sweep-stuck-settlements": {"task": "markets.tasks.settlements_sweep", "schedule": 60.0},
     "reconcile-ledger": {"task": "markets.tasks.ledger_reconcile", "schedule": crontab(minute=7)},
 }
 
