@@ -1,0 +1,48 @@
+"""Thin Celery tasks: take ids, call a service. Schedules live in config/settings/base.py."""
+
+import logging
+
+from celery import shared_task
+from django.core.cache import cache
+from django.db import OperationalError, transaction
+
+from forecast import services
+
+logger = logging.getLogger(__name__)
+
+# While a rebuild is queued, further requests for one are dropped: a burst of settlements rebuilds once.
+REBUILD_PENDING_KEY = "forecast:leaderboards-rebuild-pending"
+REBUILD_PENDING_SECONDS = 300
+
+
+def leaderboards_rebuild_enqueue() -> None:
+    """Queues one leaderboard rebuild after the current transaction commits, unless one is already queued."""
+
+    def enqueue() -> None:
+        if cache.add(REBUILD_PENDING_KEY, 1, timeout=REBUILD_PENDING_SECONDS):
+            leaderboards_rebuild.delay()
+
+    transaction.on_commit(enqueue)
+
+
+@shared_task(
+    name="forecast.tasks.market_score",
+    acks_late=True,
+    # A deadlock or a dropped connection rolls the whole scoring back; running it again is safe.
+    autoretry_for=(OperationalError,),
+    retry_backoff=True,
+    max_retries=10,
+)
+def market_score(market_id: int) -> int:
+    """Enqueued by settlement: (re)scores the market from its current resolution, then refreshes the boards."""
+    result = services.market_score(market_id=market_id)
+    logger.info("market %d: %d scores written, %d replaced", market_id, result.scored, result.removed)
+    leaderboards_rebuild_enqueue()
+    return result.scored
+
+
+@shared_task(name="forecast.tasks.leaderboards_rebuild", acks_late=True)
+def leaderboards_rebuild() -> int:
+    # Cleared first: a score written while this runs queues a fresh rebuild rather than being missed.
+    cache.delete(REBUILD_PENDING_KEY)
+    return services.leaderboards_rebuild()
