@@ -119,6 +119,8 @@ STORAGES = {
 
 # Money: credits are Decimals with this many places (see accounts/money.py).
 FORECASTLE_SIGNUP_GRANT = Decimal(os.environ.get("FORECASTLE_SIGNUP_GRANT", "1000"))
+# A trader enters the mean-Brier leaderboard after this many scored markets.
+FORECASTLE_BRIER_MIN_MARKETS = int(os.environ.get("FORECASTLE_BRIER_MIN_MARKETS", "3"))
 
 REST_FRAMEWORK = {
     "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
@@ -148,6 +150,8 @@ CELERY_BEAT_SCHEDULE: dict[str, dict[str, object]] = {
     # Re-enqueues settlements whose message was lost (killed worker, Redis restart); settling is idempotent.
     "sweep-stuck-settlements": {"task": "markets.tasks.settlements_sweep", "schedule": 60.0},
     "reconcile-ledger": {"task": "markets.tasks.ledger_reconcile", "schedule": crontab(minute=7)},
+    # Scoring rebuilds the leaderboards; this hourly pass lets markets age out of the 30-day boards.
+    "rebuild-leaderboards": {"task": "forecast.tasks.leaderboards_rebuild", "schedule": crontab(minute=17)},
 }
 
 LOGGING = {
