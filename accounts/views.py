@@ -1,0 +1,71 @@
+"""Website pages of the accounts app: sign-up and API keys (log-in, log-out and password change
+are Django's own views with our templates)."""
+
+from django.contrib import messages
+from django.contrib.auth import login
+from django.contrib.auth.decorators import login_required
+from django.db import IntegrityError
+from django.http import HttpRequest, HttpResponse
+from django.shortcuts import get_object_or_404, redirect, render
+from django.utils.http import url_has_allowed_host_and_scheme
+from django.views.decorators.http import require_http_methods, require_POST
+
+from accounts.errors import DomainError
+from accounts.forms import ApiKeyForm, SignUpForm
+from accounts.models import ApiKey
+from accounts.services import api_key_create, api_key_revoke, user_create
+
+
+def _next_url(request: HttpRequest) -> str:
+    target = request.POST.get("next") or request.GET.get("next") or "/"
+    allowed = url_has_allowed_host_and_scheme(target, allowed_hosts={request.get_host()}, require_https=False)
+    return target if allowed else "/"
+
+
+@require_http_methods(["GET", "POST"])
+def signup_view(request: HttpRequest) -> HttpResponse:
+    if request.user.is_authenticated:
+        return redirect("/")
+    form = SignUpForm(request.POST or None)
+    if request.method == "POST" and form.is_valid():
+        try:
+            user = user_create(
+                username=form.cleaned_data["username"],
+                password=form.cleaned_data["password1"],
+                email=form.cleaned_data["email"],
+            )
+        except IntegrityError:
+            # Two sign-ups raced for the same name; the unique index decided.
+            form.add_error("username", "That username is taken.")
+        else:
+            login(request, user, backend="django.contrib.auth.backends.ModelBackend")
+            messages.success(request, "Welcome to Forecastle! Your account holds your sign-up grant of credits.")
+            return redirect(_next_url(request))
+    status = 422 if form.errors else 200
+    return render(request, "accounts/signup.html", {"form": form, "next": _next_url(request)}, status=status)
+
+
+@login_required
+@require_http_methods(["GET", "POST"])
+def api_keys_view(request: HttpRequest) -> HttpResponse:
+    form = ApiKeyForm(request.POST or None)
+    raw_key = None
+    if request.method == "POST" and form.is_valid():
+        try:
+            _api_key, raw_key = api_key_create(user=request.user, name=form.cleaned_data["name"])
+        except DomainError as error:
+            form.add_error("name" if error.field == "name" else None, error.message)
+        else:
+            form = ApiKeyForm()
+    keys = ApiKey.objects.filter(user_id=request.user.pk).order_by("-created_at")
+    status = 422 if form.errors else 200
+    return render(request, "accounts/api_keys.html", {"form": form, "keys": keys, "raw_key": raw_key}, status=status)
+
+
+@login_required
+@require_POST
+def api_key_revoke_view(request: HttpRequest, key_id: int) -> HttpResponse:
+    api_key = get_object_or_404(ApiKey, pk=key_id, user_id=request.user.pk)
+    api_key_revoke(api_key=api_key)
+    messages.success(request, f"Key “{api_key.name}” revoked; programs using it can no longer sign in.")
+    return redirect("api-keys")

@@ -1,0 +1,174 @@
+"""Website forms of the markets app. They parse input; the services decide and raise domain errors,
+which the views turn into form errors with `add_domain_error`."""
+
+from datetime import timedelta
+from decimal import Decimal
+from typing import Any
+
+from django import forms
+from django.utils import timezone
+from django.utils.text import slugify
+
+from accounts.errors import DomainError
+from markets.models import Market, Outcome, Trade
+
+
+class TradeMode:
+    AMOUNT = "amount"
+    SHARES = "shares"
+    PROBABILITY = "probability"
+    CHOICES = (
+        (AMOUNT, "Amount (credits)"),
+        (SHARES, "Shares"),
+        (PROBABILITY, "My forecast (%)"),
+    )
+
+
+def add_domain_error(form: forms.Form, error: DomainError, field_map: dict[str, str] | None = None) -> None:
+    """Shows a domain error next to the field it names, or above the form when it names none."""
+    field = (field_map or {}).get(error.field or "", error.field)
+    form.add_error(field if field in form.fields else None, error.message)
+
+
+class TradeForm(forms.Form):
+    outcome = forms.ChoiceField(widget=forms.RadioSelect)
+    side = forms.ChoiceField(
+        choices=((Trade.Side.BUY, "Buy"), (Trade.Side.SELL, "Sell")), initial=Trade.Side.BUY, widget=forms.RadioSelect
+    )
+    mode = forms.ChoiceField(choices=TradeMode.CHOICES, initial=TradeMode.AMOUNT, label="Trade by")
+    value = forms.DecimalField(
+        label="Amount",
+        min_value=Decimal("0.000001"),
+        max_digits=16,
+        decimal_places=6,
+        widget=forms.NumberInput(attrs={"step": "any", "inputmode": "decimal", "autocomplete": "off"}),
+    )
+    # The previewed price, sent back as the trade's bound so a price that moved in between is refused.
+    bound = forms.DecimalField(required=False, widget=forms.HiddenInput, max_digits=20, decimal_places=6)
+    quoted_for = forms.CharField(required=False, widget=forms.HiddenInput, max_length=200)
+
+    # Service field names -> this form's fields, so errors land next to the right input.
+    FIELD_MAP = {"amount": "value", "shares": "value", "probability": "value", "max_cost": None, "min_proceeds": None}
+
+    def __init__(self, *args: Any, outcomes: list[Outcome], **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.outcomes = outcomes
+        self.fields["outcome"].choices = [(outcome.code, outcome.label) for outcome in outcomes]
+        if outcomes and not self.is_bound:
+            self.fields["outcome"].initial = outcomes[0].code
+
+    def clean(self) -> dict[str, Any]:
+        cleaned = super().clean() or {}
+        if cleaned.get("mode") == TradeMode.PROBABILITY and cleaned.get("value") is not None:
+            value = cleaned["value"]
+            if not Decimal("0.01") <= value <= Decimal("99.99"):
+                self.add_error("value", "Enter a forecast between 0.01% and 99.99%.")
+        return cleaned
+
+    def trade_request(self, *, market: Market) -> dict[str, Any]:
+        """The arguments of trade_quote / trade_execute for this (valid) form.
+
+        A forecast of X% on a binary market below the current price buys the other side up to
+        100 - X%, which moves this side down to X%: a forecaster need not hold shares to disagree.
+        """
+        data = self.cleaned_data
+        code, side, mode, value = data["outcome"], data["side"], data["mode"], data["value"]
+        request: dict[str, Any] = {"outcome_code": code, "side": side}
+        if mode == TradeMode.PROBABILITY:
+            target = value / 100
+            outcome = next(o for o in self.outcomes if o.code == code)
+            if Decimal(str(outcome.probability)) < target:
+                request["side"] = Trade.Side.BUY
+            elif market.is_binary:
+                other = next(o for o in self.outcomes if o.code != code)
+                request.update(outcome_code=other.code, side=Trade.Side.BUY)
+                target = 1 - target
+            else:
+                request["side"] = Trade.Side.SELL
+            request["probability"] = str(target)
+        else:
+            request[mode] = str(value)
+        return request
+
+    @staticmethod
+    def fingerprint(request: dict[str, Any]) -> str:
+        return "|".join(f"{key}={request[key]}" for key in sorted(request))[:200]
+
+    def bounds(self, request: dict[str, Any]) -> dict[str, Any]:
+        """max_cost / min_proceeds from the preview, if the preview was of this very request."""
+        bound = self.cleaned_data.get("bound")
+        if bound is None or self.cleaned_data.get("quoted_for") != self.fingerprint(request):
+            return {}
+        return {"max_cost": bound} if request["side"] == Trade.Side.BUY else {"min_proceeds": bound}
+
+
+def _default_close() -> str:
+    return (timezone.now() + timedelta(days=30)).strftime("%Y-%m-%dT%H:%M")
+
+
+class MarketCreateForm(forms.Form):
+    question = forms.CharField(max_length=300, widget=forms.TextInput(attrs={"autofocus": True}))
+    slug = forms.SlugField(
+        max_length=120, required=False, help_text="Part of the address. Leave empty to derive it from the question."
+    )
+    kind = forms.ChoiceField(choices=Market.Kind.choices, initial=Market.Kind.BINARY)
+    outcomes = forms.CharField(
+        required=False,
+        widget=forms.Textarea(attrs={"rows": 5}),
+        help_text="Multiple choice only: one option per line.",
+    )
+    initial_probabilities = forms.CharField(
+        required=False,
+        max_length=500,
+        help_text="Optional, in percent, comma-separated, one per outcome (e.g. 30, 70). Default: equal.",
+    )
+    liquidity = forms.DecimalField(
+        initial=Decimal("100"),
+        min_value=Decimal("1"),
+        max_digits=14,
+        decimal_places=4,
+        help_text="LMSR b: higher means prices move less per credit; the house subsidises up to b·ln(n).",
+    )
+    closes_at = forms.DateTimeField(
+        label="Closes at (UTC)",
+        widget=forms.DateTimeInput(attrs={"type": "datetime-local"}, format="%Y-%m-%dT%H:%M"),
+        initial=_default_close,
+    )
+    category = forms.CharField(max_length=50, required=False)
+    description = forms.CharField(required=False, widget=forms.Textarea(attrs={"rows": 4}))
+    resolution_criteria = forms.CharField(required=False, widget=forms.Textarea(attrs={"rows": 4}))
+
+    def clean_slug(self) -> str:
+        return self.cleaned_data.get("slug") or slugify(self.data.get("question", ""))[:120].strip("-")
+
+    def clean_initial_probabilities(self) -> list[Decimal] | None:
+        text = self.cleaned_data.get("initial_probabilities", "").strip()
+        if not text:
+            return None
+        try:
+            return [Decimal(part.strip().rstrip("%")) / 100 for part in text.split(",")]
+        except ArithmeticError:
+            raise forms.ValidationError("Enter percentages separated by commas, e.g. 30, 70.") from None
+
+    def clean(self) -> dict[str, Any]:
+        cleaned = super().clean() or {}
+        labels = [line.strip() for line in cleaned.get("outcomes", "").splitlines() if line.strip()]
+        if cleaned.get("kind") == Market.Kind.MULTIPLE:
+            if len(labels) < 2:
+                self.add_error("outcomes", "List at least two options, one per line.")
+            codes = [
+                slugify(label).upper().replace("-", "_")[:32] or f"OPTION_{i + 1}" for i, label in enumerate(labels)
+            ]
+            if len(set(codes)) != len(codes):
+                codes = [f"O{i + 1}" for i in range(len(labels))]
+            cleaned["outcome_pairs"] = list(zip(codes, labels, strict=True))
+        else:
+            cleaned["outcome_pairs"] = None
+        return cleaned
+
+
+class MarketEditForm(forms.Form):
+    question = forms.CharField(max_length=300)
+    category = forms.CharField(max_length=50, required=False)
+    description = forms.CharField(required=False, widget=forms.Textarea(attrs={"rows": 5}))
+    resolution_criteria = forms.CharField(required=False, widget=forms.Textarea(attrs={"rows": 5}))

@@ -1,0 +1,144 @@
+"""Reads for the markets list: a filtered, sorted page of markets with everything a card shows,
+in a fixed number of queries however many markets the page holds."""
+
+from collections import defaultdict
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+
+from django.core.paginator import Page, Paginator
+from django.db.models import Case, IntegerField, Q, QuerySet, Value, When
+from django.db.models.functions import Trunc
+from django.utils import timezone
+
+from markets.models import Market, Outcome, PricePoint
+
+PAGE_SIZE = 20
+SORTS = {
+    "volume": ("-volume", "-created_at"),
+    "newest": ("-created_at",),
+    "closing": ("closes_at", "-created_at"),
+}
+STATUS_FILTERS: dict[str, tuple[str, ...]] = {
+    "open": (Market.Status.OPEN,),
+    "closed": (Market.Status.CLOSED, Market.Status.RESOLVING),
+    "resolved": (Market.Status.RESOLVED, Market.Status.ANNULLED),
+}
+SPARKLINE_WINDOW = timedelta(days=7)
+CHANGE_WINDOW = timedelta(hours=24)
+LEADING_OPTIONS = 3
+
+
+@dataclass
+class MarketCard:
+    market: Market
+    outcomes: list[Outcome]
+    # The probability shown on the card: YES for a binary market, the leader otherwise.
+    headline: Outcome
+    change_24h: float
+    leading: list[Outcome] = field(default_factory=list)
+    sparkline: list[float] = field(default_factory=list)
+
+
+def market_list(
+    *, search: str = "", category: str = "", status: str = "", sort: str = "volume", include_drafts: bool = False
+) -> QuerySet[Market]:
+    """Markets matching the filters, open ones first, then in the chosen order."""
+    markets = Market.objects.all()
+    if not include_drafts:
+        markets = markets.exclude(status=Market.Status.DRAFT)
+    if search:
+        markets = markets.filter(
+            Q(question__icontains=search) | Q(description__icontains=search) | Q(category__icontains=search)
+        )
+    if category:
+        markets = markets.filter(category__iexact=category)
+    if status in STATUS_FILTERS:
+        markets = markets.filter(status__in=STATUS_FILTERS[status])
+    open_first = Case(When(status=Market.Status.OPEN, then=Value(0)), default=Value(1), output_field=IntegerField())
+    return markets.annotate(open_first=open_first).order_by("open_first", *SORTS.get(sort, SORTS["volume"]), "-id")
+
+
+def market_categories() -> list[str]:
+    return list(
+        Market.objects.exclude(status=Market.Status.DRAFT)
+        .exclude(category="")
+        .order_by("category")
+        .values_list("category", flat=True)
+        .distinct()
+    )
+
+
+def _probabilities_at(market_ids: list[int], moment: datetime) -> dict[int, list[float]]:
+    """Each market's probability vector as it stood at `moment` (its last point at or before it)."""
+    rows = (
+        PricePoint.objects.filter(market_id__in=market_ids, created_at__lte=moment)
+        .order_by("market_id", "-created_at", "-id")
+        .distinct("market_id")
+        .values_list("market_id", "probabilities")
+    )
+    return dict(rows)
+
+
+def _sparklines(market_ids: list[int], since: datetime) -> dict[int, list[list[float]]]:
+    """Hourly closing probability vectors since `since` (PostgreSQL DISTINCT ON keeps the last per hour)."""
+    rows = (
+        PricePoint.objects.filter(market_id__in=market_ids, created_at__gt=since)
+        .annotate(bucket=Trunc("created_at", "hour"))
+        .order_by("market_id", "bucket", "-created_at", "-id")
+        .distinct("market_id", "bucket")
+        .values_list("market_id", "bucket", "probabilities")
+    )
+    series: dict[int, list[list[float]]] = defaultdict(list)
+    for market_id, _bucket, probabilities in rows:
+        series[market_id].append(probabilities)
+    return series
+
+
+def market_cards(markets: list[Market], *, now: datetime | None = None) -> list[MarketCard]:
+    """Cards for a page of markets: three queries for the whole page (outcomes, 24h prices, sparklines)."""
+    now = now or timezone.now()
+    if not markets:
+        return []
+    ids = [market.pk for market in markets]
+    outcomes_by_market: dict[int, list[Outcome]] = defaultdict(list)
+    for outcome in Outcome.objects.filter(market_id__in=ids).order_by("market_id", "index"):
+        outcomes_by_market[outcome.market_id].append(outcome)
+    day_ago = _probabilities_at(ids, now - CHANGE_WINDOW)
+    week_start = _probabilities_at(ids, now - SPARKLINE_WINDOW)
+    recent = _sparklines(ids, now - SPARKLINE_WINDOW)
+
+    cards = []
+    for market in markets:
+        outcomes = outcomes_by_market.get(market.pk, [])
+        if not outcomes:
+            continue
+        headline = outcomes[0] if market.is_binary else max(outcomes, key=lambda outcome: outcome.probability)
+        index = headline.index
+        before = day_ago.get(market.pk) or [outcome.initial_probability for outcome in outcomes]
+        vectors = ([week_start[market.pk]] if market.pk in week_start else []) + recent.get(market.pk, [])
+        line = [vector[index] for vector in vectors if index < len(vector)] + [headline.probability]
+        cards.append(
+            MarketCard(
+                market=market,
+                outcomes=outcomes,
+                headline=headline,
+                change_24h=headline.probability - before[index],
+                leading=sorted(outcomes, key=lambda outcome: -outcome.probability)[:LEADING_OPTIONS],
+                sparkline=line,
+            )
+        )
+    return cards
+
+
+def market_list_page(
+    *,
+    search: str = "",
+    category: str = "",
+    status: str = "",
+    sort: str = "volume",
+    page_number: object = 1,
+    include_drafts: bool = False,
+) -> tuple[Page, list[MarketCard]]:
+    markets = market_list(search=search, category=category, status=status, sort=sort, include_drafts=include_drafts)
+    page = Paginator(markets, PAGE_SIZE).get_page(page_number)
+    return page, market_cards(list(page.object_list))

@@ -1,0 +1,382 @@
+"""The read pages: markets list, market page, live fragment, portfolio, staff create/edit."""
+
+import re
+from datetime import timedelta
+from decimal import Decimal
+from unittest import mock
+
+import pytest
+from django.core.cache import cache
+from django.urls import reverse
+from django.utils import timezone
+
+from markets.models import Market, Resolution
+from markets.services import market_close, market_create, trade_execute
+
+pytestmark = pytest.mark.django_db
+
+
+def make_market(slug="rutte", *, kind="binary", category="Politics", question=None, labels=None, **extra):
+    outcomes = None
+    if kind == Market.Kind.MULTIPLE:
+        labels = labels or ["Rutte", "Kallas", "Rinkevics", "Iohannis", "Other"]
+        outcomes = [(label.upper(), label) for label in labels]
+    return market_create(
+        slug=slug,
+        question=question or f"Will {slug} happen?",
+        kind=kind,
+        liquidity=Decimal("100"),
+        closes_at=timezone.now() + timedelta(days=30),
+        outcomes=outcomes,
+        category=category,
+        description="A description.",
+        resolution_criteria="Resolves YES if it happens.",
+        **extra,
+    )
+
+
+@pytest.fixture(autouse=True)
+def _clear_cache():
+    cache.clear()
+    yield
+    cache.clear()
+
+
+def test_list_shows_markets_with_probability_change_and_volume(client, make_user):
+    market = make_market("rutte", question="Will Mark Rutte be appointed NATO Secretary-General?")
+    trade_execute(user=make_user(), market=market, outcome_code="YES", side="buy", amount="50")
+    make_market("next-sg", kind="multiple", question="Who will be the next NATO Secretary-General?")
+    response = client.get("/")
+    assert response.status_code == 200
+    body = response.content.decode()
+    assert "Will Mark Rutte be appointed NATO Secretary-General?" in body
+    market.refresh_from_db()
+    yes = market.outcomes.get(code="YES")
+    assert f"{yes.probability * 100:.1f}%" in body
+    assert "+" in body and "pts" in body  # the 24h change since opening
+    assert "50.00 cr" in body
+    assert "Kallas" in body  # the leading options of the multiple-choice market
+    assert "<svg class=\"sparkline" in body
+
+
+def test_list_puts_open_markets_first_and_filters(client):
+    closed = make_market("closed-one", question="Closed question?")
+    market_close(market=closed)
+    make_market("open-one", question="Open question?", category="Tech")
+    body = client.get("/").content.decode()
+    assert body.index("Open question?") < body.index("Closed question?")
+
+    assert "Closed question?" not in client.get("/?status=open").content.decode()
+    assert "Open question?" not in client.get("/?status=closed").content.decode()
+    only_tech = client.get("/?category=tech").content.decode()
+    assert "Open question?" in only_tech
+    assert "Closed question?" not in only_tech
+    searched = client.get("/?q=closed").content.decode()
+    assert "Closed question?" in searched
+    assert "Open question?" not in searched
+
+
+def test_list_sorts_and_ignores_bad_parameters(client, make_user):
+    small = make_market("small", question="Small volume?")
+    big = make_market("big", question="Big volume?")
+    user = make_user()
+    trade_execute(user=user, market=big, outcome_code="YES", side="buy", amount="200")
+    trade_execute(user=user, market=small, outcome_code="YES", side="buy", amount="5")
+    body = client.get("/?sort=volume").content.decode()
+    assert body.index("Big volume?") < body.index("Small volume?")
+    body = client.get("/?sort=newest").content.decode()
+    assert body.index("Big volume?") < body.index("Small volume?")
+    response = client.get("/?sort=nonsense&status=weird&page=abc")
+    assert response.status_code == 200
+
+
+def test_list_htmx_returns_only_the_results(client):
+    make_market("rutte")
+    response = client.get("/?q=rutte", HTTP_HX_REQUEST="true")
+    assert response.status_code == 200
+    assert b"<html" not in response.content
+    assert b'id="market-results"' in response.content
+
+
+def test_list_paginates(client):
+    for index in range(23):
+        make_market(f"market-{index}")
+    first = client.get("/").content.decode()
+    assert "Page 1 of 2" in first
+    second = client.get("/?page=2").content.decode()
+    assert second.count('class="market-card') == 3
+
+
+def test_list_query_count_does_not_grow_with_markets(client, make_user, django_assert_max_num_queries):
+    user = make_user()
+    for index in range(3):
+        market = make_market(f"few-{index}", kind="multiple" if index % 2 else "binary")
+        trade_execute(user=user, market=market, outcome_code=market.outcomes.first().code, side="buy", amount="5")
+    client.force_login(user)
+    with django_assert_max_num_queries(10) as few:
+        assert client.get("/").status_code == 200
+    for index in range(15):
+        market = make_market(f"many-{index}", kind="multiple" if index % 2 else "binary")
+        trade_execute(user=user, market=market, outcome_code=market.outcomes.first().code, side="buy", amount="5")
+    with django_assert_max_num_queries(10) as many:
+        assert client.get("/").status_code == 200
+    assert len(many.captured_queries) == len(few.captured_queries)
+
+
+def test_drafts_are_hidden_from_visitors_and_shown_to_staff(client, make_user):
+    make_market("draft-one", question="Draft question?", open_now=False)
+    assert "Draft question?" not in client.get("/").content.decode()
+    assert client.get("/markets/draft-one/").status_code == 404
+    client.force_login(make_user(is_staff=True))
+    assert "Draft question?" in client.get("/").content.decode()
+    assert client.get("/markets/draft-one/").status_code == 200
+
+
+def test_market_page_shows_question_criteria_prices_trades_and_position(client, make_user):
+    market = make_market("rutte", question="Will Mark Rutte be appointed NATO Secretary-General?")
+    user = make_user("alice")
+    trade_execute(user=user, market=market, outcome_code="YES", side="buy", amount="100")
+    client.force_login(user)
+    response = client.get("/markets/rutte/")
+    assert response.status_code == 200
+    body = response.content.decode()
+    assert "Will Mark Rutte be appointed NATO Secretary-General?" in body
+    assert "Resolves YES if it happens." in body
+    assert 'id="price-chart"' in body
+    assert 'class="chart-data"' in body
+    assert "alice" in body  # recent trades
+    assert 'id="my-position"' in body
+    position = user.positions.get()
+    assert f"{position.shares:,.2f}" in body
+    assert "every 4s" in body  # open markets poll their prices
+    assert "Place trade" in body
+
+
+def test_market_page_of_unknown_market_is_404(client):
+    assert client.get("/markets/nope/").status_code == 404
+
+
+def test_market_page_of_closed_market_has_no_trade_form_and_does_not_poll(client):
+    market = make_market("rutte")
+    market_close(market=market)
+    body = client.get("/markets/rutte/").content.decode()
+    assert "closed for trading" in body
+    assert "Place trade" not in body
+    assert "every 4s" not in body
+
+
+def test_market_page_shows_the_resolution(client, make_user):
+    market = make_market("rutte")
+    market_close(market=market)
+    staff = make_user(is_staff=True)
+    Resolution.objects.create(
+        market=market,
+        kind=Resolution.Kind.OUTCOME,
+        outcome=market.outcomes.get(code="YES"),
+        payouts=["1", "0"],
+        reason="He was appointed.",
+        created_by=staff,
+        created_at=timezone.now(),
+    )
+    Market.objects.filter(pk=market.pk).update(status=Market.Status.RESOLVED)
+    body = client.get("/markets/rutte/").content.decode()
+    assert "Resolved: <strong>Yes</strong>" in body
+
+
+def test_market_page_query_count_does_not_grow(client, make_user, django_assert_max_num_queries):
+    market = make_market("rutte")
+    user = make_user()
+    trade_execute(user=user, market=market, outcome_code="YES", side="buy", amount="10")
+    client.force_login(user)
+    with django_assert_max_num_queries(16) as few:
+        assert client.get("/markets/rutte/").status_code == 200
+    for _ in range(10):
+        trade_execute(user=make_user(), market=market, outcome_code="NO", side="buy", amount="3")
+        trade_execute(user=user, market=market, outcome_code="NO", side="buy", amount="1")
+    cache.clear()
+    with django_assert_max_num_queries(16) as many:
+        assert client.get("/markets/rutte/").status_code == 200
+    assert len(many.captured_queries) == len(few.captured_queries)
+
+
+def test_chart_ranges(client, make_user):
+    market = make_market("rutte")
+    trade_execute(user=make_user(), market=market, outcome_code="YES", side="buy", amount="10")
+    for key in ("1d", "1w", "1m", "all", "bogus"):
+        response = client.get(f"/markets/rutte/live/?range={key}")
+        assert response.status_code == 200
+        assert b'"series"' in response.content
+    pressed = re.findall(r'aria-pressed="true"[^>]*>(\w+)<', client.get("/markets/rutte/live/?range=1d").content.decode())
+    assert pressed == ["1D"]
+
+
+def test_live_fragment_is_cached_until_the_next_trade(client, make_user, django_assert_max_num_queries):
+    market = make_market("rutte")
+    client.get("/markets/rutte/live/")
+    with django_assert_max_num_queries(1):
+        response = client.get("/markets/rutte/live/")
+    assert b"50.0%" in response.content
+    trade_execute(user=make_user(), market=market, outcome_code="YES", side="buy", amount="50")
+    market.refresh_from_db()
+    new_price = market.outcomes.get(code="YES").probability
+    assert f"{new_price * 100:.1f}%".encode() in client.get("/markets/rutte/live/").content
+
+
+def test_live_fragment_falls_back_to_the_database_when_the_cache_is_down(client):
+    make_market("rutte")
+    with mock.patch("markets.selectors.market_page.cache") as broken:
+        broken.get.side_effect = ConnectionError("redis is down")
+        response = client.get("/markets/rutte/live/")
+    assert response.status_code == 200
+    assert b"50.0%" in response.content
+
+
+def test_live_fragment_survives_a_failing_cache_write(client):
+    make_market("rutte")
+    with mock.patch("markets.selectors.market_page.cache") as broken:
+        broken.get.return_value = None
+        broken.set.side_effect = ConnectionError("redis is down")
+        assert client.get("/markets/rutte/live/").status_code == 200
+
+
+def test_portfolio_requires_login(client):
+    response = client.get("/portfolio/")
+    assert response.status_code == 302
+    assert response["Location"].startswith("/accounts/login/")
+
+
+def test_portfolio_shows_balance_positions_profit_and_history(client, make_user):
+    user = make_user()
+    market = make_market("rutte", question="Rutte question?")
+    trade_execute(user=user, market=market, outcome_code="YES", side="buy", amount="100")
+    trade_execute(user=user, market=market, outcome_code="YES", side="sell", shares="50")
+    client.force_login(user)
+    response = client.get("/portfolio/")
+    assert response.status_code == 200
+    body = response.content.decode()
+    balance = user.wallet.__class__.objects.get(user=user).balance
+    assert f"{balance:,.2f}" in body
+    assert "Rutte question?" in body
+    assert "Unrealised profit" in body and "Realised profit" in body
+    portfolio = response.context["portfolio"]
+    assert len(portfolio.open_positions) == 1
+    position = portfolio.open_positions[0]
+    # Selling half of what was bought releases about half the cost basis.
+    assert position.cost_basis < Decimal("100") and position.cost_basis > Decimal("40")
+    assert len(response.context["trades"].object_list) == 2
+
+
+def test_portfolio_shows_resolved_markets_with_payout_hook(client, make_user):
+    user = make_user()
+    market = make_market("rutte", question="Resolved question?")
+    trade_execute(user=user, market=market, outcome_code="YES", side="buy", amount="10")
+    Market.objects.filter(pk=market.pk).update(status=Market.Status.RESOLVED)
+    client.force_login(user)
+    response = client.get("/portfolio/")
+    body = response.content.decode()
+    assert "Resolved question?" in body
+    assert "Awaiting settlement" in body
+    assert response.context["portfolio"].open_positions == []
+
+
+def test_portfolio_query_count_does_not_grow_with_positions(client, make_user, django_assert_max_num_queries):
+    user = make_user()
+    client.force_login(user)
+    first = make_market("m-0")
+    trade_execute(user=user, market=first, outcome_code="YES", side="buy", amount="5")
+    with django_assert_max_num_queries(12) as few:
+        assert client.get("/portfolio/").status_code == 200
+    for index in range(1, 12):
+        market = make_market(f"m-{index}")
+        trade_execute(user=user, market=market, outcome_code="YES", side="buy", amount="5")
+        if index % 3 == 0:
+            Market.objects.filter(pk=market.pk).update(status=Market.Status.RESOLVED)
+    Market.objects.filter(pk=first.pk).update(status=Market.Status.RESOLVED)
+    with django_assert_max_num_queries(12) as many:
+        assert client.get("/portfolio/").status_code == 200
+    assert len(many.captured_queries) <= len(few.captured_queries) + 2  # the finished-markets reads
+
+
+def test_staff_creates_a_binary_and_a_multiple_choice_market(client, make_user):
+    client.force_login(make_user(is_staff=True))
+    assert client.get("/markets/new/").status_code == 200
+    closes = (timezone.now() + timedelta(days=10)).strftime("%Y-%m-%dT%H:%M")
+    response = client.post(
+        "/markets/new/",
+        {"question": "Will it rain?", "kind": "binary", "liquidity": "100", "closes_at": closes},
+    )
+    assert response.status_code == 302
+    assert response["Location"] == "/markets/will-it-rain/"
+    assert Market.objects.get(slug="will-it-rain").status == Market.Status.OPEN
+    response = client.post(
+        "/markets/new/",
+        {
+            "question": "Who will be the next NATO Secretary-General?",
+            "slug": "next-sg",
+            "kind": "multiple",
+            "outcomes": "Rutte\nKallas\nOther",
+            "initial_probabilities": "60, 30, 10",
+            "liquidity": "200",
+            "closes_at": closes,
+            "category": "Politics",
+        },
+    )
+    assert response.status_code == 302
+    market = Market.objects.get(slug="next-sg")
+    assert [o.label for o in market.outcomes.all()] == ["Rutte", "Kallas", "Other"]
+    assert round(market.outcomes.get(code="RUTTE").probability, 6) == 0.6
+
+
+@pytest.mark.parametrize(
+    ("data", "message"),
+    [
+        ({"question": "", "kind": "binary"}, "This field is required."),
+        ({"question": "Past?", "kind": "binary", "closes_at": "2001-01-01T00:00"}, "The close time must be in the future."),
+        ({"question": "One option?", "kind": "multiple", "outcomes": "Only"}, "List at least two options"),
+        ({"question": "Bad split?", "kind": "binary", "initial_probabilities": "20, 20"}, "must sum to 1"),
+        ({"question": "Words?", "kind": "binary", "initial_probabilities": "a, b"}, "Enter percentages"),
+    ],
+)
+def test_staff_create_errors_are_shown(client, make_user, data, message):
+    client.force_login(make_user(is_staff=True))
+    payload = {"liquidity": "100", "closes_at": (timezone.now() + timedelta(days=3)).strftime("%Y-%m-%dT%H:%M")}
+    payload.update(data)
+    response = client.post("/markets/new/", payload)
+    assert response.status_code == 422
+    assert message in response.content.decode()
+    assert not Market.objects.exists()
+
+
+def test_duplicate_slug_is_a_form_error(client, make_user):
+    make_market("rutte")
+    client.force_login(make_user(is_staff=True))
+    closes = (timezone.now() + timedelta(days=3)).strftime("%Y-%m-%dT%H:%M")
+    response = client.post(
+        "/markets/new/", {"question": "Again?", "slug": "rutte", "kind": "binary", "liquidity": "100", "closes_at": closes}
+    )
+    assert response.status_code == 422
+    assert "already exists" in response.content.decode()
+
+
+def test_non_staff_cannot_create_or_edit(client, make_user):
+    make_market("rutte")
+    client.force_login(make_user())
+    assert client.get("/markets/new/").status_code == 302
+    assert client.post("/markets/rutte/edit/", {"question": "Hacked?"}).status_code == 302
+    assert Market.objects.get(slug="rutte").question != "Hacked?"
+
+
+def test_staff_edits_text_fields(client, make_user):
+    make_market("rutte")
+    client.force_login(make_user(is_staff=True))
+    assert client.get("/markets/rutte/edit/").status_code == 200
+    response = client.post(
+        "/markets/rutte/edit/",
+        {"question": "Edited?", "description": "New", "resolution_criteria": "New criteria", "category": "X"},
+    )
+    assert response.status_code == 302
+    market = Market.objects.get(slug="rutte")
+    assert (market.question, market.resolution_criteria, market.category) == ("Edited?", "New criteria", "X")
+    response = client.post("/markets/rutte/edit/", {"question": "   "})
+    assert response.status_code == 422
+    assert Market.objects.get(slug="rutte").question == "Edited?"
