@@ -174,3 +174,24 @@ def markets_close_due(*, now: datetime | None = None) -> int:
     return Market.objects.filter(status=Market.Status.OPEN, closes_at__lte=now).update(
         status=Market.Status.CLOSED, closed_at=now
     )
+
+
+EDITABLE_TEXT_FIELDS = ("question", "description", "resolution_criteria", "category")
+
+
+def market_update(*, market: Market, **fields: str) -> Market:
+    """Edits a market's text fields (staff). Prices, outcomes and times are not editable here:
+    changing them under open positions would change what traders bought."""
+    unknown = set(fields) - set(EDITABLE_TEXT_FIELDS)
+    if unknown:
+        raise InvalidInput(f"These fields cannot be edited: {', '.join(sorted(unknown))}.", field=sorted(unknown)[0])
+    changes = {name: str(value).strip() for name, value in fields.items()}
+    if "question" in changes and not 0 < len(changes["question"]) <= 300:
+        raise InvalidInput("Ask a question of 1 to 300 characters.", field="question")
+    if "category" in changes and len(changes["category"]) > 50:
+        raise InvalidInput("A category has at most 50 characters.", field="category")
+    if changes:
+        Market.objects.filter(pk=market.pk).update(**changes)
+        for name, value in changes.items():
+            setattr(market, name, value)
+    return market
