@@ -1,0 +1,35 @@
+"""API key authentication for DRF: `Authorization: Token <key>`.
+
+Keys are stored hashed (accounts.services.api_key_authenticate); a revoked key or an inactive
+user is refused with 401, like an unknown key.
+"""
+
+from rest_framework import exceptions
+from rest_framework.authentication import BaseAuthentication, get_authorization_header
+from rest_framework.request import Request
+
+from accounts.models import User
+from accounts.services import API_KEY_PREFIX_LENGTH, api_key_authenticate
+
+KEYWORD = "Token"
+
+
+class ApiKeyAuthentication(BaseAuthentication):
+    def authenticate(self, request: Request) -> tuple[User, str] | None:
+        header = get_authorization_header(request).split()
+        if not header or header[0].lower() != KEYWORD.lower().encode():
+            return None
+        if len(header) != 2:
+            raise exceptions.AuthenticationFailed("Send the header as 'Authorization: Token <key>'.")
+        try:
+            raw_key = header[1].decode()
+        except UnicodeError:
+            raise exceptions.AuthenticationFailed("The API key is not valid.") from None
+        user = api_key_authenticate(raw_key=raw_key)
+        if user is None:
+            raise exceptions.AuthenticationFailed("The API key is unknown or revoked.")
+        # request.auth is the key's public prefix: enough for the trade throttle to count per key.
+        return user, raw_key[: API_KEY_PREFIX_LENGTH + 3]
+
+    def authenticate_header(self, request: Request) -> str:
+        return KEYWORD

@@ -1,0 +1,274 @@
+"""What every REST endpoint shares: the one error shape, throttles, pagination and the schema class.
+
+Every error leaves the API as {"error": {"code", "message", "fields"}} with its HTTP status, whether it
+came from the domain (accounts.errors.DomainError), from DRF (validation, authentication, throttling),
+or from Django's own 404/500 handlers for paths under /api/.
+"""
+
+import hashlib
+import json
+import logging
+import math
+from collections.abc import Callable, Mapping, Sequence
+from datetime import datetime
+from typing import TYPE_CHECKING, Any
+
+from django.core.exceptions import PermissionDenied as DjangoPermissionDenied
+from django.http import Http404, HttpRequest, HttpResponse, JsonResponse
+from django.utils.http import http_date, parse_http_date_safe
+from django.views import defaults
+from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, inline_serializer
+from redis.exceptions import RedisError
+from rest_framework import exceptions, serializers, status
+from rest_framework.pagination import CursorPagination
+from rest_framework.request import Request
+from rest_framework.response import Response
+from rest_framework.settings import api_settings
+from rest_framework.throttling import SimpleRateThrottle
+from rest_framework.utils.encoders import JSONEncoder
+
+from accounts.errors import DomainError
+
+if TYPE_CHECKING:
+    # Only for annotations: importing DRF's views here would be circular (they load these throttles).
+    from rest_framework.views import APIView
+
+logger = logging.getLogger(__name__)
+
+API_PREFIX = "/api/"
+
+
+def error_body(code: str, message: str, fields: Mapping[str, Sequence[str]] | None = None) -> dict[str, Any]:
+    return {"error": {"code": code, "message": message, "fields": dict(fields or {})}}
+
+
+def _flatten(detail: Any, prefix: str = "") -> dict[str, list[str]]:
+    """DRF validation details (nested dicts and lists) as {"field" or "parent.field": [messages]}."""
+    if isinstance(detail, Mapping):
+        fields: dict[str, list[str]] = {}
+        for name, value in detail.items():
+            key = f"{prefix}.{name}" if prefix else str(name)
+            fields.update(_flatten(value, key))
+        return fields
+    if isinstance(detail, list | tuple):
+        if all(not isinstance(item, Mapping | list | tuple) for item in detail):
+            return {prefix or api_settings.NON_FIELD_ERRORS_KEY: [str(item) for item in detail]}
+        fields = {}
+        for index, item in enumerate(detail):
+            fields.update(_flatten(item, f"{prefix}.{index}" if prefix else str(index)))
+        return fields
+    return {prefix or api_settings.NON_FIELD_ERRORS_KEY: [str(detail)]}
+
+
+def api_exception_handler(exc: Exception, context: Mapping[str, Any]) -> Response:
+    """REST_FRAMEWORK EXCEPTION_HANDLER: every exception an API view raises becomes the one error shape."""
+    if isinstance(exc, DomainError):
+        return Response(error_body(exc.code, exc.message, exc.fields), status=exc.http_status)
+    if isinstance(exc, Http404):
+        exc = exceptions.NotFound()
+    elif isinstance(exc, DjangoPermissionDenied):
+        exc = exceptions.PermissionDenied()
+    if not isinstance(exc, exceptions.APIException):
+        # A bug, not an input: log it with its traceback and still answer in the API's shape.
+        logger.exception("Unhandled error in API view %s", context.get("view"), exc_info=exc)
+        return Response(
+            error_body("server_error", "Something went wrong on our side."),
+            status=status.HTTP_500_INTERNAL_SERVER_ERROR,
+        )
+
+    headers: dict[str, str] = {}
+    if auth_header := getattr(exc, "auth_header", None):
+        headers["WWW-Authenticate"] = auth_header
+    if (wait := getattr(exc, "wait", None)) is not None:
+        headers["Retry-After"] = str(max(1, math.ceil(wait)))
+    if isinstance(exc, exceptions.ValidationError):
+        fields = _flatten(exc.detail)
+        first = next(iter(fields.values()), ["Invalid input."])[0]
+        body = error_body("invalid", first if len(fields) == 1 else "Check the fields listed.", fields)
+    else:
+        codes = exc.get_codes()
+        code = codes if isinstance(codes, str) else exc.default_code
+        body = error_body(str(code), str(exc.detail))
+    return Response(body, status=exc.status_code, headers=headers)
+
+
+def page_not_found(request: HttpRequest, exception: Exception) -> HttpResponse:
+    """handler404: JSON under /api/, Django's page elsewhere."""
+    if request.path.startswith(API_PREFIX):
+        return JsonResponse(error_body("not_found", "Not found."), status=404)
+    return defaults.page_not_found(request, exception)
+
+
+def server_error(request: HttpRequest) -> HttpResponse:
+    """handler500: JSON under /api/, Django's page elsewhere."""
+    if request.path.startswith(API_PREFIX):
+        return JsonResponse(error_body("server_error", "Something went wrong on our side."), status=500)
+    return defaults.server_error(request)
+
+
+class ErrorDetailSerializer(serializers.Serializer):
+    # Declared in get_fields: a class attribute named `fields` would hide Serializer.fields.
+    def get_fields(self) -> dict[str, serializers.Field]:
+        return {
+            "code": serializers.CharField(help_text="Stable machine-readable code, e.g. insufficient_funds."),
+            "message": serializers.CharField(help_text="A sentence for people."),
+            "fields": serializers.DictField(
+                child=serializers.ListField(child=serializers.CharField()),
+                help_text="Messages per input field (empty when the error is not about one field).",
+            ),
+        }
+
+
+class ErrorSerializer(serializers.Serializer):
+    error = ErrorDetailSerializer()
+
+
+class FailOpenThrottle(SimpleRateThrottle):
+    """A rate limit kept in the Django cache (Redis). Rates are read from REST_FRAMEWORK at each
+    request, so settings overrides apply. If Redis cannot be reached the request is let through:
+    losing the limit for a while is better than refusing every request."""
+
+    scope: str
+
+    def get_rate(self) -> str | None:
+        rate = api_settings.DEFAULT_THROTTLE_RATES.get(self.scope)
+        return str(rate) if rate else None
+
+    def allow_request(self, request: Request, view: "APIView") -> bool:
+        try:
+            return super().allow_request(request, view)
+        except (RedisError, OSError):
+            logger.warning("Throttle %s skipped: the cache is unreachable", self.scope)
+            return True
+
+
+class AnonReadThrottle(FailOpenThrottle):
+    """Anonymous requests, per client IP."""
+
+    scope = "anon_read"
+
+    def get_cache_key(self, request: Request, view: "APIView") -> str | None:
+        if request.user and request.user.is_authenticated:
+            return None
+        return self.cache_format % {"scope": self.scope, "ident": self.get_ident(request)}
+
+
+class UserReadThrottle(FailOpenThrottle):
+    """Authenticated requests, per user."""
+
+    scope = "user_read"
+
+    def get_cache_key(self, request: Request, view: "APIView") -> str | None:
+        if not (request.user and request.user.is_authenticated):
+            return None
+        return self.cache_format % {"scope": self.scope, "ident": request.user.pk}
+
+
+class TradeThrottle(FailOpenThrottle):
+    """Trades, per API key (or per user for the website session)."""
+
+    scope = "trade"
+
+    def get_cache_key(self, request: Request, view: "APIView") -> str | None:
+        if not (request.user and request.user.is_authenticated):
+            return None
+        # request.auth is the API key's prefix (accounts.authentication), None for a session.
+        key_prefix = request.auth if isinstance(request.auth, str) else ""
+        ident = f"user{request.user.pk}-key{key_prefix}" if key_prefix else f"user{request.user.pk}"
+        return self.cache_format % {"scope": self.scope, "ident": ident}
+
+
+class TokenThrottle(FailOpenThrottle):
+    """Key creation from a password, per client IP: slows down password guessing."""
+
+    scope = "auth_token"
+
+    def get_cache_key(self, request: Request, view: "APIView") -> str | None:
+        return self.cache_format % {"scope": self.scope, "ident": self.get_ident(request)}
+
+
+class ApiCursorPagination(CursorPagination):
+    """Stable pages under concurrent inserts. The view sets `ordering` (a unique tail such as -id last)."""
+
+    page_size = 20
+    page_size_query_param = "page_size"
+    max_page_size = 100
+    ordering: Any = ("-id",)
+
+
+def paginated_response(
+    *,
+    queryset: Any,
+    serializer_class: type[serializers.Serializer],
+    request: Request,
+    view: "APIView",
+    ordering: Sequence[str],
+    transform: Callable[[Any], Any] | None = None,
+) -> dict[str, Any]:
+    """One page of `queryset` rendered with `serializer_class`: {"next", "previous", "results"}.
+    `transform` turns each row into what the serializer reads (e.g. a selector's plain dict)."""
+    paginator = ApiCursorPagination()
+    paginator.ordering = tuple(ordering)
+    page = paginator.paginate_queryset(queryset, request, view=view) or []
+    rows = [transform(row) for row in page] if transform else page
+    results = serializer_class(rows, many=True).data
+    return {"next": paginator.get_next_link(), "previous": paginator.get_previous_link(), "results": results}
+
+
+def paginated_schema(name: str, item: serializers.Serializer) -> serializers.Serializer:
+    return inline_serializer(
+        name=name,
+        fields={
+            "next": serializers.URLField(allow_null=True, help_text="The next page, or null on the last."),
+            "previous": serializers.URLField(allow_null=True, help_text="The previous page, or null on the first."),
+            "results": item,
+        },
+    )
+
+
+PAGINATION_PARAMETERS_HELP = "Pages are cursors: follow `next` and `previous`; `page_size` is 1 to 100 (default 20)."
+
+
+def conditional_response(request: Request, data: Any, *, last_modified: datetime | None = None) -> Response:
+    """A 200 with ETag (a hash of the body) and Last-Modified, or a bodiless 304 when the client's
+    If-None-Match (or, without it, If-Modified-Since) shows it already has this representation."""
+    etag = '"' + hashlib.sha256(json.dumps(data, cls=JSONEncoder, sort_keys=True).encode()).hexdigest()[:32] + '"'
+    headers = {"ETag": etag, "Cache-Control": "no-cache"}
+    if last_modified is not None:
+        headers["Last-Modified"] = http_date(math.floor(last_modified.timestamp()))
+    if_none_match = request.headers.get("If-None-Match")
+    if if_none_match is not None:
+        tags = {tag.strip().removeprefix("W/") for tag in if_none_match.split(",")}
+        if etag in tags or "*" in tags:
+            return Response(status=status.HTTP_304_NOT_MODIFIED, headers=headers)
+    elif last_modified is not None:
+        since = parse_http_date_safe(request.headers.get("If-Modified-Since", ""))
+        if since is not None and math.floor(last_modified.timestamp()) <= since:
+            return Response(status=status.HTTP_304_NOT_MODIFIED, headers=headers)
+    return Response(data, headers=headers)
+
+
+CONDITIONAL_PARAMETERS = [
+    OpenApiParameter(
+        "If-None-Match",
+        str,
+        OpenApiParameter.HEADER,
+        required=False,
+        description="An ETag from an earlier response: 304 Not Modified if it still matches.",
+    ),
+    OpenApiParameter(
+        "ETag",
+        str,
+        OpenApiParameter.HEADER,
+        response=[200, 304],
+        description="Version of this representation; send it back in If-None-Match to revalidate.",
+    ),
+    OpenApiParameter(
+        "Last-Modified",
+        str,
+        OpenApiParameter.HEADER,
+        response=[200],
+        description="When the prices shown last changed (HTTP date).",
+    ),
+]
+NOT_MODIFIED = OpenApiResponse(description="Not modified: your copy (If-None-Match) is current.")

@@ -1,0 +1,74 @@
+"""OpenAPI schema pieces: the common error responses of every operation and the API key scheme.
+
+Kept apart from config.api because DRF's views import config.api (throttles) while drf-spectacular's
+schema module imports DRF's views.
+"""
+
+from typing import Any
+
+from drf_spectacular.extensions import OpenApiAuthenticationExtension
+from drf_spectacular.openapi import AutoSchema
+
+from config.api import ErrorSerializer
+
+# Errors every operation can answer with; the views declare their success responses and specific errors.
+COMMON_ERRORS = {
+    "400": "The input is invalid (see fields).",
+    "401": "The API key is missing, unknown or revoked.",
+    "403": "Not allowed (e.g. a session request without its CSRF token).",
+    "404": "Not found.",
+    "405": "Method not allowed.",
+    "406": "Only application/json is served.",
+    "429": "Too many requests: retry after Retry-After seconds.",
+}
+WRITE_ERRORS = {
+    "409": "Conflict: the price moved past your bound, or the Idempotency-Key was used for another request.",
+    "415": "Send application/json.",
+    "422": "A business rule refused it (insufficient funds or shares, market closed).",
+}
+
+
+class ForecastleAutoSchema(AutoSchema):
+    """Adds the common error responses (in the one error shape) to every operation."""
+
+    def get_serializer_name(self, serializer: Any, direction: Any) -> str:
+        # One API class per operation nests InputSerializer/OutputSerializer: name components after the API.
+        return _nested_name(type(serializer)) or super().get_serializer_name(serializer, direction)
+
+    def _get_response_bodies(self, direction: Any = "response") -> dict[str, Any]:
+        responses = super()._get_response_bodies(direction)
+        errors = dict(COMMON_ERRORS)
+        if self.method in ("POST", "PUT", "PATCH", "DELETE"):
+            errors.update(WRITE_ERRORS)
+        for code, description in errors.items():
+            if code not in responses:
+                response = self._get_response_for_code(ErrorSerializer, code, direction=direction)
+                response["description"] = description
+                if code == "429":
+                    response["headers"] = {
+                        "Retry-After": {"schema": {"type": "integer"}, "description": "Seconds to wait."}
+                    }
+                responses[code] = response
+        return responses
+
+
+class ApiKeyAuthenticationScheme(OpenApiAuthenticationExtension):
+    target_class = "accounts.authentication.ApiKeyAuthentication"
+    name = "apiKey"
+
+    def get_security_definition(self, auto_schema: Any) -> dict[str, str]:
+        return {
+            "type": "apiKey",
+            "in": "header",
+            "name": "Authorization",
+            "description": "`Token <key>`; get a key from POST /api/v1/auth/token/.",
+        }
+
+
+def _nested_name(serializer_class: type) -> str | None:
+    """MarketDetailApi.OutputSerializer -> MarketDetail; MarketTradesApi.InputSerializer -> MarketTradesInput."""
+    owner, _, name = serializer_class.__qualname__.rpartition(".")
+    if not owner.endswith("Api"):
+        return None
+    base = owner.removesuffix("Api")
+    return base if name == "OutputSerializer" else base + name.removesuffix("Serializer")

@@ -1,0 +1,86 @@
+"""Price history of one market: raw points or candles, from the price cache."""
+
+from datetime import UTC, datetime
+
+from drf_spectacular.utils import OpenApiParameter, extend_schema
+from rest_framework import serializers
+from rest_framework.request import Request
+from rest_framework.response import Response
+from rest_framework.views import APIView
+
+from config.api import CONDITIONAL_PARAMETERS, NOT_MODIFIED, conditional_response
+from markets.apis.common import probability_field, snapshot_or_404
+from markets.selectors.prices import INTERVALS, history_window, price_history
+
+# Outside these years a datetime is a typo, and date arithmetic near year 1 or 9999 would overflow.
+EARLIEST = datetime(2000, 1, 1, tzinfo=UTC)
+LATEST = datetime(2200, 1, 1, tzinfo=UTC)
+
+
+class PointSerializer(serializers.Serializer):
+    time = serializers.DateTimeField()
+    probability = probability_field()
+
+
+class CandleSerializer(serializers.Serializer):
+    time = serializers.DateTimeField(help_text="Start of the bucket.")
+    open = probability_field()
+    high = probability_field()
+    low = probability_field()
+    close = probability_field()
+
+
+class SeriesSerializer(serializers.Serializer):
+    code = serializers.CharField()
+    label = serializers.CharField()  # type: ignore[assignment]
+    points = PointSerializer(many=True, help_text="Raw points (interval=raw), else empty.")
+    candles = CandleSerializer(many=True, help_text="Candles (interval 1m, 5m, 1h, 1d), else empty.")
+
+
+class MarketHistoryApi(APIView):
+    class InputSerializer(serializers.Serializer):
+        interval = serializers.ChoiceField(
+            choices=["raw", *INTERVALS],
+            required=False,
+            default="raw",
+            help_text="raw: every price change; else candles of that width, empty buckets carrying the last price.",
+        )
+        start = serializers.DateTimeField(
+            required=False, help_text="ISO 8601; default: the market's opening (raw) or 2000 candles back."
+        )
+        end = serializers.DateTimeField(
+            required=False, help_text="ISO 8601, exclusive; default: now (the end of the current bucket)."
+        )
+
+        def validate(self, attrs: dict[str, object]) -> dict[str, object]:
+            for name in ("start", "end"):
+                moment = attrs.get(name)
+                if isinstance(moment, datetime) and not EARLIEST <= moment <= LATEST:
+                    raise serializers.ValidationError({name: ["Give a time between 2000 and 2200."]})
+            return attrs
+
+    class OutputSerializer(serializers.Serializer):
+        market = serializers.SlugField()
+        interval = serializers.CharField()
+        start = serializers.DateTimeField()
+        end = serializers.DateTimeField(allow_null=True, help_text="Null: up to the latest point.")
+        series = SeriesSerializer(many=True)
+
+    @extend_schema(
+        operation_id="markets_history",
+        summary="Price history per outcome: raw points or open/high/low/close candles",
+        parameters=[OpenApiParameter("slug", str, OpenApiParameter.PATH), InputSerializer, *CONDITIONAL_PARAMETERS],
+        responses={200: OutputSerializer, 304: NOT_MODIFIED},
+    )
+    def get(self, request: Request, slug: str) -> Response:
+        query = self.InputSerializer(data=request.query_params)
+        query.is_valid(raise_exception=True)
+        snapshot = snapshot_or_404(slug)
+        window = history_window(
+            snapshot=snapshot,
+            interval=query.validated_data["interval"],
+            start=query.validated_data.get("start"),
+            end=query.validated_data.get("end"),
+        )
+        data = self.OutputSerializer(price_history(snapshot=snapshot, window=window)).data
+        return conditional_response(request, data, last_modified=snapshot["updated_at"])

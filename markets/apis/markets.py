@@ -1,0 +1,138 @@
+"""Public market reads: the market list and one market, served from the price cache."""
+
+from datetime import datetime
+from typing import Any
+
+from django.db.models import QuerySet
+from django.utils.dateparse import parse_datetime
+from drf_spectacular.utils import OpenApiParameter, extend_schema
+from rest_framework import serializers
+from rest_framework.request import Request
+from rest_framework.response import Response
+from rest_framework.views import APIView
+
+from config.api import (
+    CONDITIONAL_PARAMETERS,
+    NOT_MODIFIED,
+    PAGINATION_PARAMETERS_HELP,
+    conditional_response,
+    paginated_response,
+    paginated_schema,
+)
+from markets import cache as price_cache
+from markets.apis.common import money_field, probability_field, snapshot_or_404
+from markets.models import Market, Resolution
+from markets.selectors.prices import market_summary, markets_query, read_through
+
+ORDERINGS = {
+    "-created_at": ("-created_at", "-id"),
+    "created_at": ("created_at", "id"),
+    "closes_at": ("closes_at", "id"),
+    "-closes_at": ("-closes_at", "-id"),
+    "-volume": ("-volume", "-id"),
+    "volume": ("volume", "id"),
+}
+
+
+class MarketOutcomeSerializer(serializers.Serializer):
+    code = serializers.CharField()
+    label = serializers.CharField()  # type: ignore[assignment]
+    probability = probability_field()
+    shares_outstanding = money_field(help_text="Shares of this outcome held by traders (the maker's q).")
+
+
+class MarketSummarySerializer(serializers.Serializer):
+    slug = serializers.SlugField()
+    question = serializers.CharField()
+    category = serializers.CharField(allow_blank=True)
+    kind = serializers.ChoiceField(choices=Market.Kind.choices)
+    status = serializers.ChoiceField(choices=Market.Status.choices)
+    volume = money_field(help_text="Credits traded so far.")
+    opens_at = serializers.DateTimeField(allow_null=True)
+    closes_at = serializers.DateTimeField()
+    created_at = serializers.DateTimeField()
+    updated_at = serializers.DateTimeField(help_text="When the probabilities last changed.")
+    outcomes = MarketOutcomeSerializer(many=True)
+
+
+class MarketListApi(APIView):
+    class InputSerializer(serializers.Serializer):
+        status = serializers.ChoiceField(choices=Market.Status.choices, required=False)
+        category = serializers.CharField(required=False, max_length=50)
+        search = serializers.CharField(required=False, max_length=100, help_text="Words in the question or slug.")
+        ordering = serializers.ChoiceField(choices=list(ORDERINGS), required=False, default="-created_at")
+        cursor = serializers.CharField(required=False, max_length=200, help_text=PAGINATION_PARAMETERS_HELP)
+        page_size = serializers.IntegerField(required=False, min_value=1, max_value=100)
+
+    OutputSerializer = MarketSummarySerializer
+
+    @extend_schema(
+        operation_id="markets_list",
+        summary="Markets with their current probabilities",
+        parameters=[InputSerializer, *CONDITIONAL_PARAMETERS],
+        responses={200: paginated_schema("PaginatedMarketList", MarketSummarySerializer(many=True)), 304: NOT_MODIFIED},
+    )
+    def get(self, request: Request) -> Response:
+        query = self.InputSerializer(data=request.query_params)
+        query.is_valid(raise_exception=True)
+        filters = query.validated_data
+        key = "prices:list:" + price_cache.digest(
+            price_cache.list_generation(), request.get_host(), request.get_full_path()
+        )
+
+        def build() -> dict[str, Any]:
+            markets: QuerySet[Market] = markets_query(
+                status=filters.get("status"), category=filters.get("category"), search=filters.get("search")
+            )
+            page = paginated_response(
+                queryset=markets,
+                serializer_class=self.OutputSerializer,
+                request=request,
+                view=self,
+                ordering=ORDERINGS[filters["ordering"]],
+                transform=lambda market: market_summary(market, list(market.outcomes.all())),
+            )
+            updated = [row["updated_at"] for row in page["results"]]
+            return {"page": page, "updated_at": max(updated, default=None)}
+
+        cached = read_through(key, build)
+        return conditional_response(request, cached["page"], last_modified=_as_datetime(cached["updated_at"]))
+
+
+def _as_datetime(value: str | None) -> datetime | None:
+    return parse_datetime(value) if value else None
+
+
+class ResolutionSerializer(serializers.Serializer):
+    kind = serializers.ChoiceField(choices=Resolution.Kind.choices)
+    outcome = serializers.CharField(allow_null=True, help_text="The winning outcome's code (kind=outcome).")
+    payouts = serializers.DictField(
+        child=serializers.DecimalField(max_digits=20, decimal_places=6),
+        allow_null=True,
+        help_text="Credits paid per share of each outcome; null when annulled.",
+    )
+    reason = serializers.CharField()
+    state = serializers.ChoiceField(choices=Resolution.State.choices, help_text="Settlement progress.")
+    created_at = serializers.DateTimeField()
+
+
+class MarketDetailApi(APIView):
+    class OutputSerializer(MarketSummarySerializer):
+        description = serializers.CharField(allow_blank=True)
+        resolution_criteria = serializers.CharField(allow_blank=True)
+        liquidity = serializers.DecimalField(max_digits=14, decimal_places=4, help_text="The LMSR liquidity b.")
+        trader_count = serializers.IntegerField(help_text="Traders who have held a position.")
+        closed_at = serializers.DateTimeField(allow_null=True)
+        resolved_at = serializers.DateTimeField(allow_null=True)
+        resolution = ResolutionSerializer(allow_null=True, help_text="The current resolution, once there is one.")
+
+    @extend_schema(
+        operation_id="markets_retrieve",
+        summary="One market with its outcomes' probabilities",
+        parameters=[OpenApiParameter("slug", str, OpenApiParameter.PATH), *CONDITIONAL_PARAMETERS],
+        responses={200: OutputSerializer, 304: NOT_MODIFIED},
+    )
+    def get(self, request: Request, slug: str) -> Response:
+        snapshot = snapshot_or_404(slug)
+        data = self.OutputSerializer(snapshot["market"]).data
+        return conditional_response(request, data, last_modified=snapshot["updated_at"])

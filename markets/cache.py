@@ -1,0 +1,111 @@
+"""The Redis cache in front of price reads (market list, market detail, quotes, history).
+
+Reads go through `cache_get`/`cache_set`, which never raise: when Redis is unreachable a read is a
+miss and a write is dropped, so the API falls back to the database and still answers correctly.
+Freshness: `prices_refresh` runs after every trade commit (registered in MarketsConfig.ready) and
+rebuilds the market's snapshot and starts a new generation of cached lists; entries also expire
+after FORECASTLE_PRICE_CACHE_SECONDS, which bounds staleness from changes that are not trades.
+"""
+
+import hashlib
+import logging
+import time
+from typing import Any
+
+from django.conf import settings
+from django.core.cache import cache
+from redis.exceptions import RedisError
+
+logger = logging.getLogger(__name__)
+
+_UNREACHABLE = (RedisError, OSError)
+LIST_GENERATION_KEY = "prices:list-generation"
+# Longer than any cached list lives, so a generation cannot expire under the lists it names.
+GENERATION_SECONDS = 86400
+
+
+def ttl() -> int:
+    return int(getattr(settings, "FORECASTLE_PRICE_CACHE_SECONDS", 30))
+
+
+def snapshot_key(slug: str) -> str:
+    return f"prices:market:{slug}"
+
+
+def digest(*parts: object) -> str:
+    return hashlib.sha256("\x1f".join(str(part) for part in parts).encode()).hexdigest()[:32]
+
+
+def cache_get(key: str) -> Any:
+    try:
+        return cache.get(key)
+    except _UNREACHABLE:
+        logger.warning("Price cache unreachable on read of %s; using the database", key)
+        return None
+
+
+def cache_set(key: str, value: Any, *, only_if_absent: bool = False) -> None:
+    """Stores a value for ttl() seconds. `only_if_absent` is for read-through fills, so a reader
+    that loaded the database before a trade committed cannot overwrite the refresh of that trade."""
+    try:
+        if only_if_absent:
+            cache.add(key, value, timeout=ttl())
+        else:
+            cache.set(key, value, timeout=ttl())
+    except _UNREACHABLE:
+        logger.warning("Price cache unreachable on write of %s", key)
+
+
+def cache_delete(key: str) -> None:
+    try:
+        cache.delete(key)
+    except _UNREACHABLE:
+        logger.warning("Price cache unreachable on delete of %s", key)
+
+
+def list_generation() -> str:
+    """The current generation of cached market lists; a new one starts on every trade."""
+    try:
+        generation = cache.get(LIST_GENERATION_KEY)
+        if generation is None:
+            # Never reuse an old number after eviction: start from the clock.
+            cache.add(LIST_GENERATION_KEY, time.time_ns(), timeout=GENERATION_SECONDS)
+            generation = cache.get(LIST_GENERATION_KEY)
+    except _UNREACHABLE:
+        return "offline"
+    return str(generation)
+
+
+def list_generation_bump() -> None:
+    try:
+        cache.incr(LIST_GENERATION_KEY)
+    except ValueError:
+        cache_set_generation(LIST_GENERATION_KEY, time.time_ns())
+    except _UNREACHABLE:
+        logger.warning("Price cache unreachable: market lists not invalidated")
+
+
+def cache_set_generation(key: str, value: Any) -> None:
+    try:
+        cache.set(key, value, timeout=GENERATION_SECONDS)
+    except _UNREACHABLE:
+        logger.warning("Price cache unreachable on write of %s", key)
+
+
+def prices_refresh(market_id: int) -> None:
+    """after_trade_commit callback: rebuilds the market's cached snapshot and starts a new list generation.
+
+    It runs after the trade committed, so it must never raise: a failure here would turn a
+    successful trade into an error response. A snapshot that cannot be rebuilt is deleted instead.
+    """
+    # Imported here: the selectors read through this module, so a top-level import would be circular.
+    from markets.selectors.prices import market_snapshot_build
+
+    try:
+        snapshot = market_snapshot_build(market_id=market_id)
+    except Exception:
+        logger.exception("Could not rebuild the price snapshot of market %s", market_id)
+        return
+    if snapshot is not None:
+        cache_set(snapshot_key(snapshot["market"]["slug"]), snapshot)
+    list_generation_bump()

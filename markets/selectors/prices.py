@@ -1,0 +1,339 @@
+"""Reads of prices: markets with their current probabilities, price history and candles.
+
+Market snapshots (a market, its outcomes and the maker's state) are read through the Redis cache
+(markets.cache) and rebuilt after every trade commit; history is cached per market version. Every
+function also works with Redis down: a cache miss simply reads PostgreSQL.
+"""
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from typing import Any, TypeVar
+
+from django.db import connection
+from django.db.models import Count, IntegerField, OuterRef, Prefetch, Q, QuerySet, Subquery
+from django.utils import timezone
+
+from markets import cache as price_cache
+from markets.errors import InvalidInput
+from markets.models import Market, Outcome, Position, PricePoint, Resolution
+
+T = TypeVar("T")
+
+INTERVALS: dict[str, timedelta] = {
+    "1m": timedelta(minutes=1),
+    "5m": timedelta(minutes=5),
+    "1h": timedelta(hours=1),
+    "1d": timedelta(days=1),
+}
+# Bounds that keep one history response small and its query cheap.
+MAX_BUCKETS = 2000
+MAX_POINTS = 5000
+# Candles are aligned to this origin (a Monday at midnight UTC), so the same bucket is the same everywhere.
+BUCKET_ORIGIN = datetime(2000, 1, 3, tzinfo=UTC)
+
+
+def read_through(key: str, build: Callable[[], T]) -> T:
+    """The cached value under `key`, or `build()` stored there (only if nobody stored a fresher one)."""
+    cached = price_cache.cache_get(key)
+    if cached is not None:
+        return cached
+    value = build()
+    price_cache.cache_set(key, value, only_if_absent=True)
+    return value
+
+
+def _latest_price_point() -> QuerySet[PricePoint]:
+    return PricePoint.objects.filter(market=OuterRef("pk")).order_by("-created_at", "-id")
+
+
+def markets_query(
+    *, status: str | None = None, category: str | None = None, search: str | None = None
+) -> QuerySet[Market]:
+    """Public markets (never drafts) with their outcomes and the time of their last price change."""
+    markets = (
+        Market.objects.exclude(status=Market.Status.DRAFT)
+        .prefetch_related(Prefetch("outcomes", queryset=Outcome.objects.order_by("index")))
+        .annotate(price_updated_at=Subquery(_latest_price_point().values("created_at")[:1]))
+    )
+    if status:
+        markets = markets.filter(status=status)
+    if category:
+        markets = markets.filter(category__iexact=category)
+    if search:
+        markets = markets.filter(
+            Q(question__icontains=search) | Q(slug__icontains=search) | Q(description__icontains=search)
+        )
+    return markets
+
+
+def _resolution_data(market: Market, outcomes: list[Outcome]) -> dict[str, Any] | None:
+    """The market's current resolution (resolving, resolved or annulled), else None."""
+    resolution = Resolution.objects.filter(market=market, is_current=True).select_related("outcome").first()
+    if resolution is None:
+        return None
+    codes = [outcome.code for outcome in outcomes]
+    return {
+        "kind": resolution.kind,
+        "outcome": resolution.outcome.code if resolution.outcome else None,
+        "payouts": dict(zip(codes, resolution.payouts, strict=False)) if resolution.payouts else None,
+        "reason": resolution.reason,
+        "state": resolution.state,
+        "created_at": resolution.created_at,
+    }
+
+
+def market_snapshot_build(*, market_id: int | None = None, slug: str | None = None) -> dict[str, Any] | None:
+    """A public market as plain data (what the detail endpoint and quotes need), from the database."""
+    traders = (
+        Position.objects.filter(market=OuterRef("pk"))
+        .values("market")
+        .annotate(count=Count("user", distinct=True))
+        .values("count")
+    )
+    markets = markets_query().annotate(
+        trader_count=Subquery(traders, output_field=IntegerField()),
+        version=Subquery(_latest_price_point().values("id")[:1]),
+    )
+    market = markets.filter(pk=market_id).first() if market_id is not None else markets.filter(slug=slug).first()
+    if market is None:
+        return None
+    outcomes = list(market.outcomes.all())
+    return {
+        "id": market.pk,
+        "version": market.version or 0,
+        "updated_at": getattr(market, "price_updated_at", None) or market.created_at,
+        "market": {
+            **market_summary(market, outcomes),
+            "description": market.description,
+            "resolution_criteria": market.resolution_criteria,
+            "liquidity": market.liquidity,
+            "trader_count": market.trader_count or 0,
+            "closed_at": market.closed_at,
+            "resolved_at": market.resolved_at,
+            "resolution": _resolution_data(market, outcomes),
+        },
+        "state": {
+            "liquidity": market.liquidity,
+            "outcomes": [
+                {
+                    "code": outcome.code,
+                    "index": outcome.index,
+                    "initial_probability": outcome.initial_probability,
+                    "shares_outstanding": outcome.shares_outstanding,
+                }
+                for outcome in outcomes
+            ],
+        },
+    }
+
+
+def market_summary(market: Market, outcomes: list[Outcome]) -> dict[str, Any]:
+    """What a market list row shows: the market and each outcome's current probability."""
+    return {
+        "slug": market.slug,
+        "question": market.question,
+        "category": market.category,
+        "kind": market.kind,
+        "status": market.status,
+        "volume": market.volume,
+        "opens_at": market.opens_at,
+        "closes_at": market.closes_at,
+        "created_at": market.created_at,
+        "updated_at": getattr(market, "price_updated_at", None) or market.created_at,
+        "outcomes": [
+            {
+                "code": outcome.code,
+                "label": outcome.label,
+                "probability": outcome.probability,
+                "shares_outstanding": outcome.shares_outstanding,
+            }
+            for outcome in outcomes
+        ],
+    }
+
+
+def market_snapshot(*, slug: str) -> dict[str, Any] | None:
+    """The market's snapshot from the cache, or from the database (and then cached); None if unknown."""
+    key = price_cache.snapshot_key(slug)
+    cached = price_cache.cache_get(key)
+    if cached is not None:
+        return cached
+    snapshot = market_snapshot_build(slug=slug)
+    if snapshot is not None:
+        price_cache.cache_set(key, snapshot, only_if_absent=True)
+    return snapshot
+
+
+def snapshot_outcomes(snapshot: dict[str, Any]) -> list[Outcome]:
+    """Unsaved Outcome rows carrying the maker's state, for pricing a quote without the database."""
+    return [
+        Outcome(
+            code=row["code"],
+            index=row["index"],
+            initial_probability=row["initial_probability"],
+            shares_outstanding=row["shares_outstanding"],
+            probability=0.0,
+        )
+        for row in snapshot["state"]["outcomes"]
+    ]
+
+
+@dataclass(frozen=True)
+class HistoryWindow:
+    interval: str  # "raw" or a key of INTERVALS
+    start: datetime
+    # None: up to the latest point (raw points only; candles always end on a bucket boundary).
+    end: datetime | None
+
+
+def history_window(
+    *,
+    snapshot: dict[str, Any],
+    interval: str,
+    start: datetime | None,
+    end: datetime | None,
+    now: datetime | None = None,
+) -> HistoryWindow:
+    """The time range a history request covers, with defaults and bounds applied.
+
+    Open-ended windows are made stable (up to the latest point, or to the end of the current
+    bucket) so the same request maps to the same cache entry until a trade or a new bucket.
+    """
+    now = now or timezone.now()
+    opened = snapshot["market"]["opens_at"] or snapshot["market"]["created_at"]
+    if interval == "raw":
+        start = start or opened
+        if end is not None and start >= end:
+            raise InvalidInput("The start must be before the end.", field="start")
+        return HistoryWindow(interval=interval, start=start, end=end)
+    step = INTERVALS[interval]
+    if end is None:
+        end = BUCKET_ORIGIN + ((now - BUCKET_ORIGIN) // step + 1) * step
+    start = start or max(opened, end - step * MAX_BUCKETS)
+    if start >= end:
+        raise InvalidInput("The start must be before the end.", field="start")
+    if (end - start) / step > MAX_BUCKETS:
+        raise InvalidInput(
+            f"That range holds more than {MAX_BUCKETS} {interval} candles; narrow it or use a longer interval.",
+            field="start",
+        )
+    return HistoryWindow(interval=interval, start=start, end=end)
+
+
+def price_points(*, market_id: int, start: datetime, end: datetime | None) -> list[tuple[datetime, list[float]]]:
+    """Every probability vector recorded in [start, end), oldest first (the latest MAX_POINTS)."""
+    points = PricePoint.objects.filter(market_id=market_id, created_at__gte=start)
+    if end is not None:
+        points = points.filter(created_at__lt=end)
+    rows = points.order_by("-created_at", "-id").values_list("created_at", "probabilities")[:MAX_POINTS]
+    return [(created_at, list(probabilities)) for created_at, probabilities in reversed(rows)]
+
+
+# One statement: bucket the points with date_bin, take open/high/low/close per bucket and outcome,
+# lay them on every bucket of the range, and carry the last close forward into empty buckets
+# (starting from the last price before the range).
+CANDLES_SQL = """
+WITH points AS (
+    SELECT date_bin(%(step)s, pp.created_at, %(origin)s) AS bucket,
+           pp.created_at, pp.id, element.ordinality - 1 AS idx, element.value::float8 AS p
+    FROM markets_pricepoint pp
+    CROSS JOIN LATERAL jsonb_array_elements_text(pp.probabilities) WITH ORDINALITY AS element(value, ordinality)
+    WHERE pp.market_id = %(market)s AND pp.created_at >= %(start)s AND pp.created_at < %(end)s
+),
+candles AS (
+    SELECT bucket, idx,
+           (array_agg(p ORDER BY created_at, id))[1] AS open,
+           max(p) AS high,
+           min(p) AS low,
+           (array_agg(p ORDER BY created_at DESC, id DESC))[1] AS close
+    FROM points GROUP BY bucket, idx
+),
+prior AS (
+    SELECT element.ordinality - 1 AS idx, element.value::float8 AS p
+    FROM (
+        SELECT probabilities FROM markets_pricepoint
+        WHERE market_id = %(market)s AND created_at < %(start)s
+        ORDER BY created_at DESC, id DESC LIMIT 1
+    ) last_point
+    CROSS JOIN LATERAL jsonb_array_elements_text(last_point.probabilities) WITH ORDINALITY AS element(value, ordinality)
+),
+buckets AS (
+    SELECT generate_series(
+        date_bin(%(step)s, %(start)s, %(origin)s), %(end)s - interval '1 microsecond', %(step)s
+    ) AS bucket
+),
+grid AS (
+    SELECT b.bucket, i.idx, c.open, c.high, c.low, c.close,
+           count(c.close) OVER (PARTITION BY i.idx ORDER BY b.bucket) AS run
+    FROM buckets b
+    CROSS JOIN generate_series(0, %(outcomes)s - 1) AS i(idx)
+    LEFT JOIN candles c ON c.bucket = b.bucket AND c.idx = i.idx
+),
+filled AS (
+    SELECT g.bucket, g.idx, g.open, g.high, g.low,
+           COALESCE(first_value(g.close) OVER (PARTITION BY g.idx, g.run ORDER BY g.bucket), pr.p) AS carried
+    FROM grid g LEFT JOIN prior pr ON pr.idx = g.idx
+)
+SELECT bucket, idx, COALESCE(open, carried), COALESCE(high, carried), COALESCE(low, carried), carried
+FROM filled
+WHERE carried IS NOT NULL
+ORDER BY idx, bucket
+"""
+
+
+def price_candles(
+    *, market_id: int, outcome_count: int, interval: str, start: datetime, end: datetime
+) -> list[tuple[datetime, int, float, float, float, float]]:
+    """(bucket start, outcome index, open, high, low, close) for each bucket in [start, end) and outcome."""
+    with connection.cursor() as cursor:
+        parameters: dict[str, Any] = {
+            "step": INTERVALS[interval],
+            "origin": BUCKET_ORIGIN,
+            "market": market_id,
+            "start": start,
+            "end": end,
+            "outcomes": outcome_count,
+        }
+        cursor.execute(CANDLES_SQL, parameters)
+        return list(cursor.fetchall())
+
+
+def price_history(*, snapshot: dict[str, Any], window: HistoryWindow) -> dict[str, Any]:
+    """Per outcome: raw points, or candles; cached per market version and window."""
+    market = snapshot["market"]
+    key = "prices:history:" + price_cache.digest(
+        market["slug"], snapshot["version"], window.interval, window.start.isoformat(), window.end
+    )
+
+    def build() -> dict[str, Any]:
+        series: list[dict[str, Any]] = [
+            {"code": outcome["code"], "label": outcome["label"], "points": [], "candles": []}
+            for outcome in market["outcomes"]
+        ]
+        market_id = snapshot["id"]
+        if window.interval == "raw":
+            for created_at, probabilities in price_points(market_id=market_id, start=window.start, end=window.end):
+                for entry, probability in zip(series, probabilities, strict=False):
+                    entry["points"].append({"time": created_at, "probability": probability})
+        else:
+            assert window.end is not None  # history_window always closes candle windows
+            for bucket, index, open_, high, low, close in price_candles(
+                market_id=market_id,
+                outcome_count=len(series),
+                interval=window.interval,
+                start=window.start,
+                end=window.end,
+            ):
+                series[index]["candles"].append(
+                    {"time": bucket, "open": open_, "high": high, "low": low, "close": close}
+                )
+        return {
+            "market": market["slug"],
+            "interval": window.interval,
+            "start": window.start,
+            "end": window.end,
+            "series": series,
+        }
+
+    return read_through(key, build)
