@@ -12,3 +12,7 @@ urlpatterns = [
     path("", include("forecast.urls")),
     path("", include("markets.urls")),
 ]
+
+# Under /api/ these answer in the API's JSON error shape; elsewhere they are Django's own pages.
+handler404 = "config.api.page_not_found"
+handler500 = "config.api.server_error"

@@ -17,3 +17,14 @@ def make_user(db):
         )
 
     return make
+
+
+@pytest.fixture
+def isolated_cache(settings):
+    """A cache key prefix of this test's own, so cached prices and throttle counters never leak
+    between tests (or between parallel workers sharing one Redis)."""
+    import uuid
+
+    settings.CACHES = {
+        "default": {**settings.CACHES["default"], "KEY_PREFIX": f"test-{uuid.uuid4().hex}"},
+    }

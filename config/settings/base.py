@@ -123,9 +123,28 @@ FORECASTLE_SIGNUP_GRANT = Decimal(os.environ.get("FORECASTLE_SIGNUP_GRANT", "100
 FORECASTLE_BRIER_MIN_MARKETS = int(os.environ.get("FORECASTLE_BRIER_MIN_MARKETS", "3"))
 
 REST_FRAMEWORK = {
-    "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
+    "DEFAULT_SCHEMA_CLASS": "config.api_schema.ForecastleAutoSchema",
     "COERCE_DECIMAL_TO_STRING": True,
+    "DEFAULT_AUTHENTICATION_CLASSES": [
+        "accounts.authentication.ApiKeyAuthentication",
+        "rest_framework.authentication.SessionAuthentication",
+    ],
+    "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.AllowAny"],
+    "DEFAULT_RENDERER_CLASSES": ["rest_framework.renderers.JSONRenderer"],
+    "DEFAULT_PARSER_CLASSES": ["rest_framework.parsers.JSONParser"],
+    "EXCEPTION_HANDLER": "config.api.api_exception_handler",
+    "DEFAULT_THROTTLE_CLASSES": ["config.api.AnonReadThrottle", "config.api.UserReadThrottle"],
+    "DEFAULT_THROTTLE_RATES": {
+        "anon_read": os.environ.get("API_RATE_ANON_READ", "120/min"),
+        "user_read": os.environ.get("API_RATE_USER_READ", "600/min"),
+        "trade": os.environ.get("API_RATE_TRADE", "60/min"),
+        "auth_token": os.environ.get("API_RATE_AUTH_TOKEN", "10/min"),
+    },
+    # Behind a proxy, the number of proxies whose X-Forwarded-For to trust for per-IP throttling.
+    "NUM_PROXIES": int(os.environ["API_NUM_PROXIES"]) if os.environ.get("API_NUM_PROXIES") else None,
 }
+# Cached price reads are refreshed on every trade; this bounds staleness from other changes (closing, resolving).
+FORECASTLE_PRICE_CACHE_SECONDS = int(os.environ.get("FORECASTLE_PRICE_CACHE_SECONDS", "30"))
 SPECTACULAR_SETTINGS = {
     "TITLE": "Forecastle API",
     "DESCRIPTION": "Prices, price history, quotes and trading on the Forecastle forecasting exchange.",
@@ -134,6 +153,13 @@ SPECTACULAR_SETTINGS = {
     "SWAGGER_UI_DIST": "SIDECAR",
     "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
     "REDOC_DIST": "SIDECAR",
+    "COMPONENT_SPLIT_REQUEST": True,
+    "ENUM_NAME_OVERRIDES": {
+        "MarketStatusEnum": "markets.models.Market.Status",
+        "MarketKindEnum": "markets.models.Market.Kind",
+        "TradeSideEnum": "markets.models.Trade.Side",
+        "ResolutionKindEnum": "markets.models.Resolution.Kind",
+    },
 }
 
 CELERY_BROKER_URL = os.environ.get("CELERY_BROKER_URL", REDIS_URL)
