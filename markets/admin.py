@@ -1,6 +1,34 @@
-from django.contrib import admin
+"""Staff tools in the admin. Markets are created and resolved only through the services
+(`market_create`, `market_resolve`), never by saving model forms, so the admin cannot bypass the
+ledger: its add page and resolve page are plain forms calling those services."""
 
-from markets.models import Market, Outcome, Trade
+from typing import Any
+
+from django.contrib import admin, messages
+from django.core.exceptions import PermissionDenied
+from django.db.models import QuerySet
+from django.http import HttpRequest, HttpResponse, HttpResponseRedirect
+from django.shortcuts import get_object_or_404, redirect
+from django.template.response import TemplateResponse
+from django.urls import URLPattern, path, reverse
+from django.utils.html import format_html, format_html_join
+
+from accounts.errors import DomainError
+from markets.forms import MarketCreateForm, add_domain_error
+from markets.models import Market, Outcome, Payout, ReconciliationRun, Resolution, Trade
+from markets.services import market_create
+from markets.views.staff import ResolveForm
+
+
+class ReadOnlyInline(admin.TabularInline):
+    extra = 0
+    can_delete = False
+
+    def has_add_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False
+
+    def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False
 
 
 class OutcomeInline(admin.TabularInline):
@@ -9,21 +37,209 @@ class OutcomeInline(admin.TabularInline):
     fields = ("index", "code", "label", "initial_probability", "probability", "shares_outstanding")
     readonly_fields = ("initial_probability", "probability", "shares_outstanding")
 
-    def has_add_permission(self, request: object, obj: object = None) -> bool:
+    def has_add_permission(self, request: HttpRequest, obj: Any = None) -> bool:
         return False
 
-    def has_delete_permission(self, request: object, obj: object = None) -> bool:
+    def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
         return False
+
+
+class ResolutionInline(ReadOnlyInline):
+    """The audit trail: every resolution, re-resolution and annulment of the market."""
+
+    model = Resolution
+    fk_name = "market"
+    fields = ("created_at", "created_by", "kind", "outcome", "payouts", "reason", "state", "is_current", "settled_at")
+    readonly_fields = fields
+    ordering = ("-created_at",)
 
 
 @admin.register(Market)
 class MarketAdmin(admin.ModelAdmin):
-    list_display = ("question", "slug", "kind", "category", "status", "volume", "closes_at", "created_at")
-    list_filter = ("status", "kind", "category")
+    list_display = (
+        "question",
+        "slug",
+        "kind",
+        "category",
+        "status",
+        "escrow_balance",
+        "volume",
+        "closes_at",
+        "resolved_at",
+        "created_at",
+    )
+    list_filter = ("status", "kind", "category", "closes_at")
     search_fields = ("question", "slug", "description")
+    list_select_related = ("escrow",)
     date_hierarchy = "closes_at"
-    readonly_fields = ("escrow", "subsidy", "volume", "status", "opens_at", "closed_at", "resolved_at", "created_by")
-    inlines = [OutcomeInline]
+    readonly_fields = (
+        "escrow",
+        "subsidy",
+        "volume",
+        "status",
+        "opens_at",
+        "closed_at",
+        "resolved_at",
+        "created_by",
+        "resolve_link",
+    )
+    actions = ["resolve_selected"]
+
+    def get_inlines(self, request: HttpRequest, obj: Market | None) -> list[type[admin.options.InlineModelAdmin]]:
+        return [OutcomeInline, ResolutionInline] if obj is not None else []
+
+    @admin.display(description="Escrow", ordering="escrow__balance")
+    def escrow_balance(self, market: Market) -> Any:
+        return market.escrow.balance
+
+    @admin.display(description="Resolution")
+    def resolve_link(self, market: Market) -> str:
+        url = reverse("admin:markets_market_resolve", args=[market.pk])
+        return format_html('<a class="button" href="{}">Resolve, re-resolve or annul…</a>', url)
+
+    def get_urls(self) -> list[URLPattern]:
+        custom = [
+            path(
+                "<int:market_id>/resolve/",
+                self.admin_site.admin_view(self.resolve_view),
+                name="markets_market_resolve",
+            ),
+        ]
+        return custom + super().get_urls()
+
+    @admin.action(description="Resolve the selected market…")
+    def resolve_selected(self, request: HttpRequest, queryset: QuerySet[Market]) -> HttpResponse | None:
+        """Opens the resolve form: each market needs its own outcome and reason, so one at a time."""
+        if not request.user.is_staff:
+            raise PermissionDenied
+        market_ids = list(queryset.values_list("pk", flat=True)[:2])
+        if len(market_ids) != 1:
+            self.message_user(request, "Select exactly one market to resolve.", messages.WARNING)
+            return None
+        return HttpResponseRedirect(reverse("admin:markets_market_resolve", args=[market_ids[0]]))
+
+    def resolve_view(self, request: HttpRequest, market_id: int) -> HttpResponse:
+        if not request.user.is_staff:
+            raise PermissionDenied
+        market = get_object_or_404(Market, pk=market_id)
+        form = ResolveForm(request.POST or None, outcomes=list(market.outcomes.all()))
+        if request.method == "POST" and form.is_valid():
+            try:
+                resolution = form.resolve(market=market, user=request.user)
+            except DomainError as error:
+                add_domain_error(form, error)
+            else:
+                self.log_change(request, market, f"Resolved: {resolution.get_kind_display()} ({resolution.reason})")
+                self.message_user(request, "Resolution recorded; settlement is on its way.", messages.SUCCESS)
+                return redirect("admin:markets_market_change", market.pk)
+        context = {
+            **self.admin_site.each_context(request),
+            "opts": self.model._meta,
+            "title": f"Resolve: {market.question}",
+            "market": market,
+            "form": form,
+            "history": market.resolutions.select_related("created_by", "outcome"),
+        }
+        return TemplateResponse(request, "markets/staff/admin_resolve.html", context)
+
+    def add_view(self, request: HttpRequest, form_url: str = "", extra_context: dict[str, Any] | None = None) -> Any:
+        """Markets are created by market_create (escrow, subsidy, outcomes), never by a model form."""
+        if not self.has_add_permission(request):
+            raise PermissionDenied
+        form = MarketCreateForm(request.POST or None)
+        if request.method == "POST" and form.is_valid():
+            data = form.cleaned_data
+            try:
+                market = market_create(
+                    slug=data["slug"],
+                    question=data["question"],
+                    kind=data["kind"],
+                    liquidity=data["liquidity"],
+                    closes_at=data["closes_at"],
+                    outcomes=data["outcome_pairs"],
+                    initial_probabilities=data["initial_probabilities"],
+                    description=data["description"],
+                    resolution_criteria=data["resolution_criteria"],
+                    category=data["category"],
+                    created_by=request.user,
+                )
+            except DomainError as error:
+                add_domain_error(form, error)
+            else:
+                self.log_addition(request, market, [{"added": {}}])
+                self.message_user(request, "Market created and open for trading.", messages.SUCCESS)
+                return redirect("admin:markets_market_change", market.pk)
+        context = {
+            **self.admin_site.each_context(request),
+            "opts": self.model._meta,
+            "title": "Add market",
+            "form": form,
+        }
+        return TemplateResponse(request, "markets/staff/admin_add_market.html", context)
+
+
+@admin.register(Resolution)
+class ResolutionAdmin(admin.ModelAdmin):
+    """The audit log of resolutions. Read-only: a mistake is fixed by re-resolving, never by editing."""
+
+    list_display = ("created_at", "market", "kind", "outcome", "state", "is_current", "created_by", "settled_at")
+    list_filter = ("kind", "state", "is_current")
+    search_fields = ("market__slug", "market__question", "reason", "created_by__username")
+    list_select_related = ("market", "outcome", "created_by")
+    date_hierarchy = "created_at"
+    readonly_fields = [field.name for field in Resolution._meta.fields]
+
+    def has_add_permission(self, request: HttpRequest) -> bool:
+        return False
+
+    def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False
+
+    def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False
+
+
+@admin.register(Payout)
+class PayoutAdmin(admin.ModelAdmin):
+    list_display = ("created_at", "market", "user", "amount", "resolution")
+    list_filter = ("resolution__kind", "resolution__state")
+    search_fields = ("market__slug", "user__username")
+    list_select_related = ("market", "user", "resolution")
+    raw_id_fields = ("market", "user", "resolution")
+
+    def has_add_permission(self, request: HttpRequest) -> bool:
+        return False
+
+    def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False
+
+    def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False
+
+
+@admin.register(ReconciliationRun)
+class ReconciliationRunAdmin(admin.ModelAdmin):
+    """Each hourly reconciliation; a run with violations is the first thing staff should look at."""
+
+    list_display = ("started_at", "violation_count", "finished_at")
+    list_filter = ("started_at",)
+    readonly_fields = ("started_at", "finished_at", "violation_count", "violation_list")
+    fields = readonly_fields
+
+    @admin.display(description="Violations")
+    def violation_list(self, run: ReconciliationRun) -> str:
+        if not run.violations:
+            return "None: every invariant held."
+        return format_html("<ul>{}</ul>", format_html_join("", "<li>{}</li>", ((v,) for v in run.violations)))
+
+    def has_add_permission(self, request: HttpRequest) -> bool:
+        return False
+
+    def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False
+
+    def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False
 
 
 @admin.register(Trade)
@@ -35,8 +251,8 @@ class TradeAdmin(admin.ModelAdmin):
     date_hierarchy = "created_at"
     readonly_fields = [field.name for field in Trade._meta.fields]
 
-    def has_add_permission(self, request: object) -> bool:
+    def has_add_permission(self, request: HttpRequest) -> bool:
         return False
 
-    def has_delete_permission(self, request: object, obj: object = None) -> bool:
+    def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
         return False
