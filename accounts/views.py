@@ -12,8 +12,15 @@ from django.views.decorators.http import require_http_methods, require_POST
 
 from accounts.errors import DomainError
 from accounts.forms import ApiKeyForm, SignUpForm
-from accounts.models import ApiKey
+from accounts.models import ApiKey, User
 from accounts.services import api_key_create, api_key_revoke, user_create
+
+
+def _signed_in(request: HttpRequest) -> User:
+    """The user of a request behind login_required."""
+    user = request.user
+    assert isinstance(user, User)
+    return user
 
 
 def _next_url(request: HttpRequest) -> str:
@@ -52,12 +59,12 @@ def api_keys_view(request: HttpRequest) -> HttpResponse:
     raw_key = None
     if request.method == "POST" and form.is_valid():
         try:
-            _api_key, raw_key = api_key_create(user=request.user, name=form.cleaned_data["name"])
+            _api_key, raw_key = api_key_create(user=_signed_in(request), name=form.cleaned_data["name"])
         except DomainError as error:
             form.add_error("name" if error.field == "name" else None, error.message)
         else:
             form = ApiKeyForm()
-    keys = ApiKey.objects.filter(user_id=request.user.pk).order_by("-created_at")
+    keys = ApiKey.objects.filter(user=_signed_in(request)).order_by("-created_at")
     status = 422 if form.errors else 200
     return render(request, "accounts/api_keys.html", {"form": form, "keys": keys, "raw_key": raw_key}, status=status)
 
@@ -65,7 +72,7 @@ def api_keys_view(request: HttpRequest) -> HttpResponse:
 @login_required
 @require_POST
 def api_key_revoke_view(request: HttpRequest, key_id: int) -> HttpResponse:
-    api_key = get_object_or_404(ApiKey, pk=key_id, user_id=request.user.pk)
+    api_key = get_object_or_404(ApiKey, pk=key_id, user=_signed_in(request))
     api_key_revoke(api_key=api_key)
     messages.success(request, f"Key “{api_key.name}” revoked; programs using it can no longer sign in.")
     return redirect("api-keys")

@@ -24,7 +24,7 @@ class TradeMode:
     )
 
 
-def add_domain_error(form: forms.Form, error: DomainError, field_map: dict[str, str] | None = None) -> None:
+def add_domain_error(form: forms.Form, error: DomainError, field_map: dict[str, str | None] | None = None) -> None:
     """Shows a domain error next to the field it names, or above the form when it names none."""
     field = (field_map or {}).get(error.field or "", error.field)
     form.add_error(field if field in form.fields else None, error.message)
@@ -44,18 +44,32 @@ class TradeForm(forms.Form):
         widget=forms.NumberInput(attrs={"step": "any", "inputmode": "decimal", "autocomplete": "off"}),
     )
     # The previewed price, sent back as the trade's bound so a price that moved in between is refused.
-    bound = forms.DecimalField(required=False, widget=forms.HiddenInput, max_digits=20, decimal_places=6)
+    bound = forms.DecimalField(
+        required=False,
+        widget=forms.HiddenInput,
+        max_digits=20,
+        decimal_places=6,
+        error_messages={"invalid": "The previewed price was not understood; check the preview and try again."},
+    )
     quoted_for = forms.CharField(required=False, widget=forms.HiddenInput, max_length=200)
 
     # Service field names -> this form's fields, so errors land next to the right input.
-    FIELD_MAP = {"amount": "value", "shares": "value", "probability": "value", "max_cost": None, "min_proceeds": None}
+    FIELD_MAP: dict[str, str | None] = {
+        "amount": "value",
+        "shares": "value",
+        "probability": "value",
+        "max_cost": None,
+        "min_proceeds": None,
+    }
 
     def __init__(self, *args: Any, outcomes: list[Outcome], **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         self.outcomes = outcomes
-        self.fields["outcome"].choices = [(outcome.code, outcome.label) for outcome in outcomes]
+        outcome_field = self.fields["outcome"]
+        assert isinstance(outcome_field, forms.ChoiceField)
+        outcome_field.choices = [(outcome.code, outcome.label) for outcome in outcomes]
         if outcomes and not self.is_bound:
-            self.fields["outcome"].initial = outcomes[0].code
+            outcome_field.initial = outcomes[0].code
 
     def clean(self) -> dict[str, Any]:
         cleaned = super().clean() or {}

@@ -136,7 +136,7 @@ def market_list_page(
     category: str = "",
     status: str = "",
     sort: str = "volume",
-    page_number: object = 1,
+    page_number: int | str | None = 1,
     include_drafts: bool = False,
 ) -> tuple[Page, list[MarketCard]]:
     markets = market_list(search=search, category=category, status=status, sort=sort, include_drafts=include_drafts)

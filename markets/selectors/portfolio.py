@@ -167,6 +167,6 @@ def portfolio_get(*, user: User) -> Portfolio:
     return portfolio
 
 
-def portfolio_trades(*, user: User, page_number: object = 1) -> Page:
+def portfolio_trades(*, user: User, page_number: int | str | None = 1) -> Page:
     trades = Trade.objects.filter(user_id=user.pk).select_related("market", "outcome").order_by("-created_at", "-id")
     return Paginator(trades, TRADES_PER_PAGE).get_page(page_number)

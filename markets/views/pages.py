@@ -28,6 +28,7 @@ from markets.selectors.market_page import (
 from markets.selectors.portfolio import portfolio_get, portfolio_trades
 from markets.services import market_create
 from markets.services.lifecycle import market_update
+from markets.views.types import AuthedHttpRequest, HtmxHttpRequest
 
 
 def _range_key(request: HttpRequest) -> str:
@@ -79,7 +80,7 @@ def market_context(request: HttpRequest, market: Market, *, form: TradeForm | No
 
 
 @require_GET
-def market_list_view(request: HttpRequest) -> HttpResponse:
+def market_list_view(request: HtmxHttpRequest) -> HttpResponse:
     search = request.GET.get("q", "").strip()[:200]
     category = request.GET.get("category", "").strip()[:50]
     status = request.GET.get("status", "")
@@ -121,7 +122,7 @@ def market_live_view(request: HttpRequest, slug: str) -> HttpResponse:
 
 @login_required
 @require_GET
-def portfolio_view(request: HttpRequest) -> HttpResponse:
+def portfolio_view(request: AuthedHttpRequest) -> HttpResponse:
     context = {
         "portfolio": portfolio_get(user=request.user),
         "trades": portfolio_trades(user=request.user, page_number=request.GET.get("page", 1)),
@@ -131,7 +132,7 @@ def portfolio_view(request: HttpRequest) -> HttpResponse:
 
 @staff_member_required
 @require_http_methods(["GET", "POST"])
-def market_create_view(request: HttpRequest) -> HttpResponse:
+def market_create_view(request: AuthedHttpRequest) -> HttpResponse:
     form = MarketCreateForm(request.POST or None)
     if request.method == "POST" and form.is_valid():
         data = form.cleaned_data
@@ -161,7 +162,7 @@ def market_create_view(request: HttpRequest) -> HttpResponse:
 
 @staff_member_required
 @require_http_methods(["GET", "POST"])
-def market_edit_view(request: HttpRequest, slug: str) -> HttpResponse:
+def market_edit_view(request: AuthedHttpRequest, slug: str) -> HttpResponse:
     market = _get_market(request, slug, with_outcomes=False)
     initial = {name: getattr(market, name) for name in MarketEditForm.base_fields}
     form = MarketEditForm(request.POST or None, initial=initial)

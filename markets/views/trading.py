@@ -15,6 +15,7 @@ from markets.forms import TradeForm, add_domain_error
 from markets.selectors.market_page import user_balance
 from markets.services import trade_execute, trade_quote
 from markets.views.pages import _get_market, is_tradeable, market_context
+from markets.views.types import HtmxHttpRequest
 
 
 @require_GET
@@ -48,7 +49,7 @@ def trade_preview_view(request: HttpRequest, slug: str) -> HttpResponse:
 
 
 @require_POST
-def trade_execute_view(request: HttpRequest, slug: str) -> HttpResponse:
+def trade_execute_view(request: HtmxHttpRequest, slug: str) -> HttpResponse:
     market = _get_market(request, slug)
     outcomes = list(market.outcomes.all())
     form = TradeForm(request.POST, outcomes=outcomes)

@@ -7,7 +7,6 @@ from unittest import mock
 
 import pytest
 from django.core.cache import cache
-from django.urls import reverse
 from django.utils import timezone
 
 from markets.models import Market, Resolution
@@ -53,10 +52,11 @@ def test_list_shows_markets_with_probability_change_and_volume(client, make_user
     market.refresh_from_db()
     yes = market.outcomes.get(code="YES")
     assert f"{yes.probability * 100:.1f}%" in body
-    assert "+" in body and "pts" in body  # the 24h change since opening
+    assert "+" in body
+    assert "pts" in body
     assert "50.00 cr" in body
     assert "Kallas" in body  # the leading options of the multiple-choice market
-    assert "<svg class=\"sparkline" in body
+    assert '<svg class="sparkline' in body
 
 
 def test_list_puts_open_markets_first_and_filters(client):
@@ -206,7 +206,9 @@ def test_chart_ranges(client, make_user):
         response = client.get(f"/markets/rutte/live/?range={key}")
         assert response.status_code == 200
         assert b'"series"' in response.content
-    pressed = re.findall(r'aria-pressed="true"[^>]*>(\w+)<', client.get("/markets/rutte/live/?range=1d").content.decode())
+    pressed = re.findall(
+        r'aria-pressed="true"[^>]*>(\w+)<', client.get("/markets/rutte/live/?range=1d").content.decode()
+    )
     assert pressed == ["1D"]
 
 
@@ -257,12 +259,14 @@ def test_portfolio_shows_balance_positions_profit_and_history(client, make_user)
     balance = user.wallet.__class__.objects.get(user=user).balance
     assert f"{balance:,.2f}" in body
     assert "Rutte question?" in body
-    assert "Unrealised profit" in body and "Realised profit" in body
+    assert "Unrealised profit" in body
+    assert "Realised profit" in body
     portfolio = response.context["portfolio"]
     assert len(portfolio.open_positions) == 1
     position = portfolio.open_positions[0]
     # Selling half of what was bought releases about half the cost basis.
-    assert position.cost_basis < Decimal("100") and position.cost_basis > Decimal("40")
+    assert position.cost_basis < Decimal("100")
+    assert position.cost_basis > Decimal("40")
     assert len(response.context["trades"].object_list) == 2
 
 
@@ -331,7 +335,10 @@ def test_staff_creates_a_binary_and_a_multiple_choice_market(client, make_user):
     ("data", "message"),
     [
         ({"question": "", "kind": "binary"}, "This field is required."),
-        ({"question": "Past?", "kind": "binary", "closes_at": "2001-01-01T00:00"}, "The close time must be in the future."),
+        (
+            {"question": "Past?", "kind": "binary", "closes_at": "2001-01-01T00:00"},
+            "The close time must be in the future.",
+        ),
         ({"question": "One option?", "kind": "multiple", "outcomes": "Only"}, "List at least two options"),
         ({"question": "Bad split?", "kind": "binary", "initial_probabilities": "20, 20"}, "must sum to 1"),
         ({"question": "Words?", "kind": "binary", "initial_probabilities": "a, b"}, "Enter percentages"),
@@ -352,7 +359,8 @@ def test_duplicate_slug_is_a_form_error(client, make_user):
     client.force_login(make_user(is_staff=True))
     closes = (timezone.now() + timedelta(days=3)).strftime("%Y-%m-%dT%H:%M")
     response = client.post(
-        "/markets/new/", {"question": "Again?", "slug": "rutte", "kind": "binary", "liquidity": "100", "closes_at": closes}
+        "/markets/new/",
+        {"question": "Again?", "slug": "rutte", "kind": "binary", "liquidity": "100", "closes_at": closes},
     )
     assert response.status_code == 422
     assert "already exists" in response.content.decode()
