@@ -16,6 +16,19 @@ from accounts.errors import InsufficientFunds, InvalidInput, LedgerImbalance
 from accounts.models import Account, ApiKey, LedgerEntry, LedgerTransaction, User
 from accounts.money import ZERO, credits
 
+# Moves cached balances by the given amounts, locking rows in id order so that two transfers
+# between the same accounts cannot deadlock. The CHECK constraint refuses a negative wallet.
+BALANCE_UPDATE_SQL = """
+    WITH move AS (SELECT * FROM unnest(%s::bigint[], %s::numeric[]) AS m(id, amount)),
+    locked AS (
+        SELECT account.id FROM accounts_account AS account
+        WHERE account.id IN (SELECT id FROM move) ORDER BY account.id FOR UPDATE
+    )
+    UPDATE accounts_account AS account SET balance = account.balance + move.amount
+    FROM locked JOIN move ON move.id = locked.id
+    WHERE account.id = locked.id
+    RETURNING account.id, account.balance
+"""
 HOUSE_KEY = "house"
 MINT_KEY = "mint"
 
@@ -66,21 +79,21 @@ def ledger_post(
     if sum(moves.values(), ZERO) != ZERO:
         raise LedgerImbalance(f"entries sum to {sum(moves.values(), ZERO)}, not zero")
 
-    with transaction.atomic():
+    # No savepoints: a failure here must undo the caller's whole operation anyway, and each savepoint
+    # is a round trip spent while the caller holds its market lock.
+    with transaction.atomic(savepoint=False):
         ledger_transaction = LedgerTransaction.objects.create(kind=kind, memo=memo[:255], reference=reference)
         LedgerEntry.objects.bulk_create(
             LedgerEntry(transaction=ledger_transaction, account_id=account_id, amount=amount)
             for account_id, amount in moves.items()
         )
+        ordered = sorted(moves)
         try:
+            # One statement for every account; the savepoint lets a caller go on after InsufficientFunds.
             with transaction.atomic(), connection.cursor() as cursor:
-                # Fixed order (by id) so two transfers between the same accounts cannot deadlock.
-                for account_id in sorted(moves):
-                    cursor.execute(  # the table name is the model's own, never input
-                        f"UPDATE {Account._meta.db_table} SET balance = balance + %s WHERE id = %s RETURNING balance",  # noqa: S608
-                        [moves[account_id], account_id],
-                    )
-                    accounts[account_id].balance = cursor.fetchone()[0]
+                cursor.execute(BALANCE_UPDATE_SQL, [ordered, [moves[account_id] for account_id in ordered]])
+                for account_id, balance in cursor.fetchall():
+                    accounts[account_id].balance = balance
         except IntegrityError as error:
             raise InsufficientFunds("Not enough credits for this operation.") from error
     return ledger_transaction

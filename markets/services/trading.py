@@ -222,10 +222,11 @@ def _trade_execute_locked(
         position.shares += share_change
         position.net_cost += cost_change
         position.save(update_fields=["shares", "net_cost", "updated_at"])
-    Outcome.objects.filter(pk=outcome.pk).update(shares_outstanding=F("shares_outstanding") + share_change)
+    # The market lock serialises every writer of its outcomes, so the rows read above are current.
+    outcome.shares_outstanding += share_change
     for index, price in enumerate(quote.probabilities_after):
         outcomes[index].probability = price
-    Outcome.objects.bulk_update(outcomes, ["probability"])
+    Outcome.objects.bulk_update(outcomes, ["probability", "shares_outstanding"])
     Market.objects.filter(pk=market.pk).update(volume=F("volume") + quote.amount)
     PricePoint.objects.create(market=market, probabilities=quote.probabilities_after, trade=trade, created_at=now)
     if idempotency_key is not None:
