@@ -1,0 +1,162 @@
+"""Reads of the forecast app for pages and APIs. Each selector runs a fixed number of queries, whatever the
+number of users or markets it returns: leaderboards and the site calibration are read from the tables the
+rebuild task writes, never computed per request."""
+
+from dataclasses import dataclass
+from datetime import datetime
+
+from django.db.models import Avg, Count, F, Max, QuerySet, Sum
+from django.shortcuts import get_object_or_404
+
+from accounts.models import User
+from forecast.models import LeaderboardEntry, MarketCalibration, MarketScore, SiteCalibration
+from forecast.scoring import NUMBER_OF_BUCKETS
+from markets.models import Market, Resolution
+
+MAX_LEADERBOARD_PAGE = 200
+
+
+@dataclass(frozen=True)
+class LeaderboardPage:
+    metric: str
+    period: str
+    entries: list[LeaderboardEntry]
+    total: int
+    built_at: datetime | None
+
+
+@dataclass(frozen=True)
+class CalibrationBucket:
+    bucket: int
+    lower: float
+    upper: float
+    # Time-weighted: share of open periods (summed over markets and outcomes) spent in this bucket.
+    weight: float
+    count: int
+    mean_forecast: float | None
+    observed: float | None
+
+
+@dataclass(frozen=True)
+class TrackRecord:
+    markets: int
+    profit: object
+    mean_brier: float | None
+    mean_log: float | None
+    baseline: float
+    peer: float
+    mean_coverage: float | None
+
+
+def leaderboard_page(*, metric: str, period: str, limit: int = 50, offset: int = 0) -> LeaderboardPage:
+    """One page of a stored leaderboard, best first: two queries whatever the page size."""
+    entries_query = LeaderboardEntry.objects.filter(metric=metric, period=period)
+    entries = list(
+        entries_query.select_related("user").order_by("rank", "user__username")[
+            offset : offset + min(limit, MAX_LEADERBOARD_PAGE)
+        ]
+    )
+    summary = entries_query.aggregate(total=Count("id"), built_at=Max("built_at"))
+    return LeaderboardPage(
+        metric=metric, period=period, entries=entries, total=summary["total"], built_at=summary["built_at"]
+    )
+
+
+# (bucket, weight, weight x outcome payout, weight x forecast, count), as summed over scored markets.
+BucketSums = tuple[int, float, float, float, int]
+
+
+def _buckets(rows: list[BucketSums]) -> list[CalibrationBucket]:
+    by_bucket = {row[0]: row for row in rows}
+    buckets = []
+    for index in range(NUMBER_OF_BUCKETS):
+        _, weight, observed, forecast, count = by_bucket.get(index, (index, 0.0, 0.0, 0.0, 0))
+        buckets.append(
+            CalibrationBucket(
+                bucket=index,
+                lower=index / NUMBER_OF_BUCKETS,
+                upper=(index + 1) / NUMBER_OF_BUCKETS,
+                weight=weight,
+                count=count,
+                mean_forecast=forecast / weight if weight > 0 else None,
+                observed=observed / weight if weight > 0 else None,
+            )
+        )
+    return buckets
+
+
+def user_calibration(*, user: User) -> list[CalibrationBucket]:
+    """The user's time-weighted calibration over all their scored markets: one GROUP BY query."""
+    rows = list(
+        MarketCalibration.objects.filter(user=user)
+        .values("bucket")
+        .annotate(weight=Sum("weight"), observed=Sum("observed"), forecast=Sum("forecast"), total=Sum("count"))
+        .order_by("bucket")
+        .values_list("bucket", "weight", "observed", "forecast", "total")
+    )
+    return _buckets(rows)
+
+
+def site_calibration() -> list[CalibrationBucket]:
+    """The whole site's calibration, as last rebuilt."""
+    return _buckets(list(SiteCalibration.objects.values_list("bucket", "weight", "observed", "forecast", "count")))
+
+
+def user_by_username(*, username: str) -> User:
+    return get_object_or_404(User, username=username, is_active=True)
+
+
+def user_track_record(*, user: User) -> TrackRecord:
+    summary = MarketScore.objects.filter(user=user).aggregate(
+        markets=Count("id"),
+        profit=Sum("profit"),
+        mean_brier=Avg("brier"),
+        mean_log=Avg("log_score"),
+        baseline=Sum("baseline"),
+        peer=Sum("peer"),
+        mean_coverage=Avg("coverage"),
+    )
+    return TrackRecord(
+        markets=summary["markets"],
+        profit=summary["profit"] or 0,
+        mean_brier=summary["mean_brier"],
+        mean_log=summary["mean_log"],
+        baseline=summary["baseline"] or 0.0,
+        peer=summary["peer"] or 0.0,
+        mean_coverage=summary["mean_coverage"],
+    )
+
+
+def user_ranks(*, user: User) -> dict[str, dict[str, LeaderboardEntry]]:
+    """The user's entry on each leaderboard: {metric: {period: entry}}, one query."""
+    ranks: dict[str, dict[str, LeaderboardEntry]] = {}
+    for entry in LeaderboardEntry.objects.filter(user=user):
+        ranks.setdefault(entry.metric, {})[entry.period] = entry
+    return ranks
+
+
+def user_scores(*, user: User, limit: int = 50) -> list[MarketScore]:
+    """The user's scored markets, most recently resolved first, with the resolution: one query."""
+    return list(
+        MarketScore.objects.filter(user=user)
+        .select_related("market", "resolution", "resolution__outcome")
+        .order_by("-resolved_at", "-market_id")[:limit]
+    )
+
+
+def market_by_slug(*, slug: str) -> Market:
+    return get_object_or_404(Market, slug=slug)
+
+
+def market_current_resolution(*, market: Market) -> Resolution | None:
+    return Resolution.objects.filter(market=market, is_current=True).select_related("outcome").first()
+
+
+def market_scores(*, market: Market) -> QuerySet[MarketScore]:
+    """Every trader's score in the market, best profit first, with usernames: one query when evaluated."""
+    return (
+        MarketScore.objects.filter(market=market)
+        .select_related("user")
+        .annotate(username=F("user__username"))
+        .order_by("-profit", "user__username")
+    )
