@@ -1,0 +1,140 @@
+"""A new visitor signs up, trades on the Rutte market and sees the page follow, in real Chromium."""
+
+import re
+from datetime import timedelta
+from decimal import Decimal
+
+import pytest
+from django.utils import timezone
+from playwright.sync_api import expect
+
+from accounts.models import Account, User
+from accounts.services import user_create
+from markets.models import Position
+from markets.services import market_create, trade_execute
+
+pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
+
+
+def seed_markets():
+    """The Rutte market with a week of history, and a few neighbours for the markets list."""
+    start = timezone.now() - timedelta(days=8)
+    rutte = market_create(
+        slug="rutte-nato",
+        question="Will Mark Rutte be appointed NATO Secretary-General by 1 July 2024?",
+        kind="binary",
+        liquidity=Decimal("100"),
+        closes_at=timezone.now() + timedelta(days=40),
+        category="Politics",
+        description="Jens Stoltenberg's term ends in 2024. Mark Rutte, outgoing Dutch prime minister, is a candidate.",
+        resolution_criteria="Resolves YES if NATO announces Mark Rutte's appointment on or before 1 July 2024.",
+        now=start,
+    )
+    successor = market_create(
+        slug="next-nato-sg",
+        question="Who will be the next NATO Secretary-General?",
+        kind="multiple",
+        liquidity=Decimal("150"),
+        closes_at=timezone.now() + timedelta(days=60),
+        outcomes=[("RUTTE", "Rutte"), ("KALLAS", "Kallas"), ("RINKEVICS", "Rinkēvičs"), ("IOHANNIS", "Iohannis"), ("OTHER", "Other")],
+        category="Politics",
+        now=start,
+    )
+    rain = market_create(
+        slug="ai-act",
+        question="Will the EU AI Act enter into force before August 2024?",
+        kind="binary",
+        liquidity=Decimal("80"),
+        closes_at=timezone.now() + timedelta(days=20),
+        category="Technology",
+        now=start,
+    )
+    traders = [user_create(username=f"forecaster{i}", password=None) for i in range(3)]
+    moves = [
+        (rutte, "YES", "40"), (successor, "RUTTE", "90"), (rain, "YES", "25"), (rutte, "NO", "15"),
+        (successor, "KALLAS", "30"), (rutte, "YES", "60"), (rain, "NO", "10"), (successor, "RUTTE", "50"),
+        (rutte, "YES", "35"), (rain, "YES", "30"),
+    ]
+    for step, (market, code, amount) in enumerate(moves):
+        trade_execute(
+            user=traders[step % 3], market=market, outcome_code=code, side="buy", amount=amount,
+            now=start + timedelta(hours=18 * (step + 1)),
+        )
+    return rutte
+
+
+def wait_for_preview(page, text):
+    expect(page.locator("#trade-preview")).to_contain_text(text)
+
+
+def test_signup_trade_by_amount_and_forecast_sell_and_overspend(live_server, page, screenshot):
+    rutte = seed_markets()
+    page.goto(f"{live_server.url}/accounts/signup/?next=/markets/{rutte.slug}/")
+    page.get_by_label("Username").fill("newcomer")
+    page.get_by_label("Password", exact=True).fill("a-long-password-9")
+    page.get_by_label("Password again").fill("a-long-password-9")
+    screenshot("01-signup")
+    page.get_by_role("button", name="Sign up").click()
+
+    expect(page).to_have_url(re.compile(rf"/markets/{rutte.slug}/$"))
+    expect(page.locator("#nav-balance")).to_contain_text("1,000.00")
+    expect(page.locator("#price-chart[data-ready=true] canvas")).to_be_visible()
+    screenshot("02-market-chart")
+
+    # Buy by amount: the preview shows the cost before confirming.
+    page.get_by_label("Trade by").select_option("amount")
+    page.locator("input[name=value]").fill("100")
+    wait_for_preview(page, "You pay")
+    wait_for_preview(page, "100.00 cr")
+    screenshot("03-preview-amount")
+    page.get_by_role("button", name="Place trade").click()
+    expect(page.locator(".flash-success")).to_contain_text("Bought")
+    expect(page.locator("#nav-balance")).not_to_contain_text("1,000.00")
+    expect(page.locator("#my-position")).to_contain_text("Yes")
+    screenshot("04-after-amount-trade")
+    user = User.objects.get(username="newcomer")
+    assert Account.objects.get(user=user).balance < Decimal("1000")
+
+    # Buy by forecast: "I think 80%" moves the price to 80%.
+    page.get_by_label("Trade by").select_option("probability")
+    page.locator("input[name=value]").fill("80")
+    wait_for_preview(page, "80.0%")
+    screenshot("05-preview-forecast")
+    page.get_by_role("button", name="Place trade").click()
+    expect(page.locator(".flash-success")).to_contain_text("Bought")
+    expect(page.locator("#live-region .outcome-prob[data-outcome=YES]")).to_have_text("80.0%")
+    screenshot("06-after-forecast-trade")
+    held = Position.objects.get(user=user, outcome__code="YES").shares
+
+    # Sell part of the position by shares.
+    page.locator(".side-choice label", has_text="Sell").click()
+    page.get_by_label("Trade by").select_option("shares")
+    page.locator("input[name=value]").fill("20")
+    wait_for_preview(page, "You receive")
+    page.get_by_role("button", name="Place trade").click()
+    expect(page.locator(".flash-success")).to_contain_text("Sold 20.00 Yes shares")
+    assert Position.objects.get(user=user, outcome__code="YES").shares == held - 20
+    screenshot("07-after-sell")
+
+    # Spending more than the balance: a clear error next to the form, nothing traded.
+    balance_before = Account.objects.get(user=user).balance
+    page.locator(".side-choice label", has_text="Buy").click()
+    page.get_by_label("Trade by").select_option("shares")
+    page.locator("input[name=value]").fill("5000")
+    wait_for_preview(page, "costs more than your balance")
+    page.get_by_role("button", name="Place trade").click()
+    expect(page.locator("#trade-panel [role=alert]").first).to_contain_text("your balance is")
+    assert Account.objects.get(user=user).balance == balance_before
+    screenshot("08-insufficient-funds")
+
+    page.goto(f"{live_server.url}/portfolio/")
+    expect(page.locator("h1")).to_have_text("Portfolio")
+    expect(page.locator("#open-title")).to_be_visible()
+    screenshot("09-portfolio")
+    page.goto(f"{live_server.url}/")
+    expect(page.locator(".market-card")).to_have_count(3)
+    screenshot("10-markets-list")
+    page.set_viewport_size({"width": 390, "height": 844})
+    page.goto(f"{live_server.url}/markets/{rutte.slug}/")
+    expect(page.locator("#price-chart[data-ready=true] canvas")).to_be_visible()
+    screenshot("11-market-phone")
