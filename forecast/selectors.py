@@ -85,10 +85,16 @@ def _buckets(rows: list[BucketSums]) -> list[CalibrationBucket]:
     return buckets
 
 
+def _visible_scores() -> QuerySet[MarketScore]:
+    """Scores of markets that are resolved now: a re-resolution hides the old scores at once (the market goes
+    back to resolving), before the settlement and the rescoring that replace them have run."""
+    return MarketScore.objects.filter(market__status=Market.Status.RESOLVED)
+
+
 def user_calibration(*, user: User) -> list[CalibrationBucket]:
     """The user's time-weighted calibration over all their scored markets: one GROUP BY query."""
     rows = list(
-        MarketCalibration.objects.filter(user=user)
+        MarketCalibration.objects.filter(user=user, market__status=Market.Status.RESOLVED)
         .values("bucket")
         .annotate(weight=Sum("weight"), observed=Sum("observed"), forecast=Sum("forecast"), total=Sum("count"))
         .order_by("bucket")
@@ -107,14 +113,18 @@ def user_by_username(*, username: str) -> User:
 
 
 def user_track_record(*, user: User) -> TrackRecord:
-    summary = MarketScore.objects.filter(user=user).aggregate(
-        markets=Count("id"),
-        profit=Sum("profit"),
-        mean_brier=Avg("brier"),
-        mean_log=Avg("log_score"),
-        baseline=Sum("baseline"),
-        peer=Sum("peer"),
-        mean_coverage=Avg("coverage"),
+    summary = (
+        _visible_scores()
+        .filter(user=user)
+        .aggregate(
+            markets=Count("id"),
+            profit=Sum("profit"),
+            mean_brier=Avg("brier"),
+            mean_log=Avg("log_score"),
+            baseline=Sum("baseline"),
+            peer=Sum("peer"),
+            mean_coverage=Avg("coverage"),
+        )
     )
     return TrackRecord(
         markets=summary["markets"],
@@ -138,7 +148,8 @@ def user_ranks(*, user: User) -> dict[str, dict[str, LeaderboardEntry]]:
 def user_scores(*, user: User, limit: int = 50) -> list[MarketScore]:
     """The user's scored markets, most recently resolved first, with the resolution: one query."""
     return list(
-        MarketScore.objects.filter(user=user)
+        _visible_scores()
+        .filter(user=user)
         .select_related("market", "resolution", "resolution__outcome")
         .order_by("-resolved_at", "-market_id")[:limit]
     )
@@ -155,7 +166,8 @@ def market_current_resolution(*, market: Market) -> Resolution | None:
 def market_scores(*, market: Market) -> QuerySet[MarketScore]:
     """Every trader's score in the market, best profit first, with usernames: one query when evaluated."""
     return (
-        MarketScore.objects.filter(market=market)
+        _visible_scores()
+        .filter(market=market)
         .select_related("user")
         .annotate(username=F("user__username"))
         .order_by("-profit", "user__username")

@@ -159,10 +159,10 @@ def _finite_or_none(value: float) -> float | None:
 # metric -> (SQL aggregate over forecast_marketscore, ORDER BY direction, HAVING condition).
 # Fixed strings, never input: they are interpolated into the rebuild statement.
 _LEADERBOARD_SQL: dict[str, tuple[str, str, str]] = {
-    LeaderboardEntry.Metric.PROFIT: ("SUM(profit)", "DESC", "TRUE"),
-    LeaderboardEntry.Metric.BASELINE: ("SUM(baseline)", "DESC", "TRUE"),
-    LeaderboardEntry.Metric.PEER: ("SUM(peer)", "DESC", "TRUE"),
-    LeaderboardEntry.Metric.BRIER: ("AVG(brier)", "ASC", "COUNT(brier) >= %(min_markets)s"),
+    LeaderboardEntry.Metric.PROFIT: ("SUM(s.profit)", "DESC", "TRUE"),
+    LeaderboardEntry.Metric.BASELINE: ("SUM(s.baseline)", "DESC", "TRUE"),
+    LeaderboardEntry.Metric.PEER: ("SUM(s.peer)", "DESC", "TRUE"),
+    LeaderboardEntry.Metric.BRIER: ("AVG(s.brier)", "ASC", "COUNT(s.brier) >= %(min_markets)s"),
 }
 
 
@@ -170,14 +170,16 @@ def leaderboards_rebuild(*, now: datetime | None = None) -> int:
     """Rebuilds every leaderboard (metric x period) and the site calibration from the score rows, set-based:
     one INSERT ... SELECT with RANK() per board. Returns the number of leaderboard rows written.
 
-    Profit, baseline and peer rank by their sum over the trader's scored markets (so taking part in more markets
-    counts, as on Metaculus); Brier ranks by the mean over the markets where the trader held a forecast, once
-    there are FORECASTLE_BRIER_MIN_MARKETS of them. Ties share a rank. The 30-day boards count markets resolved
-    in the 30 days before `now`.
+    Only markets still resolved count: one moved back to resolving by a re-resolution drops out at once, before
+    its rescoring has run. Profit, baseline and peer rank by their sum over the trader's scored markets (so taking
+    part in more markets counts, as on Metaculus); Brier ranks by the mean over the markets where the trader held
+    a forecast, once there are FORECASTLE_BRIER_MIN_MARKETS of them. Ties share a rank. The 30-day boards count
+    markets resolved in the 30 days before `now`.
     """
     now = now or timezone.now()
     entries = LeaderboardEntry._meta.db_table
     score_table = MarketScore._meta.db_table
+    market_table = Market._meta.db_table
     written = 0
     with transaction.atomic(), connection.cursor() as cursor:
         cursor.execute("SELECT pg_advisory_xact_lock(%s)", [REBUILD_LOCK_KEY])
@@ -188,16 +190,17 @@ def leaderboards_rebuild(*, now: datetime | None = None) -> int:
         ):
             for metric, (aggregate, direction, having) in _LEADERBOARD_SQL.items():
                 value = f"ROUND(({aggregate})::numeric, 6)"
-                count = "COUNT(brier)" if metric == LeaderboardEntry.Metric.BRIER else "COUNT(*)"
+                count = "COUNT(s.brier)" if metric == LeaderboardEntry.Metric.BRIER else "COUNT(*)"
                 cursor.execute(
                     f"""INSERT INTO {entries} (metric, period, user_id, rank, value, markets, built_at)
                         SELECT %(metric)s, %(period)s, user_id, RANK() OVER (ORDER BY value {direction}), value,
                                markets, %(now)s
                         FROM (
-                          SELECT user_id, {value} AS value, {count} AS markets
-                          FROM {score_table}
-                          WHERE %(since)s::timestamptz IS NULL OR resolved_at >= %(since)s::timestamptz
-                          GROUP BY user_id
+                          SELECT s.user_id, {value} AS value, {count} AS markets
+                          FROM {score_table} s
+                          JOIN {market_table} m ON m.id = s.market_id AND m.status = %(resolved)s
+                          WHERE %(since)s::timestamptz IS NULL OR s.resolved_at >= %(since)s::timestamptz
+                          GROUP BY s.user_id
                           HAVING {having}
                         ) per_user
                         WHERE value IS NOT NULL""",  # noqa: S608
@@ -207,6 +210,7 @@ def leaderboards_rebuild(*, now: datetime | None = None) -> int:
                         "now": now,
                         "since": since,
                         "min_markets": settings.FORECASTLE_BRIER_MIN_MARKETS,
+                        "resolved": Market.Status.RESOLVED,
                     },
                 )
                 written += cursor.rowcount
@@ -214,8 +218,10 @@ def leaderboards_rebuild(*, now: datetime | None = None) -> int:
         calibration = MarketCalibration._meta.db_table
         cursor.execute(
             f"""INSERT INTO {SiteCalibration._meta.db_table} (bucket, weight, observed, forecast, count, built_at)
-                SELECT bucket, SUM(weight), SUM(observed), SUM(forecast), SUM(count), %(now)s
-                FROM {calibration} GROUP BY bucket""",  # noqa: S608
-            {"now": now},
+                SELECT c.bucket, SUM(c.weight), SUM(c.observed), SUM(c.forecast), SUM(c.count), %(now)s
+                FROM {calibration} c
+                JOIN {market_table} m ON m.id = c.market_id AND m.status = %(resolved)s
+                GROUP BY c.bucket""",  # noqa: S608
+            {"now": now, "resolved": Market.Status.RESOLVED},
         )
     return written

@@ -10,7 +10,7 @@ from django.db import connection
 from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
 
-from forecast import services, tasks
+from forecast import selectors, services, tasks
 from forecast.models import LeaderboardEntry, MarketCalibration, MarketScore, SiteCalibration
 from markets.models import Market, Payout, Trade
 from markets.services import market_resolve, trade_execute
@@ -159,6 +159,14 @@ def test_a_market_back_in_resolving_keeps_no_stale_scores(traded_market):
         reason="Oops.",
         now=scenario.closes_at,
     )
+    # Before settlement and rescoring run, reads and rebuilt boards already ignore the old scores.
+    alice = scenario.traders["alice"]
+    assert selectors.user_track_record(user=alice).markets == 0
+    assert selectors.user_scores(user=alice) == []
+    assert all(bucket.count == 0 for bucket in selectors.user_calibration(user=alice))
+    assert list(selectors.market_scores(market=scenario.market)) == []
+    assert services.leaderboards_rebuild() == 0
+    assert not SiteCalibration.objects.exists()
     assert services.market_score(market_id=scenario.market.pk).scored == 0
     assert not MarketScore.objects.filter(market=scenario.market).exists()
 
