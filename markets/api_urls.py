@@ -1,3 +1,21 @@
-from django.urls import URLPattern, URLResolver
+"""Market endpoints under /api/v1/. URL names are stable; staff endpoints (markets/apis/staff.py) add theirs here."""
 
-urlpatterns: list[URLPattern | URLResolver] = []
+from django.urls import URLPattern, URLResolver, path
+
+from markets.apis import staff
+from markets.apis.history import MarketHistoryApi
+from markets.apis.markets import MarketDetailApi
+from markets.apis.portfolio import MePositionsApi, MeTradesApi
+from markets.apis.trading import MarketQuoteApi, MarketTradesApi
+
+urlpatterns: list[URLPattern | URLResolver] = [
+    # GET lists markets (MarketListApi); POST creates one (staff): one view answers both methods.
+    path("markets/", staff.MarketCollectionApi.as_view(), name="api-markets"),
+    path("markets/<slug:slug>/", MarketDetailApi.as_view(), name="api-market-detail"),
+    path("markets/<slug:slug>/history/", MarketHistoryApi.as_view(), name="api-market-history"),
+    path("markets/<slug:slug>/quote/", MarketQuoteApi.as_view(), name="api-market-quote"),
+    path("markets/<slug:slug>/trades/", MarketTradesApi.as_view(), name="api-market-trades"),
+    path("markets/<slug:slug>/resolution/", staff.MarketResolutionApi.as_view(), name="api-market-resolution"),
+    path("me/positions/", MePositionsApi.as_view(), name="api-me-positions"),
+    path("me/trades/", MeTradesApi.as_view(), name="api-me-trades"),
+]
