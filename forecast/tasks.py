@@ -5,6 +5,7 @@ import logging
 from celery import shared_task
 from django.core.cache import cache
 from django.db import OperationalError, transaction
+from redis.exceptions import RedisError
 
 from forecast import services
 
@@ -19,7 +20,12 @@ def leaderboards_rebuild_enqueue() -> None:
     """Queues one leaderboard rebuild after the current transaction commits, unless one is already queued."""
 
     def enqueue() -> None:
-        if cache.add(REBUILD_PENDING_KEY, 1, timeout=REBUILD_PENDING_SECONDS):
+        try:
+            first_request = cache.add(REBUILD_PENDING_KEY, 1, timeout=REBUILD_PENDING_SECONDS)
+        except RedisError:
+            # Without the cache nothing can be coalesced; an extra rebuild is harmless.
+            first_request = True
+        if first_request:
             leaderboards_rebuild.delay()
 
     transaction.on_commit(enqueue)
@@ -44,5 +50,8 @@ def market_score(market_id: int) -> int:
 @shared_task(name="forecast.tasks.leaderboards_rebuild", acks_late=True)
 def leaderboards_rebuild() -> int:
     # Cleared first: a score written while this runs queues a fresh rebuild rather than being missed.
-    cache.delete(REBUILD_PENDING_KEY)
+    try:
+        cache.delete(REBUILD_PENDING_KEY)
+    except RedisError:
+        logger.warning("could not clear %s; it expires by itself", REBUILD_PENDING_KEY)
     return services.leaderboards_rebuild()
