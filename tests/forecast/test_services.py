@@ -1,6 +1,7 @@
 """Scoring and leaderboard services on real PostgreSQL, with markets traded, resolved and settled by the
 real markets services."""
 
+import threading
 from datetime import timedelta
 from decimal import Decimal
 
@@ -249,3 +250,30 @@ def test_the_task_scores_and_queues_one_rebuild(traded_market, monkeypatch, djan
     assert queued == [1]  # the second request found one already pending
     assert tasks.leaderboards_rebuild() == LeaderboardEntry.objects.count()
     assert cache.get(tasks.REBUILD_PENDING_KEY) is None
+
+
+@pytest.mark.django_db(transaction=True)
+def test_concurrent_scoring_runs_leave_one_consistent_set_of_rows(traded_market):
+    scenario = traded_market()
+    scenario.resolve(outcome="YES", at=scenario.closes_at)
+    services.market_score(market_id=scenario.market.pk)
+    expected = score_rows(scenario.market)
+    errors: list[BaseException] = []
+    barrier = threading.Barrier(4)
+
+    def run() -> None:
+        try:
+            barrier.wait()
+            services.market_score(market_id=scenario.market.pk)
+        except BaseException as error:  # reported below: a thread's exception would otherwise vanish
+            errors.append(error)
+        finally:
+            connection.close()
+
+    threads = [threading.Thread(target=run) for _ in range(4)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert errors == []
+    assert score_rows(scenario.market) == expected
