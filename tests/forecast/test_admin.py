@@ -17,7 +17,7 @@ def test_staff_list_scores_and_rescore_a_market(client, traded_market):
     page = client.get("/admin/forecast/marketscore/")
     assert page.status_code == 200
     assert scenario.market.question in page.content.decode()
-    assert client.get(f"/admin/forecast/marketscore/{MarketScore.objects.first().pk}/delete/").status_code == 403
+    assert client.get(f"/admin/forecast/marketscore/{MarketScore.objects.earliest('pk').pk}/delete/").status_code == 403
 
     ids = [str(pk) for pk in MarketScore.objects.values_list("pk", flat=True)]
     response = client.post("/admin/forecast/marketscore/", {"action": "rescore", "_selected_action": ids})
