@@ -57,9 +57,9 @@ def market_settle(market_id: int) -> bool:
 
 
 @shared_task(name="markets.tasks.settlements_sweep")
-def settlements_sweep() -> int:
+def settlements_sweep(older_than_seconds: float = STUCK_AFTER.total_seconds()) -> int:
     """Re-enqueues settlements stuck in `resolving` (lost message, killed worker, Redis restart)."""
-    market_ids = services.markets_stuck_in_resolving(older_than=STUCK_AFTER)
+    market_ids = services.markets_stuck_in_resolving(older_than=timedelta(seconds=older_than_seconds))
     for market_id in market_ids:
         logger.warning("market %s is stuck in resolving; re-enqueuing its settlement", market_id)
         market_settle.delay(market_id)

@@ -18,6 +18,7 @@ longer give back is written off to the house inside the reversal transaction (lo
 
 import logging
 import os
+import time
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from decimal import Decimal
@@ -183,10 +184,12 @@ def _apply_balances(*, transaction_ids: list[int]) -> None:
 
 
 def _pause_for_tests() -> None:
+    """Holds the transaction open (idle, payouts written but not committed) so a test can kill the worker
+    here. A sleep in Python, not pg_sleep: a killed client is then noticed by PostgreSQL at once."""
     pause = float(os.environ.get(PAUSE_ENV, "0") or 0)
     if pause > 0:
         logger.warning("settlement pausing %.1fs (%s is set)", pause, PAUSE_ENV)
-        _scalar("SELECT pg_sleep(%(pause)s)", {"pause": pause})
+        time.sleep(pause)
 
 
 def market_settle(*, market_id: int, now: datetime | None = None) -> SettlementResult | None:

@@ -1,0 +1,112 @@
+"""A real Celery worker process for tests: `celery -A config worker` against the test database and
+the test Redis, started and stopped (or SIGKILLed) by the test.
+
+Use it only in `transaction=True` tests: the worker is another process and sees committed rows only.
+"""
+
+import os
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+import redis
+from django.conf import settings
+from django.db import connection
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def test_database_url() -> str:
+    """The URL of the database the tests run on (test_forecastle<suffix>), for the worker's DATABASE_URL."""
+    db = connection.settings_dict
+    password = f":{db['PASSWORD']}" if db.get("PASSWORD") else ""
+    return f"postgres://{db['USER']}{password}@{db['HOST'] or '127.0.0.1'}:{db['PORT'] or 5432}/{db['NAME']}"
+
+
+def broker_flush() -> None:
+    """Empties this test run's own Redis database (REDIS_URL): no message of an earlier run is redelivered."""
+    redis.Redis.from_url(settings.CELERY_BROKER_URL).flushdb()
+
+
+class Worker:
+    def __init__(self, process: subprocess.Popen[bytes], log: Path) -> None:
+        self.process = process
+        self.log = log
+
+    def output(self) -> str:
+        return self.log.read_text(errors="replace")
+
+    def kill(self) -> None:
+        """SIGKILL to the whole process group: no warm shutdown, no ack, no rollback by the worker."""
+        if self.process.poll() is None:
+            os.killpg(self.process.pid, signal.SIGKILL)
+            self.process.wait(timeout=10)
+
+    def stop(self) -> None:
+        if self.process.poll() is None:
+            os.killpg(self.process.pid, signal.SIGTERM)
+            try:
+                self.process.wait(timeout=15)
+            except subprocess.TimeoutExpired:
+                self.kill()
+
+
+@contextmanager
+def celery_worker(*, name: str, env: dict[str, str] | None = None, ready_timeout: float = 60) -> Iterator[Worker]:
+    """Starts `celery -A config worker --pool=solo` (the task runs in the process we may kill) and waits
+    until it is ready to consume."""
+    log = Path(tempfile.mkstemp(prefix=f"celery-{name}-", suffix=".log")[1])
+    worker_env = {
+        **os.environ,
+        "DJANGO_SETTINGS_MODULE": "config.settings.test",
+        "DATABASE_URL": test_database_url(),
+        "CELERY_BROKER_URL": settings.CELERY_BROKER_URL,
+        **(env or {}),
+    }
+    with log.open("wb") as sink:
+        process = subprocess.Popen(
+            [
+                sys.executable,
+                "-m",
+                "celery",
+                "-A",
+                "config",
+                "worker",
+                "--pool=solo",
+                "--loglevel=INFO",
+                "--without-gossip",
+                "--without-mingle",
+                "--without-heartbeat",
+                "-n",
+                f"{name}@%h",
+            ],
+            cwd=ROOT,
+            env=worker_env,
+            stdout=sink,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
+    worker = Worker(process, log)
+    try:
+        deadline = time.monotonic() + ready_timeout
+        while " ready." not in worker.output():
+            if process.poll() is not None or time.monotonic() > deadline:
+                raise RuntimeError(f"celery worker {name} did not start:\n{worker.output()[-3000:]}")
+            time.sleep(0.2)
+        yield worker
+    finally:
+        worker.stop()
+        log.unlink(missing_ok=True)
+
+
+def wait_for(predicate, *, timeout: float = 60, interval: float = 0.2, what: str = "condition") -> None:  # type: ignore[no-untyped-def]
+    deadline = time.monotonic() + timeout
+    while not predicate():
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out after {timeout}s waiting for {what}")
+        time.sleep(interval)
