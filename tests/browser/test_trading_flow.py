@@ -36,7 +36,13 @@ def seed_markets():
         kind="multiple",
         liquidity=Decimal("150"),
         closes_at=timezone.now() + timedelta(days=60),
-        outcomes=[("RUTTE", "Rutte"), ("KALLAS", "Kallas"), ("RINKEVICS", "Rinkēvičs"), ("IOHANNIS", "Iohannis"), ("OTHER", "Other")],
+        outcomes=[
+            ("RUTTE", "Rutte"),
+            ("KALLAS", "Kallas"),
+            ("RINKEVICS", "Rinkēvičs"),
+            ("IOHANNIS", "Iohannis"),
+            ("OTHER", "Other"),
+        ],
         category="Politics",
         now=start,
     )
@@ -51,13 +57,24 @@ def seed_markets():
     )
     traders = [user_create(username=f"forecaster{i}", password=None) for i in range(3)]
     moves = [
-        (rutte, "YES", "40"), (successor, "RUTTE", "90"), (rain, "YES", "25"), (rutte, "NO", "15"),
-        (successor, "KALLAS", "30"), (rutte, "YES", "60"), (rain, "NO", "10"), (successor, "RUTTE", "50"),
-        (rutte, "YES", "35"), (rain, "YES", "30"),
+        (rutte, "YES", "40"),
+        (successor, "RUTTE", "90"),
+        (rain, "YES", "25"),
+        (rutte, "NO", "15"),
+        (successor, "KALLAS", "30"),
+        (rutte, "YES", "60"),
+        (rain, "NO", "10"),
+        (successor, "RUTTE", "50"),
+        (rutte, "YES", "35"),
+        (rain, "YES", "30"),
     ]
     for step, (market, code, amount) in enumerate(moves):
         trade_execute(
-            user=traders[step % 3], market=market, outcome_code=code, side="buy", amount=amount,
+            user=traders[step % 3],
+            market=market,
+            outcome_code=code,
+            side="buy",
+            amount=amount,
             now=start + timedelta(hours=18 * (step + 1)),
         )
     return rutte
