@@ -45,7 +45,6 @@ def api(trader):
     _key, raw_key = api_key_create(user=trader, name="tests")
     client = APIClient()
     client.credentials(HTTP_AUTHORIZATION=f"Token {raw_key}")
-    client.raw_key = raw_key
     return client
 
 
