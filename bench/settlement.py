@@ -23,6 +23,7 @@ django.setup()
 from django.db import connection  # noqa: E402
 from django.test.utils import setup_test_environment  # noqa: E402
 
+from accounts.models import User  # noqa: E402
 from accounts.services import user_create  # noqa: E402
 from bench.seed import market_with_positions  # noqa: E402
 from markets.services import market_resolve, market_settle, markets_reconcile  # noqa: E402
@@ -32,7 +33,7 @@ def peak_rss_mib() -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # KiB on Linux
 
 
-def settle(*, slug: str, positions: int, staff, kind: str) -> tuple[float, float]:  # type: ignore[no-untyped-def]
+def settle(*, slug: str, positions: int, staff: User, kind: str) -> tuple[float, float]:
     """Seeds a market, resolves it, and times the settlement alone; returns (seconds, seed seconds)."""
     start = time.perf_counter()
     market = market_with_positions(slug=slug, traders=positions, staff=staff)
@@ -44,7 +45,8 @@ def settle(*, slug: str, positions: int, staff, kind: str) -> tuple[float, float
     start = time.perf_counter()
     result = market_settle(market_id=market.pk)
     elapsed = time.perf_counter() - start
-    assert result is not None and result.payout_count == positions
+    if result is None or result.payout_count != positions:
+        raise RuntimeError(f"settlement of {slug} paid {result}, expected {positions} payouts")
     return elapsed, seeded
 
 

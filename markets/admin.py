@@ -2,7 +2,7 @@
 (`market_create`, `market_resolve`), never by saving model forms, so the admin cannot bypass the
 ledger: its add page and resolve page are plain forms calling those services."""
 
-from typing import Any
+from typing import Any, cast
 
 from django.contrib import admin, messages
 from django.core.exceptions import PermissionDenied
@@ -14,6 +14,7 @@ from django.urls import URLPattern, path, reverse
 from django.utils.html import format_html, format_html_join
 
 from accounts.errors import DomainError
+from accounts.models import User
 from markets.forms import MarketCreateForm, add_domain_error
 from markets.models import Market, Outcome, Payout, ReconciliationRun, Resolution, Trade
 from markets.services import market_create
@@ -161,7 +162,7 @@ class MarketAdmin(admin.ModelAdmin):
                     description=data["description"],
                     resolution_criteria=data["resolution_criteria"],
                     category=data["category"],
-                    created_by=request.user,
+                    created_by=cast(User, request.user),  # admin_view admits staff only
                 )
             except DomainError as error:
                 add_domain_error(form, error)

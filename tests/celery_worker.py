@@ -10,7 +10,7 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
@@ -104,7 +104,9 @@ def celery_worker(*, name: str, env: dict[str, str] | None = None, ready_timeout
         log.unlink(missing_ok=True)
 
 
-def wait_for(predicate, *, timeout: float = 60, interval: float = 0.2, what: str = "condition") -> None:  # type: ignore[no-untyped-def]
+def wait_for(
+    predicate: Callable[[], bool], *, timeout: float = 60, interval: float = 0.2, what: str = "condition"
+) -> None:
     deadline = time.monotonic() + timeout
     while not predicate():
         if time.monotonic() > deadline:

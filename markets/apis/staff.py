@@ -1,15 +1,17 @@
 """Staff endpoints: create markets and resolve them. Everyone else gets 403 (401 without credentials)."""
 
-from typing import Any
+from collections.abc import Sequence
+from typing import Any, cast
 
 from drf_spectacular.utils import extend_schema
 from rest_framework import serializers, status
 from rest_framework.exceptions import NotFound
-from rest_framework.permissions import BasePermission, IsAdminUser
+from rest_framework.permissions import IsAdminUser
 from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
+from accounts.models import User
 from markets.apis.markets import MarketListApi
 from markets.models import Market, Resolution
 from markets.services import market_create, market_resolve
@@ -17,7 +19,7 @@ from markets.services import market_create, market_resolve
 
 class OutcomeInputSerializer(serializers.Serializer):
     code = serializers.CharField(max_length=32)
-    label = serializers.CharField(max_length=120)
+    label = serializers.CharField(max_length=120)  # type: ignore[assignment]  # the API's name for it
 
 
 class MarketCreateApi(APIView):
@@ -32,7 +34,7 @@ class MarketCreateApi(APIView):
         resolution_criteria = serializers.CharField(required=False, allow_blank=True, default="")
         category = serializers.CharField(required=False, allow_blank=True, default="", max_length=50)
         kind = serializers.ChoiceField(choices=Market.Kind.choices)
-        outcomes = OutcomeInputSerializer(many=True, required=False, allow_empty=False, max_length=50)
+        outcomes = OutcomeInputSerializer(many=True, required=False, allow_empty=False)
         liquidity = serializers.DecimalField(max_digits=12, decimal_places=4)
         initial_probabilities = serializers.ListField(
             child=serializers.DecimalField(max_digits=7, decimal_places=6),
@@ -45,7 +47,7 @@ class MarketCreateApi(APIView):
     class OutputSerializer(serializers.Serializer):
         class OutcomeSerializer(serializers.Serializer):
             code = serializers.CharField()
-            label = serializers.CharField()
+            label = serializers.CharField()  # type: ignore[assignment]
             index = serializers.IntegerField()
             probability = serializers.FloatField()
 
@@ -75,7 +77,7 @@ class MarketCreateApi(APIView):
         market = market_create(
             **data,
             outcomes=[(o["code"], o["label"]) for o in outcomes] if outcomes else None,
-            created_by=request.user,
+            created_by=cast(User, request.user),  # IsAdminUser: authenticated staff
         )
         return Response(MarketCreateApi.OutputSerializer(market).data, status=status.HTTP_201_CREATED)
 
@@ -85,7 +87,7 @@ class MarketCollectionApi(MarketListApi):
 
     post = MarketCreateApi.post
 
-    def get_permissions(self) -> list[BasePermission]:
+    def get_permissions(self) -> Sequence[Any]:
         if self.request.method == "POST":
             return [IsAdminUser()]
         return super().get_permissions()

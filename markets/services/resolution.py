@@ -17,6 +17,7 @@ from datetime import datetime
 from decimal import Decimal, InvalidOperation
 
 from celery import current_app
+from django.contrib.auth.models import AnonymousUser
 from django.core.exceptions import PermissionDenied
 from django.db import transaction
 from django.utils import timezone
@@ -58,7 +59,7 @@ def settlement_enqueue(*, market_id: int) -> None:
 def market_resolve(
     *,
     market: Market,
-    user: User,
+    user: User | AnonymousUser,
     kind: str,
     reason: str,
     outcome_code: str | None = None,
@@ -70,7 +71,7 @@ def market_resolve(
     An open market is closed first. A market already resolving, resolved or annulled is re-resolved:
     the current resolution is superseded and the settlement reverses whatever it had paid.
     """
-    if not (user.is_authenticated and user.is_staff):
+    if not (isinstance(user, User) and user.is_staff):
         raise PermissionDenied("Only staff resolve markets.")
     now = now or timezone.now()
     reason = (reason or "").strip()

@@ -22,6 +22,7 @@ import time
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from decimal import Decimal
+from typing import Any
 
 from django.db import connection, transaction
 from django.utils import timezone
@@ -53,14 +54,14 @@ class SettlementResult:
     written_off: Decimal
 
 
-def _scalar(sql: str, params: dict[str, object]) -> object:
+def _scalar(sql: str, params: dict[str, Any]) -> object:
     with connection.cursor() as cursor:
         cursor.execute(sql, params)
         row = cursor.fetchone()
     return row[0] if row else None
 
 
-def _execute(sql: str, params: dict[str, object]) -> int:
+def _execute(sql: str, params: dict[str, Any]) -> int:
     with connection.cursor() as cursor:
         cursor.execute(sql, params)
         return cursor.rowcount
@@ -82,7 +83,7 @@ def _lock_accounts(*, market: Market, house_id: int) -> None:
 
 def _insert_payouts(*, market: Market, resolution: Resolution, now: datetime) -> tuple[int, Decimal]:
     """One payout row per trader of the market (zero for a loser); rounded down, the house's favour."""
-    params: dict[str, object] = {"resolution": resolution.pk, "market": market.pk, "now": now}
+    params: dict[str, Any] = {"resolution": resolution.pk, "market": market.pk, "now": now}
     if resolution.kind == Resolution.Kind.ANNULLED:
         # Back what they paid in net of what they took out; a trader in profit keeps it and gets nothing.
         amount_sql = "GREATEST(SUM(p.net_cost), 0)"

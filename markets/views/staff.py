@@ -10,6 +10,7 @@ from typing import Any
 
 from django import forms
 from django.contrib import messages
+from django.contrib.auth.models import AnonymousUser
 from django.core.exceptions import PermissionDenied
 from django.db.models import Count, Q
 from django.http import Http404, HttpRequest, HttpResponse
@@ -18,6 +19,7 @@ from django.utils import timezone
 from django.views.decorators.http import require_GET, require_http_methods
 
 from accounts.errors import DomainError
+from accounts.models import User
 from markets.forms import add_domain_error
 from markets.models import Market, Outcome, Resolution
 from markets.services import market_resolve
@@ -66,7 +68,7 @@ class ResolveForm(forms.Form):
             self.add_error("split", "Give the split, e.g. 0.3, 0.7.")
         return cleaned
 
-    def resolve(self, *, market: Market, user: Any) -> Resolution:
+    def resolve(self, *, market: Market, user: User | AnonymousUser) -> Resolution:
         data = self.cleaned_data
         return market_resolve(
             market=market,

@@ -64,6 +64,7 @@ def test_resolve_page_asks_to_confirm_before_resolving(staff, market):
     done = client.post(f"/staff/markets/{market.slug}/resolve/", GOOD)
     assert done.status_code == 302
     resolution = Resolution.objects.get()
+    assert resolution.outcome is not None
     assert (resolution.kind, resolution.outcome.code, resolution.created_by) == ("outcome", "YES", staff)
     market.refresh_from_db()
     assert market.status == Market.Status.RESOLVING

@@ -67,7 +67,7 @@ def test_random_resolution_sequences_keep_the_books_right(db, steps, amounts):
                 per_share = [Decimal(1) if i == detail else ZERO for i in range(OUTCOMES)]
             elif kind == "split":
                 market_resolve(market=market, user=staff, kind=kind, split=detail, reason=f"step {index}")
-                per_share = list(detail)  # type: ignore[arg-type]
+                per_share = list(detail)
             else:
                 market_resolve(market=market, user=staff, kind=kind, reason=f"step {index}")
                 per_share = None
