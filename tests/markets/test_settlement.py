@@ -11,13 +11,14 @@ from accounts.models import Account, LedgerTransaction
 from accounts.money import ZERO
 from accounts.services import system_account
 from markets.errors import InvalidInput, MarketStateError
-from markets.models import Market, Payout, Resolution
+from markets.models import Market, Payout, ReconciliationRun, Resolution
 from markets.services import (
     market_create,
     market_resolve,
     market_settle,
     markets_reconcile,
     markets_stuck_in_resolving,
+    reconciliation_run,
 )
 from tests.markets.settlement_helpers import balances, buy, expected_payouts, open_market, sell
 
@@ -131,9 +132,7 @@ def test_re_resolution_leaves_everyone_where_the_new_resolution_alone_would(trad
 
 def _escrow_at_close(market: Market) -> Decimal:
     """Everything the escrow ever received minus what it paid to traders before settlement."""
-    return market.subsidy + sum(
-        (t.amount if t.side == "buy" else -t.amount for t in market.trades.all()), start=ZERO
-    )
+    return market.subsidy + sum((t.amount if t.side == "buy" else -t.amount for t in market.trades.all()), start=ZERO)
 
 
 def test_resolving_an_open_market_closes_it_first(traded):
@@ -223,3 +222,45 @@ def test_concurrent_settlements_pay_once(traded):
     after = balances(users)
     assert {u.pk: after[u.pk] - before[u.pk] for u in users} == expected
     assert markets_reconcile() == []
+
+
+def test_re_resolution_takes_back_a_spent_payout_only_down_to_zero(traded, make_user):
+    """A winner who spent the payout cannot go below zero when a re-resolution takes it back: the house
+    writes off the part the wallet no longer holds, and the books still balance."""
+    market, staff, users = traded
+    bob = users[1]
+    market_resolve(market=market, user=staff, kind="outcome", outcome_code="YES", reason="Rained.")
+    market_settle(market_id=market.pk)
+    other = open_market(slug="elsewhere", staff=staff)
+    buy(bob, other, "YES", str(balances([bob])[bob.pk]))  # spends everything, payout included
+    assert balances([bob])[bob.pk] < Decimal("0.01")
+
+    market_resolve(market=market, user=staff, kind="outcome", outcome_code="NO", reason="It was dry after all.")
+    result = market_settle(market_id=market.pk)
+
+    assert result is not None
+    assert result.written_off > 0
+    assert balances([bob])[bob.pk] == ZERO
+    assert markets_reconcile() == []
+
+
+def test_reconciliation_run_records_settlement_violations(traded):
+    market, staff, _users = traded
+    market_resolve(market=market, user=staff, kind="outcome", outcome_code="YES", reason="Rained.")
+    market_settle(market_id=market.pk)
+    assert reconciliation_run().violation_count == 0
+
+    # Corrupt the books behind the services' back: a settled market whose escrow is not empty.
+    Account.objects.filter(pk=market.escrow_id).update(balance=Decimal("5"))
+    run = reconciliation_run()
+    assert run.violation_count >= 1
+    assert any(v.startswith(f"settled_escrow_empty: {market.slug}") for v in run.violations)
+    assert ReconciliationRun.objects.count() == 2
+
+
+def test_reconciliation_catches_a_payout_without_its_ledger_entry(traded):
+    market, staff, _users = traded
+    market_resolve(market=market, user=staff, kind="outcome", outcome_code="YES", reason="Rained.")
+    market_settle(market_id=market.pk)
+    Payout.objects.filter(market=market, amount__gt=0).update(amount=Decimal("1"))
+    assert any(v.invariant == "payout_paid_once" for v in markets_reconcile())
