@@ -13,6 +13,7 @@ import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
+from urllib.parse import quote
 
 import redis
 from django.conf import settings
@@ -24,8 +25,11 @@ ROOT = Path(__file__).resolve().parent.parent
 def test_database_url() -> str:
     """The URL of the database the tests run on (test_forecastle<suffix>), for the worker's DATABASE_URL."""
     db = connection.settings_dict
-    password = f":{db['PASSWORD']}" if db.get("PASSWORD") else ""
-    return f"postgres://{db['USER']}{password}@{db['HOST'] or '127.0.0.1'}:{db['PORT'] or 5432}/{db['NAME']}"
+    password = f":{quote(db['PASSWORD'], safe='')}" if db.get("PASSWORD") else ""
+    host = db.get("HOST") or "127.0.0.1"
+    # The embedded server of `make test` listens on a Unix socket: its directory is the (quoted) host.
+    location = quote(host, safe="") if host.startswith("/") else f"{host}:{db.get('PORT') or 5432}"
+    return f"postgres://{db['USER']}{password}@{location}/{db['NAME']}"
 
 
 def broker_flush() -> None:
