@@ -229,10 +229,17 @@ def paginated_schema(name: str, item: serializers.Serializer) -> serializers.Ser
 PAGINATION_PARAMETERS_HELP = "Pages are cursors: follow `next` and `previous`; `page_size` is 1 to 100 (default 20)."
 
 
-def conditional_response(request: Request, data: Any, *, last_modified: datetime | None = None) -> Response:
-    """A 200 with ETag (a hash of the body) and Last-Modified, or a bodiless 304 when the client's
-    If-None-Match (or, without it, If-Modified-Since) shows it already has this representation."""
-    etag = '"' + hashlib.sha256(json.dumps(data, cls=JSONEncoder, sort_keys=True).encode()).hexdigest()[:32] + '"'
+def body_etag(data: Any) -> str:
+    """A strong ETag for a response body: a hash of its JSON."""
+    return '"' + hashlib.sha256(json.dumps(data, cls=JSONEncoder, sort_keys=True).encode()).hexdigest()[:32] + '"'
+
+
+def conditional_response(
+    request: Request, data: Any, *, last_modified: datetime | None = None, etag: str | None = None
+) -> Response:
+    """A 200 with ETag (a hash of the body, unless given) and Last-Modified, or a bodiless 304 when the
+    client's If-None-Match (or, without it, If-Modified-Since) shows it already has this representation."""
+    etag = etag or body_etag(data)
     headers = {"ETag": etag, "Cache-Control": "no-cache"}
     if last_modified is not None:
         headers["Last-Modified"] = http_date(math.floor(last_modified.timestamp()))

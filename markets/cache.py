@@ -28,12 +28,17 @@ def ttl() -> int:
     return int(getattr(settings, "FORECASTLE_PRICE_CACHE_SECONDS", 30))
 
 
+# Part of every key: bump it when the shape of a cached value changes, so processes running the
+# new code never read values written by the old (during a rolling deploy, for example).
+FORMAT = 2
+
+
 def snapshot_key(slug: str) -> str:
-    return f"prices:market:{slug}"
+    return f"prices:v{FORMAT}:market:{slug}"
 
 
 def digest(*parts: object) -> str:
-    return hashlib.sha256("\x1f".join(str(part) for part in parts).encode()).hexdigest()[:32]
+    return hashlib.sha256("\x1f".join(str(part) for part in (FORMAT, *parts)).encode()).hexdigest()[:32]
 
 
 def cache_get(key: str) -> Any:

@@ -1,6 +1,7 @@
 """Price history of one market: raw points or candles, from the price cache."""
 
 from datetime import UTC, datetime
+from typing import Any
 
 from drf_spectacular.utils import OpenApiParameter, extend_schema
 from rest_framework import serializers
@@ -8,7 +9,7 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from config.api import CONDITIONAL_PARAMETERS, NOT_MODIFIED, conditional_response
+from config.api import CONDITIONAL_PARAMETERS, NOT_MODIFIED, body_etag, conditional_response
 from markets.apis.common import probability_field, snapshot_or_404
 from markets.selectors.prices import INTERVALS, history_window, price_history
 
@@ -82,5 +83,11 @@ class MarketHistoryApi(APIView):
             start=query.validated_data.get("start"),
             end=query.validated_data.get("end"),
         )
-        data = self.OutputSerializer(price_history(snapshot=snapshot, window=window)).data
-        return conditional_response(request, data, last_modified=snapshot["updated_at"])
+        rendered = price_history(snapshot=snapshot, window=window, render=self._render)
+        return conditional_response(
+            request, rendered["data"], etag=rendered["etag"], last_modified=snapshot["updated_at"]
+        )
+
+    def _render(self, history: dict[str, Any]) -> dict[str, Any]:
+        data = self.OutputSerializer(history).data
+        return {"data": data, "etag": body_etag(data)}

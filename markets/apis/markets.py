@@ -15,6 +15,7 @@ from config.api import (
     CONDITIONAL_PARAMETERS,
     NOT_MODIFIED,
     PAGINATION_PARAMETERS_HELP,
+    body_etag,
     conditional_response,
     paginated_response,
     paginated_schema,
@@ -93,10 +94,12 @@ class MarketListApi(APIView):
                 transform=lambda market: market_summary(market, list(market.outcomes.all())),
             )
             updated = [row["updated_at"] for row in page["results"]]
-            return {"page": page, "updated_at": max(updated, default=None)}
+            return {"page": page, "etag": body_etag(page), "updated_at": max(updated, default=None)}
 
         cached = read_through(key, build)
-        return conditional_response(request, cached["page"], last_modified=_as_datetime(cached["updated_at"]))
+        return conditional_response(
+            request, cached["page"], etag=cached["etag"], last_modified=_as_datetime(cached["updated_at"])
+        )
 
 
 def _as_datetime(value: str | None) -> datetime | None:

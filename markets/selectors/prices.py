@@ -299,8 +299,9 @@ def price_candles(
         return list(cursor.fetchall())
 
 
-def price_history(*, snapshot: dict[str, Any], window: HistoryWindow) -> dict[str, Any]:
-    """Per outcome: raw points, or candles; cached per market version and window."""
+def price_history(*, snapshot: dict[str, Any], window: HistoryWindow, render: Callable[[dict[str, Any]], T]) -> T:
+    """Per outcome: raw points, or candles, passed through `render`; cached per market version and
+    window after rendering, since serializing thousands of candles costs more than computing them."""
     market = snapshot["market"]
     key = "prices:history:" + price_cache.digest(
         market["slug"], snapshot["version"], window.interval, window.start.isoformat(), window.end
@@ -336,4 +337,4 @@ def price_history(*, snapshot: dict[str, Any], window: HistoryWindow) -> dict[st
             "series": series,
         }
 
-    return read_through(key, build)
+    return read_through(key, lambda: render(build()))
