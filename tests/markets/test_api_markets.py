@@ -275,3 +275,21 @@ def test_list_query_count_does_not_grow_with_page_size(client, make_user, settin
         assert len(response.json()["results"]) == (size if "trades" not in path else min(size, 2))
         counts.append(len(queries))
     assert counts[0] == counts[1]
+
+
+def test_an_unexpected_error_is_a_json_500_not_a_traceback(client, market, monkeypatch):
+    def broken(**kwargs):
+        raise RuntimeError("a bug")
+
+    monkeypatch.setattr("markets.apis.common.market_snapshot", broken)
+    assert_error(client.get("/api/v1/markets/rutte-nato/"), 500, "server_error")
+
+
+def test_django_500_handler_answers_json_under_api_only(rf):
+    from config.api import server_error
+
+    api = server_error(rf.get("/api/v1/markets/"))
+    assert api.status_code == 500
+    assert api["Content-Type"] == "application/json"
+    assert api.content.startswith(b'{"error": {"code": "server_error"')
+    assert server_error(rf.get("/markets/"))["Content-Type"].startswith("text/html")
