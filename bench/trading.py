@@ -14,6 +14,7 @@ import os
 import random
 import threading
 import time
+from collections.abc import Callable
 from datetime import timedelta
 from decimal import Decimal
 
@@ -28,7 +29,7 @@ from django.db import connection, connections, transaction  # noqa: E402
 from django.test.utils import setup_test_environment  # noqa: E402
 from django.utils import timezone  # noqa: E402
 
-from accounts.models import Account  # noqa: E402
+from accounts.models import Account, User  # noqa: E402
 from accounts.services import user_create  # noqa: E402
 from markets.models import Market  # noqa: E402
 from markets.services import market_create, markets_reconcile, trade_execute  # noqa: E402
@@ -54,14 +55,14 @@ def new_market(slug: str) -> Market:
     )
 
 
-def timed(function, count: int) -> float:  # type: ignore[no-untyped-def]
+def timed(function: Callable[[int], object], count: int) -> float:
     start = time.perf_counter()
     for index in range(count):
         function(index)
     return (time.perf_counter() - start) / count
 
 
-def throughput(markets: list[Market], users: list, trades_per_thread: int) -> float:  # type: ignore[type-arg]
+def throughput(markets: list[Market], users: list[User], trades_per_thread: int) -> float:
     errors: list[BaseException] = []
 
     def work(thread_index: int) -> None:
@@ -75,7 +76,7 @@ def throughput(markets: list[Market], users: list, trades_per_thread: int) -> fl
                     side="buy",
                     amount=Decimal("1") + index % 3,
                 )
-        except BaseException as error:  # noqa: BLE001 - reported after the run
+        except BaseException as error:
             errors.append(error)
         finally:
             connections.close_all()
