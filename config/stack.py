@@ -115,6 +115,8 @@ def manage(*args: str) -> None:
 
 def run() -> int:
     os.environ.setdefault("DJANGO_SETTINGS_MODULE", "config.settings.local")
+    # Until the children run, SIGTERM is a Ctrl-C: it unwinds services() and stops the embedded servers.
+    signal.signal(signal.SIGTERM, signal.default_int_handler)
     with services("forecastle"):
         manage("migrate", "--no-input")
         manage("collectstatic", "--no-input", "--verbosity", "0")
@@ -144,33 +146,41 @@ def run() -> int:
                 str(VAR / "celerybeat-schedule"),
             ],
         }
-        children = {name: subprocess.Popen(command, cwd=ROOT) for name, command in processes.items()}
-        log(f"Forecastle is running on http://{WEB_ADDRESS}/ (admin: http://{WEB_ADDRESS}/admin/). Ctrl-C stops it.")
         stopping = False
 
         def stop(_signum: int, _frame: object) -> None:
             nonlocal stopping
             stopping = True
 
+        # Handlers go in before the first child starts, so no signal can leave a child orphaned.
         signal.signal(signal.SIGINT, stop)
         signal.signal(signal.SIGTERM, stop)
+        children: dict[str, subprocess.Popen[bytes]] = {}
         status = 0
-        while not stopping:
-            for name, child in children.items():
-                if child.poll() is not None:
-                    log(f"{name} exited with status {child.returncode}; stopping everything")
-                    status = child.returncode or 1
-                    stopping = True
-            time.sleep(0.5)
-        log("stopping web, worker and beat")
-        for child in children.values():
-            if child.poll() is None:
-                child.terminate()
-        for child in children.values():
-            try:
-                child.wait(timeout=20)
-            except subprocess.TimeoutExpired:
-                child.kill()
+        try:
+            for name, command in processes.items():
+                children[name] = subprocess.Popen(command, cwd=ROOT)
+            log(
+                f"Forecastle is running on http://{WEB_ADDRESS}/ (admin: http://{WEB_ADDRESS}/admin/). Ctrl-C stops it."
+            )
+            while not stopping:
+                for name, child in children.items():
+                    if child.poll() is not None:
+                        log(f"{name} exited with status {child.returncode}; stopping everything")
+                        status = child.returncode or 1
+                        stopping = True
+                time.sleep(0.5)
+        finally:
+            log("stopping web, worker and beat")
+            for child in children.values():
+                if child.poll() is None:
+                    child.terminate()
+            for child in children.values():
+                try:
+                    child.wait(timeout=20)
+                except subprocess.TimeoutExpired:
+                    child.kill()
+                    child.wait()
         return status
 
 
