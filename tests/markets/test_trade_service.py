@@ -2,12 +2,13 @@ from datetime import timedelta
 from decimal import Decimal
 
 import pytest
+from django.db.models import F
 from django.utils import timezone
 
-from accounts.models import Account
-from accounts.services import wallet_get
+from accounts.models import Account, LedgerTransaction
+from accounts.services import ledger_transfer, wallet_get
 from markets.errors import InsufficientFunds, InsufficientShares, InvalidInput, MarketClosed, PriceMoved
-from markets.models import Market, Position, Trade
+from markets.models import Market, Outcome, Position, Trade
 from markets.services import market_close, market_create, markets_reconcile, trade_execute
 
 pytestmark = pytest.mark.django_db
@@ -97,3 +98,23 @@ def test_bad_quantities_are_refused_with_the_field_named(market, make_user, fiel
 def test_subsidy_moves_from_the_house_to_the_escrow(market):
     assert market.subsidy == Decimal("69.314719")  # 100 * ln 2, rounded up
     assert Account.objects.get(key="house").balance == -market.subsidy
+
+
+def test_reconciliation_reports_q_drifting_from_the_positions(market, make_user):
+    trade_execute(user=make_user(), market=market, outcome_code="YES", side="buy", shares="10")
+    Outcome.objects.filter(market=market, code="YES").update(shares_outstanding=F("shares_outstanding") + 1)
+    assert [(v.invariant, v.subject, v.detail) for v in markets_reconcile()] == [
+        ("q_equals_positions", "rutte-nato/YES", "q is 11.000000, positions hold 10.000000")
+    ]
+
+
+def test_reconciliation_reports_an_escrow_short_of_the_worst_payout(market, make_user):
+    trade_execute(user=make_user(), market=market, outcome_code="YES", side="buy", shares="100")
+    house = Account.objects.get(key="house")
+    # A balanced, cached movement out of the escrow: only the coverage invariant can notice it.
+    ledger_transfer(
+        source=market.escrow, destination=house, amount=Decimal("60"), kind=LedgerTransaction.Kind.ADJUSTMENT
+    )
+    violations = markets_reconcile()
+    assert [(v.invariant, v.subject) for v in violations] == [("escrow_covers_worst_payout", "rutte-nato")]
+    assert "< worst payout 100.000000" in violations[0].detail
