@@ -7,8 +7,8 @@ class MarketsConfig(AppConfig):
 
     def ready(self) -> None:
         from markets.cache import prices_refresh
-        from markets.services import after_trade_commit
+        from markets.services import market_change_callbacks
 
-        # Keep cached prices fresh: rebuild the market's snapshot after each trade commits.
-        if prices_refresh not in after_trade_commit:
-            after_trade_commit.append(prices_refresh)
+        # Keep cached prices fresh: rebuild the market's snapshot after each change commits.
+        if prices_refresh not in market_change_callbacks:
+            market_change_callbacks.append(prices_refresh)

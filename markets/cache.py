@@ -2,9 +2,9 @@
 
 Reads go through `cache_get`/`cache_set`, which never raise: when Redis is unreachable a read is a
 miss and a write is dropped, so the API falls back to the database and still answers correctly.
-Freshness: `prices_refresh` runs after every trade commit (registered in MarketsConfig.ready) and
-rebuilds the market's snapshot and starts a new generation of cached lists; entries also expire
-after FORECASTLE_PRICE_CACHE_SECONDS, which bounds staleness from changes that are not trades.
+Freshness: `prices_refresh` (registered in MarketsConfig.ready) runs after every market change
+commits (trade, close, edit, resolve, settle), rebuilds the market's snapshot and starts a new
+generation of cached lists; entries also expire after FORECASTLE_PRICE_CACHE_SECONDS.
 """
 
 import hashlib
@@ -98,7 +98,7 @@ def cache_set_generation(key: str, value: Any) -> None:
 
 
 def prices_refresh(market_id: int) -> None:
-    """after_trade_commit callback: rebuilds the market's cached snapshot and starts a new list generation.
+    """market_changed callback: rebuilds the market's cached snapshot and starts a new list generation.
 
     It runs after the trade committed, so it must never raise: a failure here would turn a
     successful trade into an error response. A snapshot that cannot be rebuilt is deleted instead.

@@ -1,15 +1,17 @@
 """Writes of the markets app. Import services from here: `from markets.services import trade_execute`."""
 
+from markets.services.changes import market_change_callbacks, market_changed
 from markets.services.lifecycle import market_close, market_create, market_open, markets_close_due
 from markets.services.reconciliation import markets_reconcile, reconciliation_run
 from markets.services.resolution import market_resolve, settlement_enqueue
 from markets.services.settlement import SettlementResult, market_settle, markets_stuck_in_resolving
-from markets.services.trading import TradeResult, after_trade_commit, request_fingerprint, trade_execute, trade_quote
+from markets.services.trading import TradeResult, request_fingerprint, trade_execute, trade_quote
 
 __all__ = [
     "SettlementResult",
     "TradeResult",
-    "after_trade_commit",
+    "market_change_callbacks",
+    "market_changed",
     "market_close",
     "market_create",
     "market_open",

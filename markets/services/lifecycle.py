@@ -17,6 +17,7 @@ from markets import lmsr
 from markets.errors import InvalidInput, MarketStateError
 from markets.models import Market, Outcome, PricePoint
 from markets.pricing import parse_positive_decimal
+from markets.services.changes import market_changed
 
 OUTCOME_CODE = re.compile(r"^[A-Z0-9][A-Z0-9_-]{0,31}$")
 SLUG = re.compile(r"^[a-z0-9]+(?:-[a-z0-9]+)*$")
@@ -165,15 +166,24 @@ def market_close(*, market: Market, now: datetime | None = None) -> Market:
         market.status = Market.Status.CLOSED
         market.closed_at = now
         market.save(update_fields=["status", "closed_at"])
+        market_changed(market_id=market.pk)
     return market
 
 
 def markets_close_due(*, now: datetime | None = None) -> int:
     """Closes every open market whose close time has passed; returns how many it closed."""
     now = now or timezone.now()
-    return Market.objects.filter(status=Market.Status.OPEN, closes_at__lte=now).update(
-        status=Market.Status.CLOSED, closed_at=now
-    )
+    with transaction.atomic():
+        due = list(
+            Market.objects.select_for_update()
+            .filter(status=Market.Status.OPEN, closes_at__lte=now)
+            .order_by("pk")
+            .values_list("pk", flat=True)
+        )
+        Market.objects.filter(pk__in=due).update(status=Market.Status.CLOSED, closed_at=now)
+        for market_id in due:
+            market_changed(market_id=market_id)
+    return len(due)
 
 
 EDITABLE_TEXT_FIELDS = ("question", "description", "resolution_criteria", "category")
@@ -194,4 +204,5 @@ def market_update(*, market: Market, **fields: str) -> Market:
         Market.objects.filter(pk=market.pk).update(**changes)
         for name, value in changes.items():
             setattr(market, name, value)
+        market_changed(market_id=market.pk)
     return market

@@ -26,6 +26,7 @@ from accounts.models import User
 from accounts.money import CREDIT_PLACES, CREDIT_QUANTUM
 from markets.errors import InvalidInput, MarketStateError
 from markets.models import Market, Outcome, Resolution
+from markets.services.changes import market_changed
 
 SETTLE_TASK = "markets.tasks.market_settle"
 MAX_REASON_LENGTH = 2000
@@ -117,5 +118,6 @@ def market_resolve(
         market.status = Market.Status.RESOLVING
         market.resolved_at = None
         market.save(update_fields=["status", "closed_at", "resolved_at"])
+        market_changed(market_id=market.pk)
         settlement_enqueue(market_id=market.pk)
     return resolution

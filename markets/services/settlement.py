@@ -31,6 +31,7 @@ from accounts.models import Account, LedgerEntry, LedgerTransaction
 from accounts.money import ZERO
 from accounts.services import system_account
 from markets.models import Market, Outcome, Payout, Position, Resolution
+from markets.services.changes import market_changed
 
 logger = logging.getLogger(__name__)
 
@@ -275,6 +276,7 @@ def market_settle(*, market_id: int, now: datetime | None = None) -> SettlementR
         )
         market.resolved_at = now
         market.save(update_fields=["status", "resolved_at"])
+        market_changed(market_id=market.pk)
     return SettlementResult(
         resolution_id=resolution.pk,
         payout_count=payout_count,

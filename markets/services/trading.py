@@ -6,7 +6,6 @@ inside one short transaction.
 
 import hashlib
 import json
-from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
 from decimal import Decimal, InvalidOperation
@@ -28,9 +27,7 @@ from markets.errors import (
 )
 from markets.models import IdempotencyKey, Market, Outcome, Position, PricePoint, Trade
 from markets.pricing import MAX_AMOUNT, TradeQuote, parse_positive_decimal, quote_trade
-
-# Called with the market id after a trade commits (e.g. to refresh cached prices).
-after_trade_commit: list[Callable[[int], None]] = []
+from markets.services.changes import market_changed
 
 
 @dataclass(frozen=True)
@@ -231,8 +228,7 @@ def _trade_execute_locked(
     PricePoint.objects.create(market=market, probabilities=quote.probabilities_after, trade=trade, created_at=now)
     if idempotency_key is not None:
         IdempotencyKey.objects.create(user=user, key=idempotency_key, fingerprint=fingerprint, trade=trade)
-    for callback in after_trade_commit:
-        transaction.on_commit(lambda callback=callback: callback(market.pk))  # type: ignore[misc]
+    market_changed(market_id=market.pk)
     return TradeResult(
         trade=trade,
         probabilities=quote.probabilities_after,
