@@ -19,7 +19,7 @@ from django.utils import timezone
 
 from accounts.models import Account, User
 from accounts.money import ZERO
-from markets.models import Market, Outcome, Position, PricePoint, Trade
+from markets.models import Market, Outcome, Position, PricePoint, Resolution, Trade
 
 logger = logging.getLogger(__name__)
 
@@ -164,6 +164,13 @@ def market_user_positions(*, market: Market, user: User, outcomes: list[Outcome]
         value = (position.shares * Decimal(str(outcome.probability))).quantize(Decimal("0.000001"))
         views.append(PositionView(outcome=outcome, shares=position.shares, net_cost=position.net_cost, value=value))
     return views
+
+
+def market_resolutions(*, market: Market) -> list[Resolution]:
+    """Every resolution of the market, newest first, with who recorded it and the winning outcome."""
+    return list(
+        Resolution.objects.filter(market=market).select_related("created_by", "outcome").order_by("-created_at", "-pk")
+    )
 
 
 def user_balance(*, user: User) -> Decimal:

@@ -22,6 +22,7 @@ from markets.selectors.market_page import (
     market_live,
     market_page_get,
     market_recent_trades,
+    market_resolutions,
     market_user_positions,
     user_balance,
 )
@@ -69,10 +70,11 @@ def market_context(request: HttpRequest, market: Market, *, form: TradeForm | No
         tradeable=is_tradeable(market),
         form=form or TradeForm(outcomes=outcomes),
         positions=[],
-        resolution=market.resolutions.filter(is_current=True).select_related("outcome").first()
-        if market.status in (Market.Status.RESOLVING, Market.Status.RESOLVED, Market.Status.ANNULLED)
-        else None,
     )
+    # The audit trail of every resolution (who, when, what, why), newest first; the current one heads the page.
+    resolutions = market_resolutions(market=market)
+    context["resolutions"] = resolutions
+    context["resolution"] = next((resolution for resolution in resolutions if resolution.is_current), None)
     if request.user.is_authenticated:
         context["positions"] = market_user_positions(market=market, user=request.user, outcomes=outcomes)
         context["balance"] = user_balance(user=request.user)

@@ -144,3 +144,13 @@ def test_audit_include_shows_who_what_and_why(staff, market):
     assert "No hail at all." in html
     assert "staff" in html
     assert "No won" in html
+
+
+def test_market_page_shows_the_audit_trail_of_every_resolution(staff, market):
+    market_resolve(market=market, user=staff, kind="outcome", outcome_code="YES", reason="Hail was reported.")
+    market_resolve(market=market, user=staff, kind="annulled", reason="The station was broken.")
+    page = Client().get(f"/markets/{market.slug}/").content.decode()
+    assert "Resolution history" in page
+    assert "Hail was reported." in page
+    assert "The station was broken." in page
+    assert page.count("By staff on") == 2
