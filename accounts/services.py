@@ -5,6 +5,7 @@ import secrets
 from collections import defaultdict
 from collections.abc import Sequence
 from dataclasses import dataclass
+from datetime import timedelta
 from decimal import Decimal
 
 from django.conf import settings
@@ -50,8 +51,13 @@ def wallet_get(*, user: User) -> Account:
 
 
 def wallet_lock(*, user_id: int) -> Account:
-    """Locks the user's wallet row: call inside a transaction, after any market lock."""
-    return Account.objects.select_for_update().get(key=wallet_key(user_id))
+    """Locks the user's wallet row: call inside a transaction, after any market lock.
+
+    A user created outside user_create (e.g. by `createsuperuser`) gets an empty wallet here."""
+    account, _ = Account.objects.select_for_update().get_or_create(
+        key=wallet_key(user_id), defaults={"kind": Account.Kind.WALLET, "user_id": user_id}
+    )
+    return account
 
 
 def ledger_post(
@@ -89,7 +95,9 @@ def ledger_post(
         )
         ordered = sorted(moves)
         try:
-            # One statement for every account; the savepoint lets a caller go on after InsufficientFunds.
+            # One statement for every account. The savepoint keeps the database usable after the CHECK
+            # fails, but the InsufficientFunds raised here still rolls back the caller's transaction up to
+            # its nearest atomic(): a caller that wants to carry on wraps this call in its own atomic().
             with transaction.atomic(), connection.cursor() as cursor:
                 cursor.execute(BALANCE_UPDATE_SQL, [ordered, [moves[account_id] for account_id in ordered]])
                 for account_id, balance in cursor.fetchall():
@@ -157,6 +165,7 @@ def wallet_ensure(*, user: User) -> Account:
 
 
 API_KEY_PREFIX_LENGTH = 8
+API_KEY_USE_RESOLUTION = timedelta(minutes=1)
 
 
 def _hash_key(raw_key: str) -> str:
@@ -194,7 +203,10 @@ def api_key_authenticate(*, raw_key: str) -> User | None:
     )
     if api_key is None:
         return None
-    ApiKey.objects.filter(pk=api_key.pk).update(last_used_at=timezone.now())
+    now = timezone.now()
+    # A read-heavy client would otherwise write this row on every request: once a minute tells enough.
+    if api_key.last_used_at is None or now - api_key.last_used_at > API_KEY_USE_RESOLUTION:
+        ApiKey.objects.filter(pk=api_key.pk).update(last_used_at=now)
     return api_key.user
 
 

@@ -17,7 +17,7 @@ from django.db.models import OuterRef, QuerySet, Subquery
 from django.db.models.functions import Trunc
 from django.utils import timezone
 
-from accounts.models import Account, User
+from accounts.models import User
 from accounts.money import ZERO
 from markets.models import Market, Outcome, Position, PricePoint, Resolution, Trade
 
@@ -171,7 +171,3 @@ def market_resolutions(*, market: Market) -> list[Resolution]:
     return list(
         Resolution.objects.filter(market=market).select_related("created_by", "outcome").order_by("-created_at", "-pk")
     )
-
-
-def user_balance(*, user: User) -> Decimal:
-    return Account.objects.filter(user_id=user.pk).values_list("balance", flat=True).first() or ZERO

@@ -9,8 +9,8 @@ from django.core.paginator import Page, Paginator
 
 from accounts.models import User
 from accounts.money import ZERO
+from accounts.selectors import user_balance
 from markets.models import Market, Outcome, Payout, Position, Resolution, Trade
-from markets.selectors.market_page import user_balance
 
 TRADES_PER_PAGE = 25
 QUANTUM = Decimal("0.000001")

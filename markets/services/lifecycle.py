@@ -22,6 +22,8 @@ from markets.services.changes import market_changed
 OUTCOME_CODE = re.compile(r"^[A-Z0-9][A-Z0-9_-]{0,31}$")
 SLUG = re.compile(r"^[a-z0-9]+(?:-[a-z0-9]+)*$")
 MAX_LIQUIDITY = Decimal("10000000")
+# Paths under /markets/ that are pages, not markets.
+RESERVED_SLUGS = frozenset({"new"})
 BINARY_OUTCOMES = (("YES", "Yes"), ("NO", "No"))
 
 
@@ -68,6 +70,8 @@ def market_create(
     slug = slug.strip()
     if not SLUG.match(slug) or len(slug) > 120:
         raise InvalidInput("Use lowercase letters, digits and single hyphens.", field="slug")
+    if slug in RESERVED_SLUGS:
+        raise InvalidInput(f"The slug {slug!r} is reserved for a page of the site.", field="slug")
     if Market.objects.filter(slug=slug).exists():
         raise InvalidInput("A market with this slug already exists.", field="slug")
     question = question.strip()

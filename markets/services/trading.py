@@ -14,8 +14,9 @@ from django.db import IntegrityError, transaction
 from django.db.models import F
 from django.utils import timezone
 
-from accounts.models import Account, LedgerTransaction, User
+from accounts.models import LedgerTransaction, User
 from accounts.money import ZERO
+from accounts.selectors import user_balance
 from accounts.services import ledger_post, wallet_lock
 from markets.errors import (
     IdempotencyConflict,
@@ -65,7 +66,7 @@ def _replay(user: User, key: str, fingerprint: str) -> TradeResult | None:
         raise IdempotencyConflict("This Idempotency-Key was already used for a different request.")
     trade = record.trade
     position = Position.objects.filter(user=user, outcome_id=trade.outcome_id).first()
-    balance = Account.objects.get(user=user).balance
+    balance = user_balance(user=user)
     return TradeResult(
         trade=trade,
         probabilities=list(trade.probabilities_after),

@@ -13,6 +13,7 @@ from django.utils import timezone
 from django.views.decorators.http import require_GET, require_http_methods
 
 from accounts.errors import DomainError
+from accounts.selectors import user_balance
 from markets.forms import MarketCreateForm, MarketEditForm, TradeForm, add_domain_error
 from markets.models import Market
 from markets.selectors.listing import SORTS, STATUS_FILTERS, market_categories, market_list_page
@@ -24,7 +25,6 @@ from markets.selectors.market_page import (
     market_recent_trades,
     market_resolutions,
     market_user_positions,
-    user_balance,
 )
 from markets.selectors.portfolio import portfolio_get, portfolio_trades
 from markets.services import market_create

@@ -11,8 +11,8 @@ from django.shortcuts import redirect, render
 from django.views.decorators.http import require_GET, require_POST
 
 from accounts.errors import DomainError
+from accounts.selectors import user_balance
 from markets.forms import TradeForm, add_domain_error
-from markets.selectors.market_page import user_balance
 from markets.services import trade_execute, trade_quote
 from markets.views.pages import _get_market, is_tradeable, market_context
 from markets.views.types import HtmxHttpRequest

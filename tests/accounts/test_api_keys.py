@@ -69,3 +69,22 @@ def test_an_inactive_users_key_authenticates_nobody(make_user):
     user.is_active = False
     user.save(update_fields=["is_active"])
     assert api_key_authenticate(raw_key=raw_key) is None
+
+
+def test_last_use_is_written_at_most_once_a_minute(make_user, django_assert_num_queries):
+    from datetime import timedelta
+
+    from django.utils import timezone
+
+    from accounts.models import ApiKey
+    from accounts.services import api_key_authenticate, api_key_create
+
+    api_key, raw_key = api_key_create(user=make_user(), name="bot")
+    api_key_authenticate(raw_key=raw_key)
+    first_use = ApiKey.objects.get(pk=api_key.pk).last_used_at
+    with django_assert_num_queries(1):  # the lookup only: no write
+        api_key_authenticate(raw_key=raw_key)
+    assert ApiKey.objects.get(pk=api_key.pk).last_used_at == first_use
+    ApiKey.objects.filter(pk=api_key.pk).update(last_used_at=timezone.now() - timedelta(minutes=2))
+    api_key_authenticate(raw_key=raw_key)
+    assert ApiKey.objects.get(pk=api_key.pk).last_used_at > first_use

@@ -118,3 +118,21 @@ def test_reconciliation_reports_an_escrow_short_of_the_worst_payout(market, make
     violations = markets_reconcile()
     assert [(v.invariant, v.subject) for v in violations] == [("escrow_covers_worst_payout", "rutte-nato")]
     assert "< worst payout 100.000000" in violations[0].detail
+
+
+def test_a_user_created_without_a_wallet_gets_a_domain_error_not_a_crash(market):
+    from accounts.models import User
+
+    user = User.objects.create_user(username="made-by-createsuperuser", password="x-long-password")
+    with pytest.raises(InsufficientFunds):
+        trade_execute(user=user, market=market, outcome_code="YES", side="buy", shares="1")
+    assert not Trade.objects.filter(user=user).exists()
+    assert markets_reconcile() == []
+
+
+def test_the_slug_of_the_new_market_page_is_reserved():
+    with pytest.raises(InvalidInput) as error:
+        market_create(
+            slug="new", question="Q?", kind=Market.Kind.BINARY, liquidity=10, closes_at=timezone.now() + timedelta(1)
+        )
+    assert error.value.field == "slug"
