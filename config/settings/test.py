@@ -10,6 +10,8 @@ DEBUG = False
 PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
 DATABASES["default"]["TEST"] = {"NAME": "test_forecastle" + os.environ.get("FORECASTLE_TEST_DB", "")}
 DATABASES["default"]["CONN_MAX_AGE"] = 0
+# Holds a settlement open for this many seconds so a test can SIGKILL the worker mid-task.
+FORECASTLE_SETTLEMENT_PAUSE = float(os.environ.get("FORECASTLE_SETTLEMENT_PAUSE", "0") or 0)
 STORAGES = {
     "default": {"BACKEND": "django.core.files.storage.FileSystemStorage"},
     "staticfiles": {"BACKEND": "django.contrib.staticfiles.storage.StaticFilesStorage"},

@@ -17,13 +17,13 @@ longer give back is written off to the house inside the reversal transaction (lo
 """
 
 import logging
-import os
 import time
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from decimal import Decimal
 from typing import Any
 
+from django.conf import settings
 from django.db import connection, transaction
 from django.utils import timezone
 
@@ -188,7 +188,8 @@ def _apply_balances(*, transaction_ids: list[int]) -> None:
 def _pause_for_tests() -> None:
     """Holds the transaction open (idle, payouts written but not committed) so a test can kill the worker
     here. A sleep in Python, not pg_sleep: a killed client is then noticed by PostgreSQL at once."""
-    pause = float(os.environ.get(PAUSE_ENV, "0") or 0)
+    # Only the test settings define this setting, so no environment variable can slow production down.
+    pause = float(getattr(settings, "FORECASTLE_SETTLEMENT_PAUSE", 0) or 0)
     if pause > 0:
         logger.warning("settlement pausing %.1fs (%s is set)", pause, PAUSE_ENV)
         time.sleep(pause)
