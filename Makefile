@@ -30,7 +30,7 @@ format: $(STAMP)
 	$(VENV)/bin/ruff check --fix .
 
 bench: $(STAMP)
-	$(PY) -m config.stack bench
+	$(PY) -m config.stack bench $(BENCH_ARGS)
 
 clean:
 	rm -rf $(VENV) var

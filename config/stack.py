@@ -6,6 +6,7 @@ with their data under var/, and stopped again on exit.
 
     python -m config.stack run           # web on :8000, Celery worker and beat, demo data
     python -m config.stack test [ARGS]   # pytest with ARGS
+    python -m config.stack bench [--quick] [NAME ...]   # the benchmarks in bench/, one after another
 """
 
 import contextlib
@@ -190,12 +191,46 @@ def test(args: list[str]) -> int:
         return subprocess.run([sys.executable, "-m", "pytest", *args], cwd=ROOT).returncode
 
 
+# Every benchmark in bench/, in the order `bench` runs them, with the arguments of a full run and of a
+# --quick one (smaller sizes, for a check that the benchmarks still work rather than for figures).
+# Each creates and drops its own scratch database, so they never see each other's rows.
+BENCHMARKS: dict[str, tuple[list[str], list[str]]] = {
+    "pages": (["--requests", "60"], ["--requests", "15"]),
+    "trading": (["--trades", "400", "--threads", "8"], ["--trades", "100", "--threads", "4"]),
+    "settlement": (["--positions", "100000", "--baseline", "10000"], ["--positions", "10000", "--baseline", "1000"]),
+}
+
+
+def bench(args: list[str]) -> int:
+    """Runs the named benchmarks (all by default) and prints each one's results as it finishes."""
+    quick = "--quick" in args
+    names = [arg for arg in args if arg != "--quick"] or list(BENCHMARKS)
+    unknown = sorted(set(names) - set(BENCHMARKS))
+    if unknown:
+        print(f"unknown benchmark(s): {', '.join(unknown)}; choose from {', '.join(BENCHMARKS)}")
+        return 2
+    os.environ["DJANGO_SETTINGS_MODULE"] = "config.settings.test"
+    status = 0
+    with services("forecastle"):
+        for name in names:
+            full, small = BENCHMARKS[name]
+            arguments = small if quick else full
+            log(f"bench/{name}.py {' '.join(arguments)}")
+            start = time.perf_counter()
+            result = subprocess.run([sys.executable, "-m", f"bench.{name}", *arguments], cwd=ROOT)
+            log(f"bench/{name}.py finished in {time.perf_counter() - start:.0f} s with status {result.returncode}")
+            status = status or result.returncode
+    return status
+
+
 def main() -> int:
-    if len(sys.argv) < 2 or sys.argv[1] not in {"run", "test"}:
+    if len(sys.argv) < 2 or sys.argv[1] not in {"run", "test", "bench"}:
         print(__doc__)
         return 2
     if sys.argv[1] == "run":
         return run()
+    if sys.argv[1] == "bench":
+        return bench(sys.argv[2:])
     return test(sys.argv[2:])
 
 
