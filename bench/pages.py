@@ -8,8 +8,10 @@ in 15 four-outcome markets, with two trades each.
 The baseline, measured in the same run through the same Client, middleware and database, is a view that
 runs one query and renders a tiny template. It is the least a page can cost here; a bare `SELECT 1`
 would leave out the routing and middleware every request pays, so its ratios would mostly measure Django.
-Logged-in pages are compared with the baseline requested logged in (it then also loads the session and
-the user), API reads with the baseline requested anonymously.
+The run does not call setup_test_environment(): it would instrument every template render with a signal
+for the test Client's benefit, a cost production does not pay. Logged-in pages are compared with the
+baseline requested logged in (it then also loads the session and the user), API reads with the baseline
+requested anonymously.
 
 "cached" rows are the usual case (the price cache in Redis answers); "uncached" rows make every price
 cache read a miss, which is what a request pays just after a trade or when Redis is down.
@@ -43,7 +45,6 @@ from django.db import connection  # noqa: E402
 from django.http import HttpRequest, HttpResponse  # noqa: E402
 from django.template import engines  # noqa: E402
 from django.test import Client, override_settings  # noqa: E402
-from django.test.utils import setup_test_environment  # noqa: E402
 from django.urls import URLPattern, URLResolver, include, path  # noqa: E402
 from django.utils import timezone  # noqa: E402
 
@@ -118,11 +119,10 @@ def main() -> None:
     options = parser.parse_args()
     count = options.requests
 
-    setup_test_environment()
     old_name = connection.creation.create_test_db(verbosity=0, autoclobber=True)
     rows: list[tuple[str, str, tuple[float, float], tuple[float, float]]] = []
     try:
-        with override_settings(ROOT_URLCONF=__name__):
+        with override_settings(ROOT_URLCONF=__name__, ALLOWED_HOSTS=["testserver"]):
             call_command("demo_data", stdout=open(os.devnull, "w"))  # noqa: SIM115 - lives as long as the run
             trader = portfolio_trader()
             positions = Position.objects.filter(user=trader).count()

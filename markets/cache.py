@@ -10,11 +10,14 @@ generation of cached lists; entries also expire after FORECASTLE_PRICE_CACHE_SEC
 import hashlib
 import logging
 import time
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from django.conf import settings
 from django.core.cache import cache
 from redis.exceptions import RedisError
+
+if TYPE_CHECKING:
+    from markets.services.changes import TradeChange
 
 logger = logging.getLogger(__name__)
 
@@ -97,17 +100,34 @@ def cache_set_generation(key: str, value: Any) -> None:
         logger.warning("Price cache unreachable on write of %s", key)
 
 
-def prices_refresh(market_id: int) -> None:
-    """market_changed callback: rebuilds the market's cached snapshot and starts a new list generation.
+def prices_refresh(market_id: int, trade: "TradeChange | None" = None) -> None:
+    """market_changed callback: refreshes the market's cached snapshot and starts a new list generation.
 
+    After a trade that followed the cached snapshot's version, the new snapshot is built from what the
+    trade had in hand under the market lock (no database read); otherwise it is rebuilt from the database.
     It runs after the trade committed, so it must never raise: a failure here would turn a
     successful trade into an error response. A snapshot that cannot be rebuilt is deleted instead.
     """
     # Imported here: the selectors read through this module, so a top-level import would be circular.
-    from markets.selectors.prices import market_snapshot_build
+    from markets.selectors.prices import market_snapshot_build, market_snapshot_from
 
     try:
-        snapshot = market_snapshot_build(market_id=market_id)
+        snapshot = None
+        if trade is not None:
+            cached = cache_get(snapshot_key(trade.market.slug))
+            # Only a snapshot of the version this trade followed carries the trader count and resolution
+            # that are still current; any other (older, newer, missing) means a database rebuild.
+            if cached is not None and cached.get("version") == trade.previous_version:
+                snapshot = market_snapshot_from(
+                    market=trade.market,
+                    outcomes=trade.outcomes,
+                    version=trade.version,
+                    updated_at=trade.updated_at,
+                    trader_count=cached["market"]["trader_count"] + trade.new_trader,
+                    resolution=cached["market"]["resolution"],
+                )
+        if snapshot is None:
+            snapshot = market_snapshot_build(market_id=market_id)
     except Exception:
         logger.exception("Could not rebuild the price snapshot of market %s", market_id)
         return

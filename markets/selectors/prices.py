@@ -99,19 +99,41 @@ def market_snapshot_build(*, market_id: int | None = None, slug: str | None = No
     if market is None:
         return None
     outcomes = list(market.outcomes.all())
+    return market_snapshot_from(
+        market=market,
+        outcomes=outcomes,
+        version=market.version or 0,
+        updated_at=getattr(market, "price_updated_at", None) or market.created_at,
+        trader_count=market.trader_count or 0,
+        resolution=_resolution_data(market, outcomes),
+    )
+
+
+def market_snapshot_from(
+    *,
+    market: Market,
+    outcomes: list[Outcome],
+    version: int,
+    updated_at: datetime,
+    trader_count: int,
+    resolution: dict[str, Any] | None,
+) -> dict[str, Any]:
+    """The snapshot of a market from rows already in hand (the database rebuild and the trade both use it)."""
+    summary = market_summary(market, outcomes)
+    summary["updated_at"] = updated_at
     return {
         "id": market.pk,
-        "version": market.version or 0,
-        "updated_at": getattr(market, "price_updated_at", None) or market.created_at,
+        "version": version,
+        "updated_at": updated_at,
         "market": {
-            **market_summary(market, outcomes),
+            **summary,
             "description": market.description,
             "resolution_criteria": market.resolution_criteria,
             "liquidity": market.liquidity,
-            "trader_count": market.trader_count or 0,
+            "trader_count": trader_count,
             "closed_at": market.closed_at,
             "resolved_at": market.resolved_at,
-            "resolution": _resolution_data(market, outcomes),
+            "resolution": resolution,
         },
         "state": {
             "liquidity": market.liquidity,

@@ -11,7 +11,7 @@ from datetime import datetime
 from decimal import Decimal, InvalidOperation
 
 from django.db import IntegrityError, transaction
-from django.db.models import F
+from django.db.models import F, OuterRef, Subquery
 from django.utils import timezone
 
 from accounts.models import LedgerTransaction, User
@@ -28,7 +28,7 @@ from markets.errors import (
 )
 from markets.models import IdempotencyKey, Market, Outcome, Position, PricePoint, Trade
 from markets.pricing import MAX_AMOUNT, TradeQuote, parse_positive_decimal, quote_trade
-from markets.services.changes import market_changed
+from markets.services.changes import TradeChange, market_changed
 
 
 @dataclass(frozen=True)
@@ -149,11 +149,24 @@ def _trade_execute_locked(
     fingerprint: str,
     now: datetime | None,
 ) -> TradeResult:
-    market = Market.objects.select_for_update().get(pk=market_id)
+    # One round trip for the market's lock, its escrow (locked later, with the wallet, in id order: `of`
+    # keeps the join from locking it now) and the price point the trade follows (see TradeChange).
+    market = (
+        Market.objects.select_for_update(of=("self",))
+        .select_related("escrow")
+        .annotate(
+            previous_version=Subquery(
+                PricePoint.objects.filter(market=OuterRef("pk")).order_by("-created_at", "-id").values("id")[:1]
+            )
+        )
+        .get(pk=market_id)
+    )
     if idempotency_key is not None:
         replay = _replay(user, idempotency_key, fingerprint)
         if replay is not None:
             return replay
+    # A trade dated by its caller (demo history) may not be the market's latest price change.
+    dated_by_caller = now is not None
     now = now or timezone.now()
     if market.status != Market.Status.OPEN or market.closes_at <= now:
         raise MarketClosed("This market is closed for trading.")
@@ -163,7 +176,12 @@ def _trade_execute_locked(
     )
     outcome = next(o for o in outcomes if o.code == outcome_code)
     wallet = wallet_lock(user_id=user.pk)
-    position = Position.objects.select_for_update().filter(user=user, outcome=outcome).first()
+    # All the user's positions in this market (the market lock already serialises them): one tells
+    # whether the trade adds a trader to the market, for the cached snapshot's trader count.
+    held_positions = {
+        row.outcome_id: row for row in Position.objects.select_for_update().filter(user=user, market_id=market.pk)
+    }
+    position = held_positions.get(outcome.pk)
     buying = side == Trade.Side.BUY
 
     if buying:
@@ -226,10 +244,24 @@ def _trade_execute_locked(
         outcomes[index].probability = price
     Outcome.objects.bulk_update(outcomes, ["probability", "shares_outstanding"])
     Market.objects.filter(pk=market.pk).update(volume=F("volume") + quote.amount)
-    PricePoint.objects.create(market=market, probabilities=quote.probabilities_after, trade=trade, created_at=now)
+    # What the UPDATE just wrote: the lock means no other writer moved it in between.
+    market.volume += quote.amount
+    price_point = PricePoint.objects.create(
+        market=market, probabilities=quote.probabilities_after, trade=trade, created_at=now
+    )
     if idempotency_key is not None:
         IdempotencyKey.objects.create(user=user, key=idempotency_key, fingerprint=fingerprint, trade=trade)
-    market_changed(market_id=market.pk)
+    change = None
+    if not dated_by_caller:
+        change = TradeChange(
+            market=market,
+            outcomes=outcomes,
+            version=price_point.pk,
+            previous_version=market.previous_version or 0,
+            updated_at=now,
+            new_trader=not held_positions,
+        )
+    market_changed(market_id=market.pk, trade=change)
     return TradeResult(
         trade=trade,
         probabilities=quote.probabilities_after,

@@ -1,0 +1,107 @@
+"""The price-cache refresh after a trade: built from the trade's own rows when the cached snapshot is the
+one the trade followed, from the database otherwise, and in both cases exactly what the database holds."""
+
+from datetime import timedelta
+
+import pytest
+from django.db import connection
+from django.test.utils import CaptureQueriesContext
+from django.utils import timezone
+
+from markets import cache as price_cache
+from markets.models import Market
+from markets.selectors.prices import market_snapshot, market_snapshot_build
+from markets.services import market_create, trade_execute
+
+pytestmark = [pytest.mark.django_db, pytest.mark.usefixtures("isolated_cache")]
+
+
+@pytest.fixture
+def market():
+    return market_create(
+        slug="four-way",
+        question="Which of four?",
+        kind=Market.Kind.MULTIPLE,
+        outcomes=[("A", "A"), ("B", "B"), ("C", "C"), ("D", "D")],
+        liquidity=100,
+        closes_at=timezone.now() + timedelta(days=30),
+    )
+
+
+def cached(market):
+    return price_cache.cache_get(price_cache.snapshot_key(market.slug))
+
+
+def rebuilt_from_database(queries):
+    # Only the database rebuild reads the market's resolutions.
+    return any('"markets_resolution"' in query["sql"] for query in queries.captured_queries)
+
+
+def trade(django_capture_on_commit_callbacks, **arguments):
+    with django_capture_on_commit_callbacks(execute=True):
+        return trade_execute(**arguments)
+
+
+def test_snapshot_after_each_trade_equals_a_database_rebuild(market, make_user, django_capture_on_commit_callbacks):
+    alice, bob = make_user("alice"), make_user("bob")
+    market_snapshot(slug=market.slug)  # a reader fills the cache first
+    steps = [
+        (alice, "A", "buy", "3"),
+        (alice, "B", "buy", "2"),  # same trader, another outcome: no new trader
+        (bob, "A", "buy", "1.5"),  # a new trader
+        (alice, "A", "sell", "1"),
+    ]
+    for user, code, side, shares in steps:
+        trade(
+            django_capture_on_commit_callbacks,
+            user=user,
+            market=market,
+            outcome_code=code,
+            side=side,
+            shares=shares,
+        )
+        assert cached(market) == market_snapshot_build(market_id=market.pk)
+    assert cached(market)["market"]["trader_count"] == 2
+
+
+def test_refresh_after_a_trade_reads_no_database_when_the_cache_is_current(
+    market, make_user, django_capture_on_commit_callbacks
+):
+    user = make_user()
+    market_snapshot(slug=market.slug)
+    with CaptureQueriesContext(connection) as queries:
+        trade(django_capture_on_commit_callbacks, user=user, market=market, outcome_code="C", side="buy", shares="1")
+    assert not rebuilt_from_database(queries)
+    assert cached(market) == market_snapshot_build(market_id=market.pk)
+
+
+def test_stale_or_missing_snapshot_is_rebuilt_from_the_database(market, make_user, django_capture_on_commit_callbacks):
+    user = make_user()
+    # Nothing cached: the refresh cannot know the trader count, so it reads the database.
+    trade(django_capture_on_commit_callbacks, user=user, market=market, outcome_code="A", side="buy", shares="1")
+    assert cached(market) == market_snapshot_build(market_id=market.pk)
+    # A snapshot of another version (a callback that ran out of order) is not built upon either.
+    stale = cached(market)
+    trade(django_capture_on_commit_callbacks, user=user, market=market, outcome_code="B", side="buy", shares="1")
+    price_cache.cache_set(price_cache.snapshot_key(market.slug), stale)
+    with CaptureQueriesContext(connection) as queries:
+        trade(django_capture_on_commit_callbacks, user=user, market=market, outcome_code="D", side="buy", shares="1")
+    assert rebuilt_from_database(queries)
+    assert cached(market) == market_snapshot_build(market_id=market.pk)
+
+
+def test_trade_dated_by_its_caller_is_rebuilt_from_the_database(market, make_user, django_capture_on_commit_callbacks):
+    user = make_user()
+    market_snapshot(slug=market.slug)
+    trade(django_capture_on_commit_callbacks, user=user, market=market, outcome_code="A", side="buy", shares="2")
+    # An earlier-dated trade is not the market's latest price change: the snapshot keeps the later one.
+    trade(
+        django_capture_on_commit_callbacks,
+        user=user,
+        market=market,
+        outcome_code="B",
+        side="buy",
+        shares="1",
+        now=timezone.now() - timedelta(hours=1),
+    )
+    assert cached(market) == market_snapshot_build(market_id=market.pk)
