@@ -5,13 +5,13 @@ rebuild task writes, never computed per request."""
 from dataclasses import dataclass
 from datetime import datetime
 
-from django.db.models import Avg, Count, F, Max, QuerySet, Sum
+from django.db.models import Avg, Count, Exists, F, Max, OuterRef, Q, QuerySet, Subquery, Sum
 from django.shortcuts import get_object_or_404
 
 from accounts.models import User
 from forecast.models import LeaderboardEntry, MarketCalibration, MarketScore, SiteCalibration
 from forecast.scoring import NUMBER_OF_BUCKETS
-from markets.models import Market, Resolution
+from markets.models import Market, Resolution, Trade
 
 MAX_LEADERBOARD_PAGE = 200
 
@@ -172,3 +172,30 @@ def market_scores(*, market: Market) -> QuerySet[MarketScore]:
         .annotate(username=F("user__username"))
         .order_by("-profit", "user__username")
     )
+
+
+def markets_with_stale_scores(*, settled_before: datetime) -> list[int]:
+    """Ids of settled markets whose scores do not match their current resolution: scores left from an
+    earlier resolution, none for a resolved market that was traded, or some for an annulled one.
+    Only settlements before `settled_before` count, so one whose scoring is simply still queued is left alone."""
+    current = Resolution.objects.filter(market=OuterRef("pk"), is_current=True)
+    scores = MarketScore.objects.filter(market=OuterRef("pk"))
+    markets = (
+        Market.objects.filter(
+            status__in=(Market.Status.RESOLVED, Market.Status.ANNULLED),
+            resolutions__is_current=True,
+            resolutions__state=Resolution.State.SETTLED,
+            resolutions__settled_at__lt=settled_before,
+        )
+        .annotate(
+            current_id=Subquery(current.values("pk")[:1]),
+            current_kind=Subquery(current.values("kind")[:1]),
+            has_scores=Exists(scores),
+            has_trades=Exists(Trade.objects.filter(market=OuterRef("pk"))),
+        )
+        .annotate(has_foreign_scores=Exists(scores.exclude(resolution_id=OuterRef("current_id"))))
+    )
+    # Mirrors forecast.services.market_score: only a traded market resolved to outcomes keeps scores.
+    scored = Q(status=Market.Status.RESOLVED, has_trades=True) & ~Q(current_kind=Resolution.Kind.ANNULLED)
+    stale = Q(has_foreign_scores=True) | (scored & Q(has_scores=False)) | (~scored & Q(has_scores=True))
+    return list(markets.filter(stale).order_by("pk").values_list("pk", flat=True))

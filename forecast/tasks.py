@@ -1,19 +1,23 @@
 """Thin Celery tasks: take ids, call a service. Schedules live in config/settings/base.py."""
 
 import logging
+from datetime import timedelta
 
 from celery import shared_task
 from django.core.cache import cache
 from django.db import OperationalError, transaction
+from django.utils import timezone
 from redis.exceptions import RedisError
 
-from forecast import services
+from forecast import selectors, services
 
 logger = logging.getLogger(__name__)
 
 # While a rebuild is queued, further requests for one are dropped: a burst of settlements rebuilds once.
 REBUILD_PENDING_KEY = "forecast:leaderboards-rebuild-pending"
 REBUILD_PENDING_SECONDS = 300
+# Settlement enqueues scoring as it commits; only after this long is the scoring presumed lost.
+SCORES_STALE_AFTER = timedelta(minutes=2)
 
 
 def leaderboards_rebuild_enqueue() -> None:
@@ -55,3 +59,16 @@ def leaderboards_rebuild() -> int:
     except RedisError:
         logger.warning("could not clear %s; it expires by itself", REBUILD_PENDING_KEY)
     return services.leaderboards_rebuild()
+
+
+@shared_task(name="forecast.tasks.scores_sweep")
+def scores_sweep(older_than_seconds: float = SCORES_STALE_AFTER.total_seconds()) -> int:
+    """Re-enqueues scoring of settled markets whose scores do not match their current resolution: a worker
+    that died between committing a settlement and sending market_score leaves nothing else to resend it."""
+    market_ids = selectors.markets_with_stale_scores(
+        settled_before=timezone.now() - timedelta(seconds=older_than_seconds)
+    )
+    for market_id in market_ids:
+        logger.warning("market %d: scores do not match its settled resolution; re-enqueuing scoring", market_id)
+        market_score.delay(market_id)
+    return len(market_ids)

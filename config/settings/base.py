@@ -176,6 +176,8 @@ CELERY_BEAT_SCHEDULE: dict[str, dict[str, object]] = {
     # Re-enqueues settlements whose message was lost (killed worker, Redis restart); settling is idempotent.
     "sweep-stuck-settlements": {"task": "markets.tasks.settlements_sweep", "schedule": 60.0},
     "reconcile-ledger": {"task": "markets.tasks.ledger_reconcile", "schedule": crontab(minute=7)},
+    # Re-enqueues scoring lost between a committed settlement and its message; scoring is idempotent.
+    "sweep-stale-scores": {"task": "forecast.tasks.scores_sweep", "schedule": 300.0},
     # Scoring rebuilds the leaderboards; this hourly pass lets markets age out of the 30-day boards.
     "rebuild-leaderboards": {"task": "forecast.tasks.leaderboards_rebuild", "schedule": crontab(minute=17)},
 }
