@@ -12,6 +12,9 @@ DATABASES["default"]["TEST"] = {"NAME": "test_forecastle" + os.environ.get("FORE
 DATABASES["default"]["CONN_MAX_AGE"] = 0
 # Holds a settlement open for this many seconds so a test can SIGKILL the worker mid-task.
 FORECASTLE_SETTLEMENT_PAUSE = float(os.environ.get("FORECASTLE_SETTLEMENT_PAUSE", "0") or 0)
+# Tests never run collectstatic: WhiteNoise serves from the app and project static folders instead.
+WHITENOISE_AUTOREFRESH = True
+WHITENOISE_USE_FINDERS = True
 STORAGES = {
     "default": {"BACKEND": "django.core.files.storage.FileSystemStorage"},
     "staticfiles": {"BACKEND": "django.contrib.staticfiles.storage.StaticFilesStorage"},
