@@ -15,6 +15,8 @@ from markets.models import Market, Outcome, Payout, Position, Resolution, Trade
 TRADES_PER_PAGE = 25
 QUANTUM = Decimal("0.000001")
 FINISHED = (Market.Status.RESOLVED, Market.Status.ANNULLED)
+# The long texts of a market, which the portfolio never shows: not loaded once per position and trade row.
+UNSHOWN_MARKET_TEXT = ("market__description", "market__resolution_criteria")
 
 
 @dataclass
@@ -130,6 +132,7 @@ def portfolio_get(*, user: User) -> Portfolio:
         Position.objects.filter(user_id=user.pk)
         .exclude(shares=ZERO, net_cost=ZERO)
         .select_related("market", "outcome")
+        .defer(*UNSHOWN_MARKET_TEXT)
         .order_by("market__closes_at", "market_id", "outcome__index")
     )
     rows = list(positions)
@@ -168,5 +171,10 @@ def portfolio_get(*, user: User) -> Portfolio:
 
 
 def portfolio_trades(*, user: User, page_number: int | str | None = 1) -> Page:
-    trades = Trade.objects.filter(user_id=user.pk).select_related("market", "outcome").order_by("-created_at", "-id")
+    trades = (
+        Trade.objects.filter(user_id=user.pk)
+        .select_related("market", "outcome")
+        .defer(*UNSHOWN_MARKET_TEXT)
+        .order_by("-created_at", "-id")
+    )
     return Paginator(trades, TRADES_PER_PAGE).get_page(page_number)
