@@ -33,7 +33,7 @@ def ttl() -> int:
 
 # Part of every key: bump it when the shape of a cached value changes, so processes running the
 # new code never read values written by the old (during a rolling deploy, for example).
-FORMAT = 2
+FORMAT = 3
 
 
 def snapshot_key(slug: str) -> str:
