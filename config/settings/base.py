@@ -46,6 +46,7 @@ INSTALLED_APPS = [
 
 MIDDLEWARE = [
     "django.middleware.security.SecurityMiddleware",
+    "config.middleware.RejectNulCharactersMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.common.CommonMiddleware",
@@ -81,6 +82,16 @@ DATABASES = {
         conn_health_checks=True,
     )
 }
+# Server-side parameter binding lets psycopg prepare a statement once a connection has run it this many
+# times: a trade runs ~14 statements under its market lock and each gets cheaper (docs/benchmarks.md).
+# Set DATABASE_PREPARE_THRESHOLD to "" for client-side binding (e.g. behind PgBouncer older than 1.21
+# in transaction pooling, which cannot keep prepared statements).
+if os.environ.get("DATABASE_PREPARE_THRESHOLD", "2"):
+    DATABASES["default"]["OPTIONS"] = {
+        **DATABASES["default"].get("OPTIONS", {}),
+        "server_side_binding": True,
+        "prepare_threshold": int(os.environ.get("DATABASE_PREPARE_THRESHOLD", "2")),
+    }
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
 REDIS_URL = os.environ.get("REDIS_URL", "redis://127.0.0.1:6379/0")
