@@ -98,10 +98,14 @@ def market_resolve(
         elif kind == Resolution.Kind.SPLIT:
             payouts = [str(share) for share in _split_payouts(split or [], len(outcomes))]
 
+        previous = Resolution.objects.select_for_update().filter(market=market, is_current=True).first()
+        if previous is not None and previous.kind == kind and previous.payouts == payouts:
+            # The resolution the market already has: a double-submitted form or a retried request. A new
+            # row would only reverse the settlement and pay it again, and clutter the audit trail.
+            return previous
         if market.status == Market.Status.OPEN:
             market.status = Market.Status.CLOSED
             market.closed_at = now
-        previous = Resolution.objects.select_for_update().filter(market=market, is_current=True).first()
         if previous is not None:
             previous.is_current = False
             previous.save(update_fields=["is_current"])
