@@ -132,6 +132,10 @@ def run() -> int:
                 os.environ.get("WEB_CONCURRENCY", "2"),
                 "--threads",
                 "4",
+                # Below the 20 s this script waits for a child: gunicorn must SIGKILL a hung worker itself,
+                # or the worker outlives its killed master and keeps the port.
+                "--graceful-timeout",
+                "10",
                 "--access-logfile",
                 "-",
             ],
