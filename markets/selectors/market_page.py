@@ -19,7 +19,7 @@ from django.utils import timezone
 
 from accounts.models import User
 from accounts.money import ZERO
-from markets.models import Market, Outcome, Position, PricePoint, Resolution, Trade
+from markets.models import Market, Outcome, Payout, Position, PricePoint, Resolution, Trade
 
 logger = logging.getLogger(__name__)
 
@@ -164,6 +164,12 @@ def market_user_positions(*, market: Market, user: User, outcomes: list[Outcome]
         value = (position.shares * Decimal(str(outcome.probability))).quantize(Decimal("0.000001"))
         views.append(PositionView(outcome=outcome, shares=position.shares, net_cost=position.net_cost, value=value))
     return views
+
+
+def market_user_payout(*, resolution: Resolution, user: User) -> Decimal:
+    """What the settlement of `resolution` paid the user: zero for a losing (or absent) trader."""
+    amount = Payout.objects.filter(resolution=resolution, user_id=user.pk).values_list("amount", flat=True).first()
+    return amount if amount is not None else ZERO
 
 
 def market_resolutions(*, market: Market) -> list[Resolution]:

@@ -15,7 +15,7 @@ from django.views.decorators.http import require_GET, require_http_methods
 from accounts.errors import DomainError
 from accounts.selectors import user_balance
 from markets.forms import MarketCreateForm, MarketEditForm, TradeForm, add_domain_error
-from markets.models import Market
+from markets.models import Market, Resolution
 from markets.selectors.listing import SORTS, STATUS_FILTERS, market_categories, market_list_page
 from markets.selectors.market_page import (
     DEFAULT_RANGE,
@@ -24,6 +24,7 @@ from markets.selectors.market_page import (
     market_page_get,
     market_recent_trades,
     market_resolutions,
+    market_user_payout,
     market_user_positions,
 )
 from markets.selectors.portfolio import portfolio_get, portfolio_trades
@@ -77,6 +78,12 @@ def market_context(request: HttpRequest, market: Market, *, form: TradeForm | No
     context["resolution"] = next((resolution for resolution in resolutions if resolution.is_current), None)
     if request.user.is_authenticated:
         context["positions"] = market_user_positions(market=market, user=request.user, outcomes=outcomes)
+        resolution = context["resolution"]
+        if context["positions"] and resolution is not None and resolution.state == Resolution.State.SETTLED:
+            # Once paid, the position is worth what the settlement paid, not its shares at the last prices.
+            payout = market_user_payout(resolution=resolution, user=request.user)
+            context["settled_payout"] = payout
+            context["settled_profit"] = payout - sum(position.net_cost for position in context["positions"])
         context["balance"] = user_balance(user=request.user)
     return context
 

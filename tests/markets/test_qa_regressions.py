@@ -4,7 +4,7 @@ import pytest
 from django.test import Client
 from django.utils import timezone
 
-from markets.models import Market, Resolution
+from markets.models import Market, Payout, Position, Resolution
 from markets.services import market_resolve, market_settle
 from tests.markets.settlement_helpers import buy, open_market
 
@@ -85,3 +85,26 @@ def test_the_trade_preview_does_not_inherit_the_submit_buttons_disabled_elt(make
     page = client.get("/markets/rain/").content.decode()
     # Inherited, htmx looked for a submit button inside the preview div on every preview and logged an error.
     assert 'hx-disinherit="hx-disabled-elt"' in page
+
+
+@pytest.mark.parametrize(
+    ("kind", "outcome", "paid", "profit"),
+    [("outcome", "YES", True, True), ("outcome", "NO", False, False), ("annulled", None, True, False)],
+)
+def test_a_settled_markets_position_panel_shows_what_the_settlement_paid(staff, make_user, kind, outcome, paid, profit):
+    market = open_market(slug="sleet", staff=staff)
+    trader = make_user("holder")
+    buy(trader, market, "YES", "30")
+    market_resolve(market=market, user=staff, kind=kind, outcome_code=outcome, reason="Settled for the test.")
+    market_settle(market_id=market.pk)
+    payout = Payout.objects.get(market=market, user=trader).amount
+    put_in = Position.objects.get(market=market, user=trader).net_cost
+    assert (payout > 0) == paid
+
+    client = Client()
+    client.force_login(trader)
+    page = client.get(f"/markets/{market.slug}/").content.decode()
+    # Before: "Value at current probabilities" and a profit against the last prices, whatever was paid.
+    assert "Value at current probabilities" not in page
+    assert f'<strong id="settled-payout">{payout:,.2f}</strong>' in page
+    assert ((payout - put_in) > 0) == profit
