@@ -1,4 +1,5 @@
 from django.conf import settings
+from django.contrib.postgres.fields import ArrayField
 from django.db import models
 from django.db.models import Q
 
@@ -274,3 +275,60 @@ class ReconciliationRun(models.Model):
 
     def __str__(self) -> str:
         return f"{self.started_at:%Y-%m-%d %H:%M}: {self.violation_count} violations"
+
+
+class PriceCandle(models.Model):
+    """One completed bucket of a market's price history, rolled up from its price points.
+
+    Written only by the roll-up service (markets.services.candles); the history read serves completed
+    buckets from here and computes the rest from price points, with the same result.
+    """
+
+    class Interval(models.TextChoices):
+        ONE_MINUTE = "1m", "1 minute"
+        FIVE_MINUTES = "5m", "5 minutes"
+        ONE_HOUR = "1h", "1 hour"
+        ONE_DAY = "1d", "1 day"
+
+    # No index of its own: the unique index below starts with the market.
+    market = models.ForeignKey(Market, on_delete=models.CASCADE, related_name="+", db_index=False)
+    interval = models.CharField(max_length=2, choices=Interval.choices)
+    bucket_start = models.DateTimeField()
+    # Per outcome, by outcome index: float8 like the on-the-fly candles, so both give identical values.
+    open = ArrayField(models.FloatField())
+    high = ArrayField(models.FloatField())
+    low = ArrayField(models.FloatField())
+    close = ArrayField(models.FloatField())
+    point_count = models.PositiveIntegerField()
+
+    class Meta:
+        # The unique index (market, interval, bucket_start) is also the index of every range read.
+        constraints = [
+            models.UniqueConstraint(fields=["market", "interval", "bucket_start"], name="price_candle_unique_bucket")
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.market_id} {self.interval} {self.bucket_start:%Y-%m-%d %H:%M}"
+
+
+class PriceCandleWatermark(models.Model):
+    """How far the roll-up of one market and interval has got.
+
+    Every price point with id <= last_point_id is reflected in the PriceCandle rows, except in buckets
+    from pending_from on, which were not yet complete when it was seen. Ids, not times, because a trade
+    can be dated in the past (demo history); a market's points are written under its row lock, so
+    they commit in id order.
+    """
+
+    market = models.ForeignKey(Market, on_delete=models.CASCADE, related_name="+", db_index=False)
+    interval = models.CharField(max_length=2, choices=PriceCandle.Interval.choices)
+    last_point_id = models.BigIntegerField(default=0)
+    pending_from = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["market", "interval"], name="price_candle_watermark_unique"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.market_id} {self.interval} through point {self.last_point_id}"

@@ -64,3 +64,9 @@ def settlements_sweep(older_than_seconds: float = STUCK_AFTER.total_seconds()) -
         logger.warning("market %s is stuck in resolving; re-enqueuing its settlement", market_id)
         market_settle.delay(market_id)
     return len(market_ids)
+
+
+@shared_task(name="markets.tasks.candles_roll_up")
+def candles_roll_up() -> int:
+    """Rolls up the price candles completed since the last run; concurrent runs share the work."""
+    return services.candles_roll_up()

@@ -191,6 +191,8 @@ CELERY_BEAT_SCHEDULE: dict[str, dict[str, object]] = {
     "sweep-stale-scores": {"task": "forecast.tasks.scores_sweep", "schedule": 300.0},
     # Scoring rebuilds the leaderboards; this hourly pass lets markets age out of the 30-day boards.
     "rebuild-leaderboards": {"task": "forecast.tasks.leaderboards_rebuild", "schedule": crontab(minute=17)},
+    # Precomputes the price candles completed in the last minute, so history reads skip their points.
+    "roll-up-price-candles": {"task": "markets.tasks.candles_roll_up", "schedule": 60.0},
 }
 
 LOGGING = {

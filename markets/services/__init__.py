@@ -1,5 +1,6 @@
 """Writes of the markets app. Import services from here: `from markets.services import trade_execute`."""
 
+from markets.services.candles import candles_roll_up
 from markets.services.changes import market_change_callbacks, market_changed
 from markets.services.lifecycle import market_close, market_create, market_open, markets_close_due
 from markets.services.reconciliation import markets_reconcile, reconciliation_run
@@ -10,6 +11,7 @@ from markets.services.trading import TradeResult, request_fingerprint, trade_exe
 __all__ = [
     "SettlementResult",
     "TradeResult",
+    "candles_roll_up",
     "market_change_callbacks",
     "market_changed",
     "market_close",
