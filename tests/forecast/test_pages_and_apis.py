@@ -50,7 +50,8 @@ def test_the_leaderboard_page_is_public_and_shows_ranked_forecasters(client, sco
 
 
 def test_the_leaderboard_page_ignores_bad_filters(client, scored):
-    response = client.get("/leaderboard/?metric=%00nonsense&period=forever&page=-3")
+    # (A NUL character anywhere in an address is refused earlier, with a 400: tests/test_nul_characters.py.)
+    response = client.get("/leaderboard/?metric=nonsense&period=forever&page=-3")
     assert response.status_code == 200
     assert response.context["board"].metric == "profit"
     assert response.context["board"].period == "all"
