@@ -1,8 +1,10 @@
 """API keys: shown once, stored only as a hash, revocable, and only an active user's key authenticates."""
 
 import hashlib
+from datetime import timedelta
 
 import pytest
+from django.utils import timezone
 
 from accounts.errors import InvalidInput
 from accounts.models import ApiKey
@@ -72,19 +74,15 @@ def test_an_inactive_users_key_authenticates_nobody(make_user):
 
 
 def test_last_use_is_written_at_most_once_a_minute(make_user, django_assert_num_queries):
-    from datetime import timedelta
-
-    from django.utils import timezone
-
-    from accounts.models import ApiKey
-    from accounts.services import api_key_authenticate, api_key_create
-
     api_key, raw_key = api_key_create(user=make_user(), name="bot")
     api_key_authenticate(raw_key=raw_key)
     first_use = ApiKey.objects.get(pk=api_key.pk).last_used_at
+    assert first_use is not None
     with django_assert_num_queries(1):  # the lookup only: no write
         api_key_authenticate(raw_key=raw_key)
     assert ApiKey.objects.get(pk=api_key.pk).last_used_at == first_use
     ApiKey.objects.filter(pk=api_key.pk).update(last_used_at=timezone.now() - timedelta(minutes=2))
     api_key_authenticate(raw_key=raw_key)
-    assert ApiKey.objects.get(pk=api_key.pk).last_used_at > first_use
+    latest_use = ApiKey.objects.get(pk=api_key.pk).last_used_at
+    assert latest_use is not None
+    assert latest_use > first_use
