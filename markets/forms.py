@@ -1,6 +1,7 @@
 """Website forms of the markets app. They parse input; the services decide and raise domain errors,
 which the views turn into form errors with `add_domain_error`."""
 
+import uuid
 from datetime import timedelta
 from decimal import Decimal
 from typing import Any
@@ -52,6 +53,11 @@ class TradeForm(forms.Form):
         error_messages={"invalid": "The previewed price was not understood; check the preview and try again."},
     )
     quoted_for = forms.CharField(required=False, widget=forms.HiddenInput, max_length=200)
+    # One token per rendered form, sent as the trade's idempotency key: a double-clicked or resent
+    # form trades once.
+    submission = forms.CharField(
+        required=False, widget=forms.HiddenInput, max_length=64, initial=lambda: uuid.uuid4().hex
+    )
 
     # Service field names -> this form's fields, so errors land next to the right input.
     FIELD_MAP: dict[str, str | None] = {
@@ -107,6 +113,10 @@ class TradeForm(forms.Form):
     @staticmethod
     def fingerprint(request: dict[str, Any]) -> str:
         return "|".join(f"{key}={request[key]}" for key in sorted(request))[:200]
+
+    def idempotency(self) -> dict[str, Any]:
+        token = self.cleaned_data.get("submission")
+        return {"idempotency_key": f"web:{token}"} if token else {}
 
     def bounds(self, request: dict[str, Any]) -> dict[str, Any]:
         """max_cost / min_proceeds from the preview, if the preview was of this very request."""

@@ -59,7 +59,9 @@ def trade_execute_view(request: HtmxHttpRequest, slug: str) -> HttpResponse:
     elif form.is_valid():
         request_args = form.trade_request(market=market)
         try:
-            result = trade_execute(user=request.user, market=market, **request_args, **form.bounds(request_args))
+            result = trade_execute(
+                user=request.user, market=market, **request_args, **form.bounds(request_args), **form.idempotency()
+            )
         except DomainError as error:
             add_domain_error(form, error, TradeForm.FIELD_MAP)
         else:

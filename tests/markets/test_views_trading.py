@@ -1,5 +1,6 @@
 """The trade panel: previews (htmx) and trades, with every error path shown in plain words."""
 
+import re
 from datetime import timedelta
 from decimal import Decimal
 
@@ -150,6 +151,20 @@ def test_without_htmx_a_trade_redirects_back_with_a_message(client, market, trad
     assert response.status_code == 302
     assert response["Location"] == "/markets/rutte/"
     assert "Bought" in client.get("/markets/rutte/").content.decode()
+
+
+def test_a_resent_trade_form_trades_once(client, market, trader):
+    page = client.get("/markets/rutte/").content.decode()
+    token = re.search(r'name="submission" value="([0-9a-f]{32})"', page)
+    assert token is not None, "the trade form carries a one-time submission token"
+    form = {"outcome": "YES", "side": "buy", "mode": "amount", "value": "10", "submission": token.group(1)}
+    first = client.post("/markets/rutte/trade/", form)
+    second = client.post("/markets/rutte/trade/", form)  # a double click, or the browser resending
+    assert first.status_code == second.status_code == 302
+    assert Trade.objects.filter(user=trader).count() == 1
+    assert balance(trader) == Decimal("1000") - Trade.objects.get(user=trader).amount
+    other = client.get("/markets/rutte/").content.decode()
+    assert f'value="{token.group(1)}"' not in other, "every rendered form gets a new token"
 
 
 def test_spending_more_than_the_balance_is_refused_in_plain_words(client, market, trader):
