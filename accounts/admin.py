@@ -2,6 +2,7 @@ from django.contrib import admin
 from django.contrib.auth.admin import UserAdmin
 
 from accounts.models import Account, ApiKey, LedgerEntry, LedgerTransaction, User
+from config.admin import ReadOnlyAdmin, ReadOnlyInline
 
 
 @admin.register(User)
@@ -10,45 +11,25 @@ class ForecastleUserAdmin(UserAdmin):
 
 
 @admin.register(Account)
-class AccountAdmin(admin.ModelAdmin):
+class AccountAdmin(ReadOnlyAdmin):
     list_display = ("key", "kind", "user", "balance", "created_at")
     list_filter = ("kind",)
     search_fields = ("key", "user__username")
-    readonly_fields = ("kind", "key", "user", "balance", "created_at")
-
-    def has_add_permission(self, request: object) -> bool:
-        return False
-
-    def has_delete_permission(self, request: object, obj: object = None) -> bool:
-        return False
 
 
-class LedgerEntryInline(admin.TabularInline):
+class LedgerEntryInline(ReadOnlyInline):
     model = LedgerEntry
-    extra = 0
-    can_delete = False
-    readonly_fields = ("account", "amount")
-
-    def has_add_permission(self, request: object, obj: object = None) -> bool:
-        return False
 
 
 @admin.register(LedgerTransaction)
-class LedgerTransactionAdmin(admin.ModelAdmin):
+class LedgerTransactionAdmin(ReadOnlyAdmin):
     """The ledger is append-only: staff read it here, services write it."""
 
     list_display = ("id", "kind", "memo", "reference", "created_at")
     list_filter = ("kind",)
     search_fields = ("memo", "reference", "entries__account__key")
     date_hierarchy = "created_at"
-    readonly_fields = ("kind", "memo", "reference", "created_at")
     inlines = [LedgerEntryInline]
-
-    def has_add_permission(self, request: object) -> bool:
-        return False
-
-    def has_delete_permission(self, request: object, obj: object = None) -> bool:
-        return False
 
 
 @admin.register(ApiKey)

@@ -1,25 +1,13 @@
 """Scores and leaderboards in the admin, read-only: they are derived rows that forecast.services rebuilds,
 so an edit here would be silently overwritten. Staff can re-run scoring for selected markets instead."""
 
-from typing import Any
-
 from django.contrib import admin, messages
 from django.db.models import QuerySet
 from django.http import HttpRequest
 
+from config.admin import ReadOnlyAdmin
 from forecast import services
 from forecast.models import LeaderboardEntry, MarketScore
-
-
-class ReadOnlyAdmin(admin.ModelAdmin):
-    def has_add_permission(self, request: HttpRequest) -> bool:
-        return False
-
-    def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
-        return False
-
-    def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
-        return False
 
 
 @admin.register(MarketScore)

@@ -15,21 +15,11 @@ from django.utils.html import format_html, format_html_join
 
 from accounts.errors import DomainError
 from accounts.models import User
+from config.admin import ReadOnlyAdmin, ReadOnlyInline
 from markets.forms import MarketCreateForm, add_domain_error
 from markets.models import Market, Outcome, Payout, ReconciliationRun, Resolution, Trade
 from markets.services import market_create
 from markets.views.staff import ResolveForm
-
-
-class ReadOnlyInline(admin.TabularInline):
-    extra = 0
-    can_delete = False
-
-    def has_add_permission(self, request: HttpRequest, obj: Any = None) -> bool:
-        return False
-
-    def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
-        return False
 
 
 class OutcomeInline(admin.TabularInline):
@@ -180,7 +170,7 @@ class MarketAdmin(admin.ModelAdmin):
 
 
 @admin.register(Resolution)
-class ResolutionAdmin(admin.ModelAdmin):
+class ResolutionAdmin(ReadOnlyAdmin):
     """The audit log of resolutions. Read-only: a mistake is fixed by re-resolving, never by editing."""
 
     list_display = ("created_at", "market", "kind", "outcome", "state", "is_current", "created_by", "settled_at")
@@ -190,36 +180,18 @@ class ResolutionAdmin(admin.ModelAdmin):
     date_hierarchy = "created_at"
     readonly_fields = [field.name for field in Resolution._meta.fields]
 
-    def has_add_permission(self, request: HttpRequest) -> bool:
-        return False
-
-    def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
-        return False
-
-    def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
-        return False
-
 
 @admin.register(Payout)
-class PayoutAdmin(admin.ModelAdmin):
+class PayoutAdmin(ReadOnlyAdmin):
     list_display = ("created_at", "market", "user", "amount", "resolution")
     list_filter = ("resolution__kind", "resolution__state")
     search_fields = ("market__slug", "user__username")
     list_select_related = ("market", "user", "resolution")
     raw_id_fields = ("market", "user", "resolution")
 
-    def has_add_permission(self, request: HttpRequest) -> bool:
-        return False
-
-    def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
-        return False
-
-    def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
-        return False
-
 
 @admin.register(ReconciliationRun)
-class ReconciliationRunAdmin(admin.ModelAdmin):
+class ReconciliationRunAdmin(ReadOnlyAdmin):
     """Each hourly reconciliation; a run with violations is the first thing staff should look at."""
 
     list_display = ("started_at", "violation_count", "finished_at")
@@ -233,27 +205,11 @@ class ReconciliationRunAdmin(admin.ModelAdmin):
             return "None: every invariant held."
         return format_html("<ul>{}</ul>", format_html_join("", "<li>{}</li>", ((v,) for v in run.violations)))
 
-    def has_add_permission(self, request: HttpRequest) -> bool:
-        return False
-
-    def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
-        return False
-
-    def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
-        return False
-
 
 @admin.register(Trade)
-class TradeAdmin(admin.ModelAdmin):
+class TradeAdmin(ReadOnlyAdmin):
     list_display = ("created_at", "market", "user", "side", "outcome", "shares", "amount")
     list_filter = ("side", "market__status")
     search_fields = ("market__question", "market__slug", "user__username")
     list_select_related = ("market", "user", "outcome")
     date_hierarchy = "created_at"
-    readonly_fields = [field.name for field in Trade._meta.fields]
-
-    def has_add_permission(self, request: HttpRequest) -> bool:
-        return False
-
-    def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
-        return False

@@ -1,0 +1,59 @@
+"""Every model registered in the admin lists and shows its rows to staff, and the rows that only
+services may write (ledger, trades, resolutions, payouts, scores) cannot be added, edited or deleted."""
+
+from datetime import timedelta
+
+import pytest
+from django.contrib import admin
+from django.urls import reverse
+from django.utils import timezone
+
+from accounts.models import Account, LedgerTransaction
+from config.admin import ReadOnlyAdmin
+from markets.models import Market, Trade
+from markets.services import market_create, trade_execute
+
+pytestmark = pytest.mark.django_db
+
+READ_ONLY_MODELS = {"account", "ledgertransaction", "trade", "resolution", "payout", "reconciliationrun"}
+
+
+@pytest.fixture
+def staff_client(client, make_user):
+    staff = make_user("root", is_staff=True)
+    market = market_create(
+        slug="admin-walk",
+        question="Will the admin render?",
+        kind=Market.Kind.BINARY,
+        liquidity=50,
+        closes_at=timezone.now() + timedelta(days=3),
+    )
+    trade_execute(user=make_user("trader"), market=market, outcome_code="YES", side="buy", amount="5")
+    client.force_login(staff)
+    return client
+
+
+def test_every_registered_model_lists_and_shows_its_rows(staff_client):
+    for model, model_admin in admin.site._registry.items():
+        meta = model._meta
+        changelist = reverse(f"admin:{meta.app_label}_{meta.model_name}_changelist")
+        assert staff_client.get(changelist).status_code == 200, changelist
+        row = model._default_manager.order_by("pk").first()
+        if row is not None:
+            change = reverse(f"admin:{meta.app_label}_{meta.model_name}_change", args=[row.pk])
+            assert staff_client.get(change).status_code == 200, change
+        if meta.model_name in READ_ONLY_MODELS:
+            assert isinstance(model_admin, ReadOnlyAdmin), meta.model_name
+
+
+def test_ledger_rows_cannot_be_edited_or_deleted_from_the_admin(staff_client):
+    account = Account.objects.get(key="house")
+    transaction = LedgerTransaction.objects.order_by("pk").first()
+    trade = Trade.objects.get()
+    assert staff_client.get(reverse("admin:accounts_account_add")).status_code == 403
+    response = staff_client.post(reverse("admin:accounts_account_change", args=[account.pk]), {"balance": "1000000"})
+    assert response.status_code == 403
+    delete_transaction = reverse("admin:accounts_ledgertransaction_delete", args=[transaction.pk])
+    assert staff_client.post(delete_transaction).status_code == 403
+    assert staff_client.post(reverse("admin:markets_trade_delete", args=[trade.pk])).status_code == 403
+    assert Account.objects.get(key="house").balance == account.balance
