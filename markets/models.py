@@ -146,7 +146,12 @@ class PricePoint(models.Model):
 
     class Meta:
         ordering = ["market", "created_at", "id"]
-        indexes = [models.Index(fields=["market", "created_at"])]
+        indexes = [
+            models.Index(fields=["market", "created_at"]),
+            # The points written since a candle roll-up, and their times, from the index alone
+            # (markets.services.candles, markets.selectors.prices).
+            models.Index(fields=["market", "id"], include=["created_at"], name="pricepoint_market_id_covering"),
+        ]
 
     def __str__(self) -> str:
         return f"{self.market_id} at {self.created_at:%Y-%m-%d %H:%M}: {self.probabilities}"

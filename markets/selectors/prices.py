@@ -252,36 +252,38 @@ def price_points(*, market_id: int, start: datetime, end: datetime | None) -> li
     return [(created_at, list(probabilities)) for created_at, probabilities in reversed(rows)]
 
 
-# One statement. Completed buckets come from the rolled-up candles (markets.services.candles) where
-# the watermark says they are current; the rest (the partial buckets at either end of the window,
-# buckets from the first one still pending at the roll-up on, and any bucket that gained a point since)
-# are computed from the price points with date_bin. Then every bucket of the range is laid out, with
-# the last close carried forward into empty ones (starting from the last price before the range).
-# The result is exactly the on-the-fly computation over all the points, only cheaper.
+# One statement. Whole buckets of the window from its first full bucket up to the roll-up's reach come
+# from the rolled-up candles (markets.services.candles); the points are bucketed with date_bin only for
+# the rest: the partial bucket at the start, and everything from the first bucket the roll-up has not
+# finished (still open when it ran, or holding a point written since, perhaps dated in the past) to
+# the end. Then every bucket of the range is laid out, with the last close carried forward into empty
+# ones (starting from the last price before the range). The result is exactly that of bucketing every
+# point on the fly.
 CANDLES_SQL = """
 WITH mark AS (
     SELECT last_point_id, pending_from FROM markets_pricecandlewatermark
     WHERE market_id = %(market)s AND "interval" = %(interval)s
 ),
+head AS (
+    SELECT date_bin(%(step)s, %(start)s - interval '1 microsecond', %(origin)s) + %(step)s AS full_start
+),
 bounds AS (
     SELECT head.full_start,
            CASE WHEN mark.last_point_id IS NULL THEN head.full_start
                 ELSE GREATEST(head.full_start, LEAST(
-                    date_bin(%(step)s, %(end)s, %(origin)s), COALESCE(mark.pending_from, 'infinity')
+                    date_bin(%(step)s, %(end)s, %(origin)s),
+                    COALESCE(mark.pending_from, 'infinity'),
+                    COALESCE((
+                        -- Ordered by id so the (market, id) index finds the few points past the watermark.
+                        SELECT date_bin(%(step)s, min(newer.created_at), %(origin)s) FROM (
+                            SELECT created_at FROM markets_pricepoint
+                            WHERE market_id = %(market)s AND id > mark.last_point_id AND created_at >= head.full_start
+                            ORDER BY id
+                        ) newer
+                    ), 'infinity')
                 ))
-           END AS served_end,
-           COALESCE(mark.last_point_id, 0) AS last_point_id
-    FROM (
-        SELECT date_bin(%(step)s, %(start)s - interval '1 microsecond', %(origin)s) + %(step)s AS full_start
-    ) head
-    LEFT JOIN mark ON true
-),
-fresh AS (
-    SELECT DISTINCT date_bin(%(step)s, pp.created_at, %(origin)s) AS bucket
-    FROM markets_pricepoint pp
-    WHERE pp.market_id = %(market)s
-      AND pp.id > (SELECT last_point_id FROM bounds)
-      AND pp.created_at >= (SELECT full_start FROM bounds) AND pp.created_at < (SELECT served_end FROM bounds)
+           END AS served_end
+    FROM head LEFT JOIN mark ON true
 ),
 rolled AS (
     SELECT c.bucket_start AS bucket, u.ordinality - 1 AS idx, u.open, u.high, u.low, u.close
@@ -289,7 +291,6 @@ rolled AS (
     CROSS JOIN LATERAL unnest(c.open, c.high, c.low, c.close) WITH ORDINALITY AS u(open, high, low, close, ordinality)
     WHERE c.market_id = %(market)s AND c."interval" = %(interval)s
       AND c.bucket_start >= (SELECT full_start FROM bounds) AND c.bucket_start < (SELECT served_end FROM bounds)
-      AND c.bucket_start NOT IN (SELECT bucket FROM fresh)
 ),
 unrolled AS (
     SELECT pp.created_at, pp.id, pp.probabilities FROM markets_pricepoint pp
@@ -299,10 +300,6 @@ unrolled AS (
     SELECT pp.created_at, pp.id, pp.probabilities FROM markets_pricepoint pp
     WHERE pp.market_id = %(market)s
       AND pp.created_at >= (SELECT served_end FROM bounds) AND pp.created_at < %(end)s
-    UNION ALL
-    SELECT pp.created_at, pp.id, pp.probabilities FROM fresh f
-    JOIN markets_pricepoint pp
-      ON pp.market_id = %(market)s AND pp.created_at >= f.bucket AND pp.created_at < f.bucket + %(step)s
 ),
 points AS (
     SELECT date_bin(%(step)s, pp.created_at, %(origin)s) AS bucket,

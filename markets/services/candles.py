@@ -42,7 +42,8 @@ JOIN unnest(%(names)s::text[], %(steps)s::interval[]) AS s(name, step) ON s.name
 WHERE (%(every_market)s OR w.market_id = ANY(%(market_ids)s))
   AND (
       w.pending_from + s.step <= %(now)s
-      OR EXISTS (SELECT 1 FROM markets_pricepoint pp WHERE pp.market_id = w.market_id AND pp.id > w.last_point_id)
+      -- The market's newest point id: one probe of the (market, id) index.
+      OR (SELECT max(pp.id) FROM markets_pricepoint pp WHERE pp.market_id = w.market_id) > w.last_point_id
   )
 ORDER BY w.id
 FOR UPDATE OF w SKIP LOCKED
@@ -57,12 +58,23 @@ WITH marks AS (
     WHERE w.id = ANY(%(mark_ids)s)
 ),
 -- Points not yet reflected: past the watermark, or in buckets that were pending and have completed.
+-- Per watermark (LATERAL) and ordered like an index, so each is one index range whatever the estimates.
 seen AS (
-    SELECT m.id AS mark_id, pp.id AS point_id, date_bin(m.step, pp.created_at, %(origin)s) AS bucket
-    FROM marks m JOIN markets_pricepoint pp ON pp.market_id = m.market_id AND pp.id > m.last_point_id
+    SELECT m.id AS mark_id, newer.id AS point_id, date_bin(m.step, newer.created_at, %(origin)s) AS bucket
+    FROM marks m
+    CROSS JOIN LATERAL (
+        SELECT pp.id, pp.created_at FROM markets_pricepoint pp
+        WHERE pp.market_id = m.market_id AND pp.id > m.last_point_id
+        ORDER BY pp.id
+    ) newer
     UNION
-    SELECT m.id, pp.id, date_bin(m.step, pp.created_at, %(origin)s)
-    FROM marks m JOIN markets_pricepoint pp ON pp.market_id = m.market_id AND pp.created_at >= m.pending_from
+    SELECT m.id, pending.id, date_bin(m.step, pending.created_at, %(origin)s)
+    FROM marks m
+    CROSS JOIN LATERAL (
+        SELECT pp.id, pp.created_at FROM markets_pricepoint pp
+        WHERE pp.market_id = m.market_id AND pp.created_at >= m.pending_from
+        ORDER BY pp.created_at
+    ) pending
     WHERE m.pending_complete
 ),
 dirty AS (
@@ -70,15 +82,31 @@ dirty AS (
     FROM seen s JOIN marks m ON m.id = s.mark_id
     WHERE s.bucket + m.step <= %(now)s
 ),
--- Each dirty bucket from all its points, as the on-the-fly read computes it (markets.selectors.prices).
-points AS (
-    SELECT d.market_id, d."interval", d.bucket, pp.created_at, pp.id,
-           element.ordinality - 1 AS idx, element.value::float8 AS p
-    FROM dirty d
-    JOIN markets_pricepoint pp
-      ON pp.market_id = d.market_id AND pp.created_at >= d.bucket AND pp.created_at < d.bucket + d.step
-    CROSS JOIN LATERAL jsonb_array_elements_text(pp.probabilities) WITH ORDINALITY AS element(value, ordinality)
+-- The points of each dirty bucket: one index range per market and interval over the span its dirty
+-- buckets cover, then matched to them by equality. Materialized, so the planner cannot turn it into a
+-- range scan per dirty bucket (a day of minute buckets would rescan the day 1,440 times).
+spans AS (
+    SELECT market_id, "interval", step, min(bucket) AS first_bucket, max(bucket) + step AS span_end
+    FROM dirty GROUP BY market_id, "interval", step
 ),
+span_points AS MATERIALIZED (
+    SELECT sp.market_id, sp."interval", date_bin(sp.step, pp.created_at, %(origin)s) AS bucket,
+           pp.created_at, pp.id, pp.probabilities
+    FROM spans sp
+    CROSS JOIN LATERAL (
+        SELECT created_at, id, probabilities FROM markets_pricepoint
+        WHERE market_id = sp.market_id AND created_at >= sp.first_bucket AND created_at < sp.span_end
+        ORDER BY created_at
+    ) pp
+),
+points AS (
+    SELECT sp.market_id, sp."interval", sp.bucket, sp.created_at, sp.id,
+           element.ordinality - 1 AS idx, element.value::float8 AS p
+    FROM span_points sp
+    JOIN dirty d ON d.market_id = sp.market_id AND d."interval" = sp."interval" AND d.bucket = sp.bucket
+    CROSS JOIN LATERAL jsonb_array_elements_text(sp.probabilities) WITH ORDINALITY AS element(value, ordinality)
+),
+-- Open, high, low and close as the on-the-fly read computes them (markets.selectors.prices).
 per_outcome AS (
     SELECT market_id, "interval", bucket, idx,
            (array_agg(p ORDER BY created_at, id))[1] AS open,
@@ -139,6 +167,9 @@ def candles_roll_up(*, now: datetime | None = None, market_ids: Collection[int] 
         mark_ids = [mark_id for (mark_id,) in cursor.fetchall()]
         if not mark_ids:
             return 0
+        # The planner cannot know how few points are new, and compiling the statement (JIT) would cost
+        # more than running it.
+        cursor.execute("SET LOCAL jit = off")
         cursor.execute(ROLL_UP_SQL, {**parameters, "mark_ids": mark_ids})
         written, _advanced = cursor.fetchone() or (0, 0)
     return int(written)

@@ -252,6 +252,8 @@ def test_only_completed_buckets_are_written_and_the_open_one_follows_later():
     day = PriceCandleWatermark.objects.get(market=market, interval="1d")
     assert day.pending_from == datetime(2026, 3, 3, tzinfo=UTC)
     assert not PriceCandle.objects.filter(interval="1d", bucket_start=day.pending_from).exists()
+    midnight = datetime(2026, 3, 2, tzinfo=UTC)
+    assert_reads_match([(market, 2)], [(interval, midnight, midnight + timedelta(days=2)) for interval in INTERVALS])
 
     candles_roll_up(now=datetime(2026, 3, 4, tzinfo=UTC))  # no new point, but the day completed
     assert PriceCandle.objects.get(market=market, interval="1d", bucket_start=day.pending_from).point_count == 2
