@@ -48,7 +48,7 @@ def test_every_registered_model_lists_and_shows_its_rows(staff_client):
 
 def test_ledger_rows_cannot_be_edited_or_deleted_from_the_admin(staff_client):
     account = Account.objects.get(key="house")
-    transaction = LedgerTransaction.objects.order_by("pk").first()
+    transaction = LedgerTransaction.objects.order_by("pk")[0]
     trade = Trade.objects.get()
     assert staff_client.get(reverse("admin:accounts_account_add")).status_code == 403
     response = staff_client.post(reverse("admin:accounts_account_change", args=[account.pk]), {"balance": "1000000"})
