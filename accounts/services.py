@@ -30,8 +30,6 @@ BALANCE_UPDATE_SQL = """
     WHERE account.id = locked.id
     RETURNING account.id, account.balance
 """
-HOUSE_KEY = "house"
-MINT_KEY = "mint"
 
 
 def system_account(*, kind: Account.Kind) -> Account:
@@ -154,14 +152,6 @@ def user_create(
             reference=f"signup:{user.pk}",
         )
     return user
-
-
-def wallet_ensure(*, user: User) -> Account:
-    """The wallet of a user created outside user_create (e.g. `createsuperuser`), without a grant."""
-    account, _ = Account.objects.get_or_create(
-        key=wallet_key(user.pk), defaults={"kind": Account.Kind.WALLET, "user": user}
-    )
-    return account
 
 
 API_KEY_PREFIX_LENGTH = 8

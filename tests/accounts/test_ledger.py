@@ -13,8 +13,8 @@ from accounts.services import (
     ledger_transfer,
     system_account,
     user_create,
-    wallet_ensure,
     wallet_get,
+    wallet_lock,
 )
 
 pytestmark = pytest.mark.django_db
@@ -53,11 +53,13 @@ def test_the_default_grant_is_a_thousand(make_user):
     assert wallet_get(user=make_user()).balance == Decimal("1000")
 
 
-def test_wallet_ensure_gives_a_user_made_elsewhere_an_empty_wallet_once():
+def test_wallet_lock_gives_a_user_made_elsewhere_an_empty_wallet_once():
     user = User.objects.create_superuser(username="root", password="a-long-password")  # e.g. createsuperuser
     assert not Account.objects.filter(user=user).exists()
-    first = wallet_ensure(user=user)
-    assert wallet_ensure(user=user) == first
+    with transaction.atomic():
+        first = wallet_lock(user_id=user.pk)
+    with transaction.atomic():
+        assert wallet_lock(user_id=user.pk) == first
     assert first.balance == 0
     assert Account.objects.filter(user=user).count() == 1
 
