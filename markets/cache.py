@@ -106,7 +106,8 @@ def prices_refresh(market_id: int, trade: "TradeChange | None" = None) -> None:
     After a trade that followed the cached snapshot's version, the new snapshot is built from what the
     trade had in hand under the market lock (no database read); otherwise it is rebuilt from the database.
     It runs after the trade committed, so it must never raise: a failure here would turn a
-    successful trade into an error response. A snapshot that cannot be rebuilt is deleted instead.
+    successful trade into an error response. After a trade, a snapshot that cannot be rebuilt is
+    deleted instead; after any change, cached market lists start a new generation.
     """
     # Imported here: the selectors read through this module, so a top-level import would be circular.
     from markets.selectors.prices import market_snapshot_build, market_snapshot_from
@@ -130,7 +131,11 @@ def prices_refresh(market_id: int, trade: "TradeChange | None" = None) -> None:
             snapshot = market_snapshot_build(market_id=market_id)
     except Exception:
         logger.exception("Could not rebuild the price snapshot of market %s", market_id)
-        return
+        # A stale snapshot must not outlive the change: drop it where its key is known, and start a
+        # new list generation either way; readers then go to the database.
+        if trade is not None:
+            cache_delete(snapshot_key(trade.market.slug))
+        snapshot = None
     if snapshot is not None:
         cache_set(snapshot_key(snapshot["market"]["slug"]), snapshot)
     list_generation_bump()

@@ -105,3 +105,25 @@ def test_trade_dated_by_its_caller_is_rebuilt_from_the_database(market, make_use
         now=timezone.now() - timedelta(hours=1),
     )
     assert cached(market) == market_snapshot_build(market_id=market.pk)
+
+
+def test_a_snapshot_that_cannot_be_rebuilt_is_dropped_not_left_stale(
+    market, make_user, monkeypatch, django_capture_on_commit_callbacks
+):
+    market_snapshot(slug=market.slug)
+    assert cached(market) is not None
+
+    def broken(**_arguments):
+        raise RuntimeError("rebuild failed")
+
+    monkeypatch.setattr("markets.selectors.prices.market_snapshot_from", broken)
+    monkeypatch.setattr("markets.selectors.prices.market_snapshot_build", broken)
+    trade(
+        django_capture_on_commit_callbacks,
+        user=make_user(),
+        market=market,
+        outcome_code="A",
+        side="buy",
+        shares="2",
+    )  # the trade itself succeeds
+    assert cached(market) is None
