@@ -15,10 +15,10 @@ $(STAMP): requirements.txt requirements-dev.txt
 	touch $(STAMP)
 
 run: $(STAMP)
-	$(PY) -m config.stack run
+	$(PY) -m tools.stack run
 
 test: $(STAMP)
-	$(PY) -m config.stack test $(PYTEST_ARGS)
+	$(PY) -m tools.stack test $(PYTEST_ARGS)
 
 lint: $(STAMP)
 	$(VENV)/bin/ruff check .
@@ -30,7 +30,7 @@ format: $(STAMP)
 	$(VENV)/bin/ruff check --fix .
 
 bench: $(STAMP)
-	$(PY) -m config.stack bench $(BENCH_ARGS)
+	$(PY) -m tools.stack bench $(BENCH_ARGS)
 
 clean:
 	rm -rf $(VENV) var

