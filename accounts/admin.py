@@ -2,7 +2,7 @@ from django.contrib import admin
 from django.contrib.auth.admin import UserAdmin
 
 from accounts.models import Account, ApiKey, LedgerEntry, LedgerTransaction, User
-from config.admin import ReadOnlyAdmin, ReadOnlyInline
+from config.core.admin import ReadOnlyAdmin, ReadOnlyInline
 
 
 @admin.register(User)

@@ -13,7 +13,7 @@ from accounts.authentication import ApiKeyAuthentication
 from accounts.models import User
 from accounts.selectors import user_balance
 from accounts.services import api_key_create
-from config.api import TokenThrottle
+from config.core.api import TokenThrottle
 
 
 class MeApi(APIView):

@@ -4,6 +4,9 @@ Keys are stored hashed (accounts.services.api_key_authenticate); a revoked key o
 user is refused with 401, like an unknown key.
 """
 
+from typing import Any
+
+from drf_spectacular.extensions import OpenApiAuthenticationExtension
 from rest_framework import exceptions
 from rest_framework.authentication import BaseAuthentication, get_authorization_header
 from rest_framework.request import Request
@@ -33,3 +36,18 @@ class ApiKeyAuthentication(BaseAuthentication):
 
     def authenticate_header(self, request: Request) -> str:
         return KEYWORD
+
+
+class ApiKeyAuthenticationScheme(OpenApiAuthenticationExtension):
+    """The OpenAPI security scheme of ApiKeyAuthentication (drf-spectacular finds it by its target)."""
+
+    target_class = ApiKeyAuthentication
+    name = "apiKey"
+
+    def get_security_definition(self, auto_schema: Any) -> dict[str, str]:
+        return {
+            "type": "apiKey",
+            "in": "header",
+            "name": "Authorization",
+            "description": "`Token <key>`; get a key from POST /api/v1/auth/token/.",
+        }

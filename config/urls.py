@@ -14,5 +14,5 @@ urlpatterns = [
 ]
 
 # Under /api/ these answer in the API's JSON error shape; elsewhere they are Django's own pages.
-handler404 = "config.api.page_not_found"
-handler500 = "config.api.server_error"
+handler404 = "config.core.api.page_not_found"
+handler500 = "config.core.api.server_error"

@@ -5,7 +5,7 @@ from django.contrib import admin, messages
 from django.db.models import QuerySet
 from django.http import HttpRequest
 
-from config.admin import ReadOnlyAdmin
+from config.core.admin import ReadOnlyAdmin
 from forecast import services
 from forecast.models import LeaderboardEntry, MarketScore
 

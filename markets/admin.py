@@ -13,13 +13,12 @@ from django.template.response import TemplateResponse
 from django.urls import URLPattern, path, reverse
 from django.utils.html import format_html, format_html_join
 
-from accounts.errors import DomainError
 from accounts.models import User
-from config.admin import ReadOnlyAdmin, ReadOnlyInline
-from markets.forms import MarketCreateForm, add_domain_error
+from config.core.admin import ReadOnlyAdmin, ReadOnlyInline
+from config.core.errors import DomainError
+from markets.forms import MarketCreateForm, ResolveForm, add_domain_error
 from markets.models import Market, Outcome, Payout, ReconciliationRun, Resolution, Trade
 from markets.services import market_create
-from markets.views.staff import ResolveForm
 
 
 class OutcomeInline(admin.TabularInline):

@@ -6,8 +6,8 @@ class MarketsConfig(AppConfig):
     verbose_name = "Markets and trading"
 
     def ready(self) -> None:
-        from markets.cache import prices_refresh
         from markets.services import market_change_callbacks
+        from markets.services.price_cache import prices_refresh
 
         # Keep cached prices fresh: rebuild the market's snapshot after each change commits.
         if prices_refresh not in market_change_callbacks:

@@ -2,22 +2,20 @@
 
 Reads go through `cache_get`/`cache_set`, which never raise: when Redis is unreachable a read is a
 miss and a write is dropped, so the API falls back to the database and still answers correctly.
-Freshness: `prices_refresh` (registered in MarketsConfig.ready) runs after every market change
-commits (trade, close, edit, resolve, settle), rebuilds the market's snapshot and starts a new
-generation of cached lists; entries also expire after FORECASTLE_PRICE_CACHE_SECONDS.
+Freshness: `prices_refresh` (markets/services/price_cache.py, registered in MarketsConfig.ready) runs
+after every market change commits (trade, close, edit, resolve, settle), rebuilds the market's snapshot
+and starts a new generation of cached lists; entries also expire after FORECASTLE_PRICE_CACHE_SECONDS.
+This module only stores and fetches: it imports nothing of the app, so the selectors can read through it.
 """
 
 import hashlib
 import logging
 import time
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from django.conf import settings
 from django.core.cache import cache
 from redis.exceptions import RedisError
-
-if TYPE_CHECKING:
-    from markets.services.changes import TradeChange
 
 logger = logging.getLogger(__name__)
 
@@ -98,44 +96,3 @@ def cache_set_generation(key: str, value: Any) -> None:
         cache.set(key, value, timeout=GENERATION_SECONDS)
     except _UNREACHABLE:
         logger.warning("Price cache unreachable on write of %s", key)
-
-
-def prices_refresh(market_id: int, trade: "TradeChange | None" = None) -> None:
-    """market_changed callback: refreshes the market's cached snapshot and starts a new list generation.
-
-    After a trade that followed the cached snapshot's version, the new snapshot is built from what the
-    trade had in hand under the market lock (no database read); otherwise it is rebuilt from the database.
-    It runs after the trade committed, so it must never raise: a failure here would turn a
-    successful trade into an error response. After a trade, a snapshot that cannot be rebuilt is
-    deleted instead; after any change, cached market lists start a new generation.
-    """
-    # Imported here: the selectors read through this module, so a top-level import would be circular.
-    from markets.selectors.prices import market_snapshot_build, market_snapshot_from
-
-    try:
-        snapshot = None
-        if trade is not None:
-            cached = cache_get(snapshot_key(trade.market.slug))
-            # Only a snapshot of the version this trade followed carries the trader count and resolution
-            # that are still current; any other (older, newer, missing) means a database rebuild.
-            if cached is not None and cached.get("version") == trade.previous_version:
-                snapshot = market_snapshot_from(
-                    market=trade.market,
-                    outcomes=trade.outcomes,
-                    version=trade.version,
-                    updated_at=trade.updated_at,
-                    trader_count=cached["market"]["trader_count"] + trade.new_trader,
-                    resolution=cached["market"]["resolution"],
-                )
-        if snapshot is None:
-            snapshot = market_snapshot_build(market_id=market_id)
-    except Exception:
-        logger.exception("Could not rebuild the price snapshot of market %s", market_id)
-        # A stale snapshot must not outlive the change: drop it where its key is known, and start a
-        # new list generation either way; readers then go to the database.
-        if trade is not None:
-            cache_delete(snapshot_key(trade.market.slug))
-        snapshot = None
-    if snapshot is not None:
-        cache_set(snapshot_key(snapshot["market"]["slug"]), snapshot)
-    list_generation_bump()

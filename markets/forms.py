@@ -7,11 +7,14 @@ from decimal import Decimal
 from typing import Any
 
 from django import forms
+from django.contrib.auth.models import AnonymousUser
 from django.utils import timezone
 from django.utils.text import slugify
 
-from accounts.errors import DomainError
-from markets.models import Market, Outcome, Trade
+from accounts.models import User
+from config.core.errors import DomainError
+from markets.models import Market, Outcome, Resolution, Trade
+from markets.services import market_resolve
 
 
 class TradeMode:
@@ -196,3 +199,53 @@ class MarketEditForm(forms.Form):
     category = forms.CharField(max_length=50, required=False)
     description = forms.CharField(required=False, widget=forms.Textarea(attrs={"rows": 5}))
     resolution_criteria = forms.CharField(required=False, widget=forms.Textarea(attrs={"rows": 5}))
+
+
+class ResolveForm(forms.Form):
+    kind = forms.ChoiceField(choices=Resolution.Kind.choices, widget=forms.RadioSelect)
+    outcome = forms.ChoiceField(required=False, help_text="The winning outcome, when one outcome wins.")
+    split = forms.CharField(
+        required=False,
+        max_length=1000,
+        help_text="Split only: what one share of each outcome pays, comma-separated in outcome order, summing to 1.",
+    )
+    reason = forms.CharField(widget=forms.Textarea(attrs={"rows": 3}), max_length=2000)
+
+    def __init__(self, *args: Any, outcomes: list[Outcome], **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.outcomes = outcomes
+        outcome_field = self.fields["outcome"]
+        assert isinstance(outcome_field, forms.ChoiceField)
+        outcome_field.choices = [("", "—")] + [(o.code, o.label) for o in outcomes]
+        self.fields["split"].help_text += " Outcomes: " + ", ".join(o.code for o in outcomes) + "."
+
+    def clean(self) -> dict[str, Any]:
+        cleaned = super().clean() or {}
+        kind = cleaned.get("kind")
+        if kind == Resolution.Kind.OUTCOME and not cleaned.get("outcome"):
+            self.add_error("outcome", "Choose the winning outcome.")
+        split_text = cleaned.get("split", "")
+        cleaned["split_values"] = [part.strip() for part in split_text.split(",")] if split_text.strip() else []
+        if kind == Resolution.Kind.SPLIT and not cleaned["split_values"]:
+            self.add_error("split", "Give the split, e.g. 0.3, 0.7.")
+        return cleaned
+
+    def resolve(self, *, market: Market, user: User | AnonymousUser) -> Resolution:
+        data = self.cleaned_data
+        return market_resolve(
+            market=market,
+            user=user,
+            kind=data["kind"],
+            reason=data["reason"],
+            outcome_code=data.get("outcome") or None,
+            split=data["split_values"] or None,
+        )
+
+    def summary(self) -> list[tuple[str, str]]:
+        """What each outcome's share will pay, for the confirm step."""
+        data = self.cleaned_data
+        if data["kind"] == Resolution.Kind.ANNULLED:
+            return []
+        if data["kind"] == Resolution.Kind.OUTCOME:
+            return [(o.label, "1" if o.code == data["outcome"] else "0") for o in self.outcomes]
+        return [(o.label, value) for o, value in zip(self.outcomes, data["split_values"], strict=False)]

@@ -9,7 +9,7 @@ from django.urls import reverse
 from django.utils import timezone
 
 from accounts.models import Account, LedgerTransaction
-from config.admin import ReadOnlyAdmin
+from config.core.admin import ReadOnlyAdmin
 from markets.models import Market, Trade
 from markets.services import market_create, trade_execute
 

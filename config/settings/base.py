@@ -46,7 +46,7 @@ INSTALLED_APPS = [
 
 MIDDLEWARE = [
     "django.middleware.security.SecurityMiddleware",
-    "config.middleware.RejectNulCharactersMiddleware",
+    "config.core.middleware.RejectNulCharactersMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.common.CommonMiddleware",
@@ -71,6 +71,8 @@ TEMPLATES = [
                 "django.contrib.auth.context_processors.auth",
                 "django.contrib.messages.context_processors.messages",
             ],
+            # The site-wide number filters live in the bottom layer, which is not an app.
+            "libraries": {"forecastle": "config.core.templatetags.forecastle"},
         },
     },
 ]
@@ -134,7 +136,7 @@ FORECASTLE_SIGNUP_GRANT = Decimal(os.environ.get("FORECASTLE_SIGNUP_GRANT", "100
 FORECASTLE_BRIER_MIN_MARKETS = int(os.environ.get("FORECASTLE_BRIER_MIN_MARKETS", "3"))
 
 REST_FRAMEWORK = {
-    "DEFAULT_SCHEMA_CLASS": "config.api_schema.ForecastleAutoSchema",
+    "DEFAULT_SCHEMA_CLASS": "config.core.api_schema.ForecastleAutoSchema",
     "COERCE_DECIMAL_TO_STRING": True,
     "DEFAULT_AUTHENTICATION_CLASSES": [
         "accounts.authentication.ApiKeyAuthentication",
@@ -143,8 +145,8 @@ REST_FRAMEWORK = {
     "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.AllowAny"],
     "DEFAULT_RENDERER_CLASSES": ["rest_framework.renderers.JSONRenderer"],
     "DEFAULT_PARSER_CLASSES": ["rest_framework.parsers.JSONParser"],
-    "EXCEPTION_HANDLER": "config.api.api_exception_handler",
-    "DEFAULT_THROTTLE_CLASSES": ["config.api.AnonReadThrottle", "config.api.UserReadThrottle"],
+    "EXCEPTION_HANDLER": "config.core.api.api_exception_handler",
+    "DEFAULT_THROTTLE_CLASSES": ["config.core.api.AnonReadThrottle", "config.core.api.UserReadThrottle"],
     "DEFAULT_THROTTLE_RATES": {
         "anon_read": os.environ.get("API_RATE_ANON_READ", "120/min"),
         "user_read": os.environ.get("API_RATE_USER_READ", "600/min"),

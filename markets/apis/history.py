@@ -11,7 +11,7 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from config.api import CONDITIONAL_PARAMETERS, NOT_MODIFIED, body_etag, conditional_response
+from config.core.api import CONDITIONAL_PARAMETERS, NOT_MODIFIED, body_etag, conditional_response
 from markets.apis.common import probability_field, snapshot_or_404
 from markets.selectors.prices import INTERVALS, history_window, price_history
 

@@ -11,7 +11,7 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from accounts.models import User
-from config.api import PAGINATION_PARAMETERS_HELP, paginated_response, paginated_schema
+from config.core.api import PAGINATION_PARAMETERS_HELP, paginated_response, paginated_schema
 from markets.apis.common import TradeOutputSerializer, money_field, probability_field
 from markets.models import Market, Position
 from markets.selectors.trades import position_value, user_positions, user_trades

@@ -11,7 +11,7 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from accounts.models import User
-from config.api import (
+from config.core.api import (
     CONDITIONAL_PARAMETERS,
     NOT_MODIFIED,
     PAGINATION_PARAMETERS_HELP,

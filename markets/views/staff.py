@@ -1,6 +1,7 @@
 """Staff pages: the queue of markets awaiting resolution, and resolving one with a confirm step.
 
-The same ResolveForm backs the admin's resolve page (markets/admin.py); both call `market_resolve`.
+The same ResolveForm (markets/forms.py) backs the admin's resolve page (markets/admin.py); both call
+`market_resolve`.
 Anyone who is not staff gets 403, signed in or not.
 """
 
@@ -8,9 +9,7 @@ from collections.abc import Callable
 from functools import wraps
 from typing import Any
 
-from django import forms
 from django.contrib import messages
-from django.contrib.auth.models import AnonymousUser
 from django.core.exceptions import PermissionDenied
 from django.db.models import Count, Q
 from django.http import Http404, HttpRequest, HttpResponse
@@ -18,11 +17,9 @@ from django.shortcuts import redirect, render
 from django.utils import timezone
 from django.views.decorators.http import require_GET, require_http_methods
 
-from accounts.errors import DomainError
-from accounts.models import User
-from markets.forms import add_domain_error
-from markets.models import Market, Outcome, Resolution
-from markets.services import market_resolve
+from config.core.errors import DomainError
+from markets.forms import ResolveForm, add_domain_error
+from markets.models import Market, Resolution
 
 AWAITING = (Market.Status.OPEN, Market.Status.CLOSED, Market.Status.RESOLVING)
 
@@ -37,56 +34,6 @@ def staff_required(view: Callable[..., HttpResponse]) -> Callable[..., HttpRespo
         return view(request, *args, **kwargs)
 
     return wrapped
-
-
-class ResolveForm(forms.Form):
-    kind = forms.ChoiceField(choices=Resolution.Kind.choices, widget=forms.RadioSelect)
-    outcome = forms.ChoiceField(required=False, help_text="The winning outcome, when one outcome wins.")
-    split = forms.CharField(
-        required=False,
-        max_length=1000,
-        help_text="Split only: what one share of each outcome pays, comma-separated in outcome order, summing to 1.",
-    )
-    reason = forms.CharField(widget=forms.Textarea(attrs={"rows": 3}), max_length=2000)
-
-    def __init__(self, *args: Any, outcomes: list[Outcome], **kwargs: Any) -> None:
-        super().__init__(*args, **kwargs)
-        self.outcomes = outcomes
-        outcome_field = self.fields["outcome"]
-        assert isinstance(outcome_field, forms.ChoiceField)
-        outcome_field.choices = [("", "—")] + [(o.code, o.label) for o in outcomes]
-        self.fields["split"].help_text += " Outcomes: " + ", ".join(o.code for o in outcomes) + "."
-
-    def clean(self) -> dict[str, Any]:
-        cleaned = super().clean() or {}
-        kind = cleaned.get("kind")
-        if kind == Resolution.Kind.OUTCOME and not cleaned.get("outcome"):
-            self.add_error("outcome", "Choose the winning outcome.")
-        split_text = cleaned.get("split", "")
-        cleaned["split_values"] = [part.strip() for part in split_text.split(",")] if split_text.strip() else []
-        if kind == Resolution.Kind.SPLIT and not cleaned["split_values"]:
-            self.add_error("split", "Give the split, e.g. 0.3, 0.7.")
-        return cleaned
-
-    def resolve(self, *, market: Market, user: User | AnonymousUser) -> Resolution:
-        data = self.cleaned_data
-        return market_resolve(
-            market=market,
-            user=user,
-            kind=data["kind"],
-            reason=data["reason"],
-            outcome_code=data.get("outcome") or None,
-            split=data["split_values"] or None,
-        )
-
-    def summary(self) -> list[tuple[str, str]]:
-        """What each outcome's share will pay, for the confirm step."""
-        data = self.cleaned_data
-        if data["kind"] == Resolution.Kind.ANNULLED:
-            return []
-        if data["kind"] == Resolution.Kind.OUTCOME:
-            return [(o.label, "1" if o.code == data["outcome"] else "0") for o in self.outcomes]
-        return [(o.label, value) for o, value in zip(self.outcomes, data["split_values"], strict=False)]
 
 
 @staff_required

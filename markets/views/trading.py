@@ -10,18 +10,18 @@ from django.http import HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
 from django.views.decorators.http import require_GET, require_POST
 
-from accounts.errors import DomainError
 from accounts.selectors import user_balance
+from config.core.errors import DomainError
+from config.core.http import HtmxHttpRequest
 from markets.forms import TradeForm, add_domain_error
 from markets.services import trade_execute, trade_quote
-from markets.views.pages import _get_market, is_tradeable, market_context
-from markets.views.types import HtmxHttpRequest
+from markets.views.market import is_tradeable, market_context, market_or_404
 
 
 @require_GET
 def trade_preview_view(request: HttpRequest, slug: str) -> HttpResponse:
     """What the trade in the form would do now; writes nothing."""
-    market = _get_market(request, slug)
+    market = market_or_404(request, slug)
     outcomes = list(market.outcomes.all())
     form = TradeForm(request.GET, outcomes=outcomes)
     context: dict[str, object] = {"form": form, "market": market, "quote": None}
@@ -50,7 +50,7 @@ def trade_preview_view(request: HttpRequest, slug: str) -> HttpResponse:
 
 @require_POST
 def trade_execute_view(request: HtmxHttpRequest, slug: str) -> HttpResponse:
-    market = _get_market(request, slug)
+    market = market_or_404(request, slug)
     outcomes = list(market.outcomes.all())
     form = TradeForm(request.POST, outcomes=outcomes)
     if not request.user.is_authenticated:
@@ -75,7 +75,7 @@ def trade_execute_view(request: HtmxHttpRequest, slug: str) -> HttpResponse:
             if not request.htmx:
                 messages.success(request, summary)
                 return redirect("markets:detail", slug=market.slug)
-            market = _get_market(request, slug)
+            market = market_or_404(request, slug)
             fresh = TradeForm(
                 outcomes=list(market.outcomes.all()),
                 initial={name: form.cleaned_data[name] for name in ("outcome", "side", "mode")},

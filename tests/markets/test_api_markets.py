@@ -8,9 +8,9 @@ from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
 from rest_framework.test import APIClient
 
-from markets import cache as price_cache
 from markets.models import Market, Outcome, PricePoint
 from markets.services import market_close, market_create, trade_execute
+from markets.services.price_cache import prices_refresh
 
 pytestmark = [pytest.mark.django_db, pytest.mark.usefixtures("isolated_cache")]
 
@@ -176,7 +176,7 @@ def test_reads_fall_back_to_the_database_when_redis_is_down(client, market, make
     settings.CACHES = {"default": {**settings.CACHES["default"], "LOCATION": DEAD_REDIS}}
     user = make_user()
     trade_execute(user=user, market=market, outcome_code="YES", side="buy", shares="10")
-    price_cache.prices_refresh(market.pk)  # the commit callback must not raise either
+    prices_refresh(market.pk)  # the commit callback must not raise either
 
     detail = client.get("/api/v1/markets/rutte-nato/")
     assert detail.status_code == 200
@@ -286,7 +286,7 @@ def test_an_unexpected_error_is_a_json_500_not_a_traceback(client, market, monke
 
 
 def test_django_500_handler_answers_json_under_api_only(rf):
-    from config.api import server_error
+    from config.core.api import server_error
 
     api = server_error(rf.get("/api/v1/markets/"))
     assert api.status_code == 500

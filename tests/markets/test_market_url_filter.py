@@ -3,7 +3,7 @@
 from django.template import engines
 from django.urls import clear_script_prefix, reverse, set_script_prefix
 
-from markets.templatetags.forecastle import market_url
+from markets.templatetags.market_links import market_url
 
 
 def test_market_url_is_the_detail_url():
@@ -21,7 +21,7 @@ def test_market_url_follows_the_script_prefix():
 
 def test_market_url_renders_like_the_url_tag():
     template = engines["django"].from_string(
-        "{% load forecastle %}{% url 'markets:detail' slug %}|{{ slug|market_url }}"
+        "{% load market_links %}{% url 'markets:detail' slug %}|{{ slug|market_url }}"
     )
     tag, filtered = template.render({"slug": "brent-above-90"}).split("|")
     assert tag == filtered

@@ -116,8 +116,8 @@ def test_a_snapshot_that_cannot_be_rebuilt_is_dropped_not_left_stale(
     def broken(**_arguments):
         raise RuntimeError("rebuild failed")
 
-    monkeypatch.setattr("markets.selectors.prices.market_snapshot_from", broken)
-    monkeypatch.setattr("markets.selectors.prices.market_snapshot_build", broken)
+    monkeypatch.setattr("markets.services.price_cache.market_snapshot_from", broken)
+    monkeypatch.setattr("markets.services.price_cache.market_snapshot_build", broken)
     trade(
         django_capture_on_commit_callbacks,
         user=make_user(),

@@ -1,13 +1,13 @@
-"""Number formatting for every page: percent with one decimal, credits with two."""
+"""Number formatting for every page: percent with one decimal, credits with two; price sparklines.
+
+Registered as the `forecastle` template library in TEMPLATES (config/settings/base.py): the bottom
+layer is not an app, and these filters know no app. Tags that read an app's rows or URLs live in that
+app (accounts' `wallet`, markets' `market_links`)."""
 
 from decimal import ROUND_HALF_UP, Decimal, InvalidOperation
-from functools import lru_cache
 
 from django import template
-from django.urls import get_script_prefix, get_urlconf, reverse
 from django.utils.html import format_html
-
-from accounts.models import Account, User
 
 register = template.Library()
 
@@ -85,20 +85,6 @@ def shares(value: object) -> str:
     return credits(value)
 
 
-@lru_cache(maxsize=4096)
-def _market_url(slug: str, prefix: str, urlconf: str | None) -> str:
-    return reverse("markets:detail", args=[slug], urlconf=urlconf)
-
-
-@register.filter
-def market_url(slug: str) -> str:
-    """The market page's URL, as {% url 'markets:detail' slug %} gives it.
-
-    Pages list a market per row (60 rows on a full portfolio); reversing each was a tenth of the page's
-    time, so a slug is reversed once per script prefix and URLconf, the two things the result depends on."""
-    return _market_url(slug, get_script_prefix(), get_urlconf())
-
-
 @register.simple_tag
 def sparkline(values: list[float], label: str = "") -> str:
     """An inline SVG line of a probability series, drawn on a fixed 0..1 scale so lines compare."""
@@ -122,11 +108,3 @@ def sparkline(values: list[float], label: str = "") -> str:
         label or "Price trend",
         coordinates,
     )
-
-
-@register.simple_tag
-def wallet_balance(user: User) -> Decimal | None:
-    """The signed-in user's balance for the navigation bar (one small query)."""
-    if not getattr(user, "is_authenticated", False):
-        return None
-    return Account.objects.filter(user_id=user.pk).values_list("balance", flat=True).first()

@@ -1,15 +1,15 @@
-"""OpenAPI schema pieces: the common error responses of every operation and the API key scheme.
+"""OpenAPI schema pieces: the common error responses of every operation and the name of each component.
 
-Kept apart from config.api because DRF's views import config.api (throttles) while drf-spectacular's
-schema module imports DRF's views.
+Kept apart from config.core.api because DRF's views import config.core.api (throttles) while
+drf-spectacular's schema module imports DRF's views. The API key scheme is declared beside the
+authentication class it describes (accounts.authentication).
 """
 
 from typing import Any
 
-from drf_spectacular.extensions import OpenApiAuthenticationExtension
 from drf_spectacular.openapi import AutoSchema
 
-from config.api import ErrorSerializer
+from config.core.api import ErrorSerializer
 
 # Errors every operation can answer with; the views declare their success responses and specific errors.
 COMMON_ERRORS = {
@@ -50,19 +50,6 @@ class ForecastleAutoSchema(AutoSchema):
                     }
                 responses[code] = response
         return responses
-
-
-class ApiKeyAuthenticationScheme(OpenApiAuthenticationExtension):
-    target_class = "accounts.authentication.ApiKeyAuthentication"
-    name = "apiKey"
-
-    def get_security_definition(self, auto_schema: Any) -> dict[str, str]:
-        return {
-            "type": "apiKey",
-            "in": "header",
-            "name": "Authorization",
-            "description": "`Token <key>`; get a key from POST /api/v1/auth/token/.",
-        }
 
 
 def _nested_name(serializer_class: type) -> str | None:

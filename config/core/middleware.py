@@ -4,7 +4,7 @@ from collections.abc import Callable
 
 from django.http import HttpRequest, HttpResponse, HttpResponseBadRequest, JsonResponse
 
-from config.api import API_PREFIX, error_body
+from config.core.api import API_PREFIX, error_body
 
 NUL = "\x00"
 

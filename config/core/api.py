@@ -1,7 +1,7 @@
 """What every REST endpoint shares: the one error shape, throttles, pagination and the schema class.
 
 Every error leaves the API as {"error": {"code", "message", "fields"}} with its HTTP status, whether it
-came from the domain (accounts.errors.DomainError), from DRF (validation, authentication, throttling),
+came from the domain (config.core.errors.DomainError), from DRF (validation, authentication, throttling),
 or from Django's own 404/500 handlers for paths under /api/.
 """
 
@@ -27,7 +27,7 @@ from rest_framework.settings import api_settings
 from rest_framework.throttling import SimpleRateThrottle
 from rest_framework.utils.encoders import JSONEncoder
 
-from accounts.errors import DomainError
+from config.core.errors import DomainError
 
 if TYPE_CHECKING:
     # Only for annotations: importing DRF's views here would be circular (they load these throttles).

@@ -1,0 +1,50 @@
+"""Keeps the price cache (markets.cache) fresh: the market_changed callback registered in MarketsConfig.ready.
+
+It sits above both the cache and the price selectors, which read through the cache, so neither has to
+import the other."""
+
+import logging
+
+from markets import cache as price_cache
+from markets.selectors.prices import market_snapshot_build, market_snapshot_from
+from markets.services.changes import TradeChange
+
+logger = logging.getLogger(__name__)
+
+
+def prices_refresh(market_id: int, trade: TradeChange | None = None) -> None:
+    """market_changed callback: refreshes the market's cached snapshot and starts a new list generation.
+
+    After a trade that followed the cached snapshot's version, the new snapshot is built from what the
+    trade had in hand under the market lock (no database read); otherwise it is rebuilt from the database.
+    It runs after the trade committed, so it must never raise: a failure here would turn a
+    successful trade into an error response. After a trade, a snapshot that cannot be rebuilt is
+    deleted instead; after any change, cached market lists start a new generation.
+    """
+    try:
+        snapshot = None
+        if trade is not None:
+            cached = price_cache.cache_get(price_cache.snapshot_key(trade.market.slug))
+            # Only a snapshot of the version this trade followed carries the trader count and resolution
+            # that are still current; any other (older, newer, missing) means a database rebuild.
+            if cached is not None and cached.get("version") == trade.previous_version:
+                snapshot = market_snapshot_from(
+                    market=trade.market,
+                    outcomes=trade.outcomes,
+                    version=trade.version,
+                    updated_at=trade.updated_at,
+                    trader_count=cached["market"]["trader_count"] + trade.new_trader,
+                    resolution=cached["market"]["resolution"],
+                )
+        if snapshot is None:
+            snapshot = market_snapshot_build(market_id=market_id)
+    except Exception:
+        logger.exception("Could not rebuild the price snapshot of market %s", market_id)
+        # A stale snapshot must not outlive the change: drop it where its key is known, and start a
+        # new list generation either way; readers then go to the database.
+        if trade is not None:
+            price_cache.cache_delete(price_cache.snapshot_key(trade.market.slug))
+        snapshot = None
+    if snapshot is not None:
+        price_cache.cache_set(price_cache.snapshot_key(snapshot["market"]["slug"]), snapshot)
+    price_cache.list_generation_bump()

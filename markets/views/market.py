@@ -1,0 +1,76 @@
+"""What the market page and its htmx fragments share: the market (or 404), and the context they render."""
+
+import json
+from typing import Any
+
+from django.http import Http404, HttpRequest
+from django.utils import timezone
+
+from accounts.selectors import user_balance
+from markets.forms import TradeForm
+from markets.models import Market, Resolution
+from markets.selectors.market_page import (
+    DEFAULT_RANGE,
+    RANGES,
+    market_live,
+    market_page_get,
+    market_recent_trades,
+    market_resolutions,
+    market_user_payout,
+    market_user_positions,
+)
+
+
+def range_key(request: HttpRequest) -> str:
+    key = request.GET.get("range", DEFAULT_RANGE)
+    return key if key in RANGES else DEFAULT_RANGE
+
+
+def market_or_404(request: HttpRequest, slug: str, *, with_outcomes: bool = True) -> Market:
+    try:
+        return market_page_get(slug=slug, include_drafts=request.user.is_staff, with_outcomes=with_outcomes)
+    except Market.DoesNotExist:
+        raise Http404("No such market.") from None
+
+
+def is_tradeable(market: Market) -> bool:
+    return market.status == Market.Status.OPEN and market.closes_at > timezone.now()
+
+
+def live_context(market: Market, range_key: str) -> dict[str, Any]:
+    data = market_live(market=market, range_key=range_key)
+    return {
+        "market": market,
+        "live": data,
+        "chart_json": json.dumps(data["chart"]),
+        "range_key": range_key,
+        "ranges": list(RANGES),
+        "polling": is_tradeable(market),
+    }
+
+
+def market_context(request: HttpRequest, market: Market, *, form: TradeForm | None = None) -> dict[str, Any]:
+    """Everything the market page (and the htmx responses that refresh parts of it) shows."""
+    outcomes = list(market.outcomes.all())
+    context = live_context(market, range_key(request))
+    context.update(
+        outcomes=outcomes,
+        trades=market_recent_trades(market=market),
+        tradeable=is_tradeable(market),
+        form=form or TradeForm(outcomes=outcomes),
+        positions=[],
+    )
+    # The audit trail of every resolution (who, when, what, why), newest first; the current one heads the page.
+    resolutions = market_resolutions(market=market)
+    context["resolutions"] = resolutions
+    context["resolution"] = next((resolution for resolution in resolutions if resolution.is_current), None)
+    if request.user.is_authenticated:
+        context["positions"] = market_user_positions(market=market, user=request.user, outcomes=outcomes)
+        resolution = context["resolution"]
+        if context["positions"] and resolution is not None and resolution.state == Resolution.State.SETTLED:
+            # Once paid, the position is worth what the settlement paid, not its shares at the last prices.
+            payout = market_user_payout(resolution=resolution, user=request.user)
+            context["settled_payout"] = payout
+            context["settled_profit"] = payout - sum(position.net_cost for position in context["positions"])
+        context["balance"] = user_balance(user=request.user)
+    return context
