@@ -51,6 +51,11 @@ def market_score(market_id: int) -> int:
     return result.scored
 
 
+def market_score_enqueue(market_id: int) -> None:
+    """The markets.hooks market_settled hook (registered in ForecastConfig.ready): scores the market."""
+    market_score.delay(market_id)
+
+
 @shared_task(name="forecast.tasks.leaderboards_rebuild", acks_late=True)
 def leaderboards_rebuild() -> int:
     # Cleared first: a score written while this runs queues a fresh rebuild rather than being missed.

@@ -3,14 +3,13 @@
 import logging
 from datetime import timedelta
 
-from celery import current_app, shared_task
+from celery import shared_task
 from django.db import OperationalError
 
-from markets import services
+from markets import hooks, services
 
 logger = logging.getLogger(__name__)
 
-SCORE_TASK = "forecast.tasks.market_score"
 # A settlement normally starts within seconds; after this long its message is presumed lost.
 STUCK_AFTER = timedelta(minutes=2)
 
@@ -51,8 +50,8 @@ def market_settle(market_id: int) -> bool:
         result.paid_total,
         result.released_total,
     )
-    # By name, so markets never imports forecast (imports flow forecast -> markets).
-    current_app.send_task(SCORE_TASK, args=[market_id])
+    # Forecast registers its scoring here (markets.hooks): markets never imports forecast.
+    hooks.market_settled(market_id=market_id)
     return True
 
 

@@ -13,10 +13,11 @@ from rest_framework.test import APIClient
 from accounts.models import Account, LedgerEntry
 from accounts.money import ZERO
 from bench.seed import market_with_positions
+from forecast.tasks import market_score
 from markets.models import Market, Payout, Position, Resolution
 from markets.services import market_resolve, markets_reconcile
 from markets.services.settlement import PAUSE_ENV
-from markets.tasks import SCORE_TASK, settlements_sweep
+from markets.tasks import settlements_sweep
 from tests.celery_worker import broker_flush, celery_worker, wait_for
 from tests.markets.settlement_helpers import balances, buy, expected_payouts, open_market, sell
 
@@ -99,7 +100,7 @@ def test_worker_settles_what_staff_resolve_through_the_api(make_user):
         )
         assert response.status_code == 202, response.content
         wait_for(lambda: market_status(market) == Market.Status.RESOLVED, what="the worker to settle")
-        wait_for(lambda: SCORE_TASK in worker.output(), what="scoring to be enqueued", timeout=10)
+        wait_for(lambda: market_score.name in worker.output(), what="scoring to be enqueued", timeout=10)
 
     after = balances(users)
     assert {u.pk: after[u.pk] - before[u.pk] for u in users} == expected
