@@ -19,6 +19,7 @@ from django.utils import timezone
 from accounts.money import ZERO, credits_to_receive
 from forecast import scoring
 from forecast.models import LeaderboardEntry, MarketCalibration, MarketScore, SiteCalibration
+from markets.locks import market_lock
 from markets.models import Market, Payout, Position, Resolution, Trade
 
 LEADERBOARD_WINDOW = timedelta(days=30)
@@ -64,7 +65,7 @@ def market_score(*, market_id: int) -> MarketScoreResult:
     serialises this with settlement and with a concurrent run of itself.
     """
     with transaction.atomic():
-        market = Market.objects.select_for_update().filter(pk=market_id).first()
+        market = market_lock(market_id=market_id, missing_ok=True)
         if market is None:
             return MarketScoreResult(market_id=market_id, scored=0, removed=0)
         removed, _ = MarketScore.objects.filter(market=market).delete()

@@ -15,6 +15,7 @@ from accounts.money import ZERO, credits_to_pay
 from accounts.services import ledger_transfer, system_account
 from markets import lmsr
 from markets.errors import InvalidInput, MarketStateError
+from markets.locks import market_lock, markets_lock
 from markets.models import Market, Outcome, PricePoint
 from markets.pricing import parse_positive_decimal
 from markets.services.changes import market_changed
@@ -135,7 +136,7 @@ def market_create(
 def market_open(*, market: Market, now: datetime | None = None) -> Market:
     """Opens a draft market: the house funds the maker's worst-case loss into the escrow."""
     now = now or timezone.now()
-    market = Market.objects.select_for_update().get(pk=market.pk)
+    market = market_lock(market_id=market.pk)
     if market.status != Market.Status.DRAFT:
         raise MarketStateError(f"Only a draft market can be opened; this one is {market.status}.")
     if market.closes_at <= now:
@@ -164,7 +165,7 @@ def market_close(*, market: Market, now: datetime | None = None) -> Market:
     """Stops trading on an open market (staff, or the close time passing)."""
     now = now or timezone.now()
     with transaction.atomic():
-        market = Market.objects.select_for_update().get(pk=market.pk)
+        market = market_lock(market_id=market.pk)
         if market.status != Market.Status.OPEN:
             raise MarketStateError(f"Only an open market can be closed; this one is {market.status}.")
         market.status = Market.Status.CLOSED
@@ -178,12 +179,7 @@ def markets_close_due(*, now: datetime | None = None) -> int:
     """Closes every open market whose close time has passed; returns how many it closed."""
     now = now or timezone.now()
     with transaction.atomic():
-        due = list(
-            Market.objects.select_for_update()
-            .filter(status=Market.Status.OPEN, closes_at__lte=now)
-            .order_by("pk")
-            .values_list("pk", flat=True)
-        )
+        due = markets_lock(query=Market.objects.filter(status=Market.Status.OPEN, closes_at__lte=now))
         Market.objects.filter(pk__in=due).update(status=Market.Status.CLOSED, closed_at=now)
         for market_id in due:
             market_changed(market_id=market_id)

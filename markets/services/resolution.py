@@ -25,6 +25,7 @@ from django.utils import timezone
 from accounts.models import User
 from accounts.money import CREDIT_PLACES, CREDIT_QUANTUM
 from markets.errors import InvalidInput, MarketStateError
+from markets.locks import market_lock
 from markets.models import Market, Outcome, Resolution
 from markets.services.changes import market_changed
 
@@ -84,7 +85,7 @@ def market_resolve(
         raise InvalidInput("Kind is outcome, split or annulled.", field="kind")
 
     with transaction.atomic():
-        market = Market.objects.select_for_update().get(pk=market.pk)
+        market = market_lock(market_id=market.pk)
         if market.status == Market.Status.DRAFT:
             raise MarketStateError("A draft market never opened; there is nothing to resolve.")
         outcomes = list(Outcome.objects.filter(market=market).order_by("index"))

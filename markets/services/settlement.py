@@ -30,6 +30,7 @@ from django.utils import timezone
 from accounts.models import Account, LedgerEntry, LedgerTransaction
 from accounts.money import ZERO
 from accounts.services import system_account
+from markets.locks import market_lock
 from markets.models import Market, Outcome, Payout, Position, Resolution
 from markets.services.changes import market_changed
 
@@ -204,7 +205,7 @@ def market_settle(*, market_id: int, now: datetime | None = None) -> SettlementR
     now = now or timezone.now()
     house = system_account(kind=Account.Kind.HOUSE)
     with transaction.atomic():
-        market = Market.objects.select_for_update().filter(pk=market_id).first()
+        market = market_lock(market_id=market_id, missing_ok=True)
         if market is None or market.status != Market.Status.RESOLVING:
             return None
         resolution = Resolution.objects.filter(market=market, is_current=True).first()

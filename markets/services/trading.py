@@ -9,6 +9,7 @@ import json
 from dataclasses import dataclass
 from datetime import datetime
 from decimal import Decimal, InvalidOperation
+from typing import TYPE_CHECKING, TypedDict
 
 from django.db import IntegrityError, transaction
 from django.db.models import F, OuterRef, Subquery
@@ -26,9 +27,20 @@ from markets.errors import (
     MarketClosed,
     PriceMoved,
 )
+from markets.locks import market_lock
 from markets.models import IdempotencyKey, Market, Outcome, Position, PricePoint, Trade
 from markets.pricing import MAX_AMOUNT, TradeQuote, parse_positive_decimal, quote_trade
 from markets.services.changes import TradeChange, market_changed
+
+if TYPE_CHECKING:
+    # A development dependency (django-stubs-ext): for the annotation only.
+    from django_stubs_ext import WithAnnotations
+
+
+class PreviousVersion(TypedDict):
+    """What the trade's market lock also reads: the id of the price point the trade follows."""
+
+    previous_version: int | None
 
 
 @dataclass(frozen=True)
@@ -151,15 +163,13 @@ def _trade_execute_locked(
 ) -> TradeResult:
     # One round trip for the market's lock, its escrow (locked later, with the wallet, in id order: `of`
     # keeps the join from locking it now) and the price point the trade follows (see TradeChange).
-    market = (
-        Market.objects.select_for_update(of=("self",))
-        .select_related("escrow")
-        .annotate(
+    market: WithAnnotations[Market, PreviousVersion] = market_lock(
+        market_id=market_id,
+        query=Market.objects.select_related("escrow").annotate(
             previous_version=Subquery(
                 PricePoint.objects.filter(market=OuterRef("pk")).order_by("-created_at", "-id").values("id")[:1]
             )
-        )
-        .get(pk=market_id)
+        ),
     )
     if idempotency_key is not None:
         replay = _replay(user, idempotency_key, fingerprint)
