@@ -1,12 +1,15 @@
-"""Writes of the accounts app. Every movement of money goes through ledger_post."""
+"""Writes of the accounts app. Every movement of money goes through ledger_post (one transaction, entries
+from Python) or ledger_post_set (many transactions, entries computed by the database), and PostgreSQL
+refuses to commit a transaction whose entries do not sum to zero (migration 0002)."""
 
 import hashlib
 import secrets
 from collections import defaultdict
-from collections.abc import Sequence
-from dataclasses import dataclass
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
 from datetime import timedelta
 from decimal import Decimal
+from typing import Any
 
 from django.conf import settings
 from django.db import IntegrityError, connection, transaction
@@ -58,6 +61,16 @@ def wallet_lock(*, user_id: int) -> Account:
     return account
 
 
+def _netted(entries: Sequence[tuple[Account | int, Decimal]]) -> dict[int, Decimal]:
+    """Non-zero totals per account id; refuses an amount that is not quantized."""
+    totals: dict[int, Decimal] = defaultdict(Decimal)
+    for account, amount in entries:
+        if amount != credits(amount):
+            raise LedgerImbalance(f"amount {amount} is not quantized")
+        totals[account if isinstance(account, int) else account.pk] += amount
+    return {account_id: amount for account_id, amount in totals.items() if amount != ZERO}
+
+
 def ledger_post(
     *,
     kind: LedgerTransaction.Kind,
@@ -70,14 +83,8 @@ def ledger_post(
     Amounts must already be quantized (accounts.money); they are signed: positive into the
     account. A wallet that would go below zero raises InsufficientFunds and nothing is written.
     """
-    totals: dict[int, Decimal] = defaultdict(Decimal)
-    accounts: dict[int, Account] = {}
-    for account, amount in entries:
-        if amount != credits(amount):
-            raise LedgerImbalance(f"amount {amount} is not quantized")
-        totals[account.pk] += amount
-        accounts[account.pk] = account
-    moves = {account_id: amount for account_id, amount in totals.items() if amount != ZERO}
+    accounts = {account.pk: account for account, _amount in entries}
+    moves = _netted(entries)
     if not moves:
         raise LedgerImbalance("a ledger transaction needs at least one non-zero entry")
     if sum(moves.values(), ZERO) != ZERO:
@@ -103,6 +110,165 @@ def ledger_post(
         except IntegrityError as error:
             raise InsufficientFunds("Not enough credits for this operation.") from error
     return ledger_transaction
+
+
+@dataclass(frozen=True)
+class EntryQuery:
+    """Entries the database computes, for postings too large to pass through Python: `sql` is a SELECT of
+    (account id, signed amount) rows with named parameters (`%(name)s`). Amounts must already be quantized;
+    rows with a zero amount are left out."""
+
+    sql: str
+    params: Mapping[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class Posting:
+    """One ledger transaction of a ledger_post_set call: fixed entries, entries a query computes, or both."""
+
+    kind: LedgerTransaction.Kind
+    memo: str
+    reference: str | None = None
+    # (account id, signed amount): positive into the account, as in ledger_post.
+    entries: Sequence[tuple[int, Decimal]] = ()
+    queries: Sequence[EntryQuery] = ()
+    # When set: every wallet the whole set would leave below zero is brought back to zero by an entry in
+    # this transaction, and this account pays for it (the house writing off a payout already spent).
+    shortfalls_paid_by: int | None = None
+
+
+@dataclass(frozen=True)
+class PostedSet:
+    transactions: list[LedgerTransaction]
+    # What the shortfall payer covered (zero when no posting names one).
+    written_off: Decimal
+
+
+# Table names are the models' own, never input: the f-strings below build no SQL from user data.
+ACCOUNT_TABLE = Account._meta.db_table
+ENTRY_TABLE = LedgerEntry._meta.db_table
+# The reserved parameter that carries the transaction id into an EntryQuery's INSERT.
+QUERY_TRANSACTION_PARAMETER = "ledger_transaction_id"
+
+
+def _execute(sql: str, params: Mapping[str, Any] | Sequence[Any]) -> list[tuple[Any, ...]]:
+    with connection.cursor() as cursor:
+        cursor.execute(sql, params)
+        return list(cursor.fetchall()) if cursor.description else []
+
+
+def ledger_post_set(*, postings: Sequence[Posting]) -> PostedSet:
+    """Writes many balanced transactions at once and moves every balance they touch in one statement.
+
+    The rules of ledger_post, set-based for settlement and any other bulk movement: the entries of each
+    transaction sum to exactly zero (checked here, and by PostgreSQL at commit), every account touched is
+    locked in id order, the cached balances move in the same database transaction, and a wallet the set
+    would leave below zero raises InsufficientFunds with nothing written (unless a posting pays its
+    shortfall). No entry is loaded into Python: memory stays flat however many entries there are.
+    """
+    if not postings:
+        raise LedgerImbalance("nothing to post")
+    if sum(posting.shortfalls_paid_by is not None for posting in postings) > 1:
+        raise LedgerImbalance("at most one posting pays the shortfalls")
+    fixed = [_netted(posting.entries) for posting in postings]
+    for posting in postings:
+        for query in posting.queries:
+            if QUERY_TRANSACTION_PARAMETER in query.params:
+                raise ValueError(f"{QUERY_TRANSACTION_PARAMETER} is reserved in an EntryQuery's parameters")
+
+    with transaction.atomic(savepoint=False):
+        created = LedgerTransaction.objects.bulk_create(
+            LedgerTransaction(kind=posting.kind, memo=posting.memo[:255], reference=posting.reference)
+            for posting in postings
+        )
+        ids = [ledger_transaction.pk for ledger_transaction in created]
+        rows = [
+            (ledger_transaction.pk, account_id, amount)
+            for ledger_transaction, moves in zip(created, fixed, strict=True)
+            for account_id, amount in moves.items()
+        ]
+        if rows:
+            transaction_ids, account_ids, amounts = (list(column) for column in zip(*rows, strict=True))
+            _execute(
+                f"""INSERT INTO {ENTRY_TABLE} (transaction_id, account_id, amount)
+                    SELECT * FROM unnest(%s::bigint[], %s::bigint[], %s::numeric[])""",  # noqa: S608
+                [transaction_ids, account_ids, amounts],
+            )
+        for ledger_transaction, posting in zip(created, postings, strict=True):
+            for query in posting.queries:
+                _execute(
+                    f"""INSERT INTO {ENTRY_TABLE} (transaction_id, account_id, amount)
+                        SELECT %({QUERY_TRANSACTION_PARAMETER})s, computed.account_id, computed.amount
+                        FROM ({query.sql}) AS computed(account_id, amount)
+                        WHERE computed.amount <> 0""",  # noqa: S608 - the caller's query is code, never input
+                    {**query.params, QUERY_TRANSACTION_PARAMETER: ledger_transaction.pk},
+                )
+
+        # Every account the set touches (and the shortfall payer), locked in id order before any balance is
+        # read or moved, so two sets (or a set and a trade) sharing accounts cannot deadlock.
+        payers = [posting.shortfalls_paid_by for posting in postings if posting.shortfalls_paid_by is not None]
+        _execute(
+            f"""SELECT count(*) FROM (
+                  SELECT account.id FROM {ACCOUNT_TABLE} account
+                  WHERE account.id IN (SELECT account_id FROM {ENTRY_TABLE} WHERE transaction_id = ANY(%s))
+                     OR account.id = ANY(%s)
+                  ORDER BY account.id FOR UPDATE
+                ) locked""",  # noqa: S608
+            [ids, payers],
+        )
+        written_off = ZERO
+        for ledger_transaction, posting in zip(created, postings, strict=True):
+            if posting.shortfalls_paid_by is not None:
+                written_off = _pay_shortfalls(
+                    transaction_id=ledger_transaction.pk, transaction_ids=ids, payer_id=posting.shortfalls_paid_by
+                )
+
+        unbalanced = _execute(
+            f"""SELECT t.id, COALESCE(SUM(e.amount), 0) FROM unnest(%s::bigint[]) AS t(id)
+                LEFT JOIN {ENTRY_TABLE} e ON e.transaction_id = t.id
+                GROUP BY t.id HAVING COALESCE(SUM(e.amount), 0) <> 0 OR COUNT(e.id) = 0""",  # noqa: S608
+            [ids],
+        )
+        if unbalanced:
+            raise LedgerImbalance(
+                "; ".join(f"transaction #{tx} has entries summing to {total}, or none" for tx, total in unbalanced)
+            )
+        try:
+            # As in ledger_post: the savepoint keeps the connection usable after the CHECK fails.
+            with transaction.atomic():
+                _execute(
+                    f"""UPDATE {ACCOUNT_TABLE} account SET balance = account.balance + delta.amount
+                        FROM (SELECT account_id, SUM(amount) AS amount FROM {ENTRY_TABLE}
+                              WHERE transaction_id = ANY(%s) GROUP BY account_id) delta
+                        WHERE account.id = delta.account_id""",  # noqa: S608
+                    [ids],
+                )
+        except IntegrityError as error:
+            raise InsufficientFunds("Not enough credits for this operation.") from error
+    return PostedSet(transactions=created, written_off=written_off)
+
+
+def _pay_shortfalls(*, transaction_id: int, transaction_ids: list[int], payer_id: int) -> Decimal:
+    """Wallets the set would leave below zero get what brings them back to zero, in `transaction_id`; the
+    payer covers the total. The accounts are locked, so the balances read here are the ones the set moves."""
+    ((total,),) = _execute(
+        f"""WITH delta AS (
+              SELECT account_id, SUM(amount) AS amount FROM {ENTRY_TABLE}
+              WHERE transaction_id = ANY(%(transactions)s) GROUP BY account_id
+            ), inserted AS (
+              INSERT INTO {ENTRY_TABLE} (transaction_id, account_id, amount)
+              SELECT %(transaction)s, account.id, -(account.balance + delta.amount)
+              FROM delta JOIN {ACCOUNT_TABLE} account ON account.id = delta.account_id
+              WHERE account.kind = %(wallet)s AND account.balance + delta.amount < 0
+              RETURNING amount
+            )
+            SELECT COALESCE(SUM(amount), 0) FROM inserted""",  # noqa: S608
+        {"transactions": transaction_ids, "transaction": transaction_id, "wallet": Account.Kind.WALLET.value},
+    )
+    written_off = Decimal(str(total))
+    if written_off > ZERO:
+        LedgerEntry.objects.create(transaction_id=transaction_id, account_id=payer_id, amount=-written_off)
+    return written_off
 
 
 def ledger_transfer(

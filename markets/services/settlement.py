@@ -1,9 +1,10 @@
 """Settlement: pays a market's current resolution out of its escrow, exactly once.
 
-Everything happens in one database transaction under the market's row lock, with set-based SQL:
-the payouts are computed by one INSERT ... SELECT, the ledger entries by INSERT ... SELECT, and the
-cached balances move with one UPDATE ... FROM. No position is ever loaded into Python, so a market
-with 100,000 positions settles in seconds with flat memory.
+Everything happens in one database transaction under the market's row lock, with set-based SQL: the
+payouts are computed by one INSERT ... SELECT, and the money moves through the ledger's set-based posting
+function (`accounts.services.ledger_post_set`), which writes every wallet's entry with INSERT ... SELECT,
+locks the accounts in id order and moves the cached balances with one UPDATE ... FROM. No position is ever
+loaded into Python, so a market with 100,000 positions settles in seconds with flat memory.
 
 Money flow of one settlement (each a balanced ledger transaction, referenced so it can post once):
 - `reversal:<old resolution>` (re-resolution only): every wallet gives back what the old settlement paid
@@ -27,9 +28,9 @@ from django.conf import settings
 from django.db import connection, transaction
 from django.utils import timezone
 
-from accounts.models import Account, LedgerEntry, LedgerTransaction
+from accounts.models import Account, LedgerTransaction
 from accounts.money import ZERO
-from accounts.services import system_account
+from accounts.services import EntryQuery, Posting, ledger_post_set, system_account
 from markets.locks import market_lock
 from markets.models import Market, Outcome, Payout, Position, Resolution
 from markets.services.changes import market_changed
@@ -38,12 +39,18 @@ logger = logging.getLogger(__name__)
 
 # Table names are the models' own, never input: the f-strings below build no SQL from user data.
 ACCOUNT = Account._meta.db_table
-ENTRY = LedgerEntry._meta.db_table
 PAYOUT = Payout._meta.db_table
 POSITION = Position._meta.db_table
 
 # A test hook: seconds to hold the transaction open mid-settlement so a test can kill the worker there.
 PAUSE_ENV = "FORECASTLE_SETTLEMENT_PAUSE"
+
+# Each paid trader's wallet entry: +payout (sign 1) or, to reverse a settlement, -payout (sign -1).
+WALLET_PAYOUTS_SQL = f"""
+    SELECT a.id, %(sign)s * po.amount
+    FROM {PAYOUT} po JOIN {ACCOUNT} a ON a.user_id = po.user_id AND a.kind = 'wallet'
+    WHERE po.resolution_id = %(resolution)s AND po.amount > 0
+"""  # noqa: S608
 
 
 @dataclass(frozen=True)
@@ -54,33 +61,6 @@ class SettlementResult:
     released_total: Decimal
     reversed_resolution_id: int | None
     written_off: Decimal
-
-
-def _scalar(sql: str, params: dict[str, Any]) -> object:
-    with connection.cursor() as cursor:
-        cursor.execute(sql, params)
-        row = cursor.fetchone()
-    return row[0] if row else None
-
-
-def _execute(sql: str, params: dict[str, Any]) -> int:
-    with connection.cursor() as cursor:
-        cursor.execute(sql, params)
-        return cursor.rowcount
-
-
-def _lock_accounts(*, market: Market, house_id: int) -> None:
-    """Locks every account this settlement may touch, in id order, so two settlements sharing
-    traders cannot deadlock (trades take at most one wallet after the market, so they cannot either)."""
-    _scalar(
-        f"""SELECT count(*) FROM (
-              SELECT a.id FROM {ACCOUNT} a
-              WHERE a.user_id IN (SELECT DISTINCT user_id FROM {POSITION} WHERE market_id = %(market)s)
-                 OR a.id IN (%(escrow)s, %(house)s)
-              ORDER BY a.id FOR UPDATE
-            ) locked""",  # noqa: S608
-        {"market": market.pk, "escrow": market.escrow_id, "house": house_id},
-    )
 
 
 def _insert_payouts(*, market: Market, resolution: Resolution, now: datetime) -> tuple[int, Decimal]:
@@ -116,73 +96,21 @@ def _insert_payouts(*, market: Market, resolution: Resolution, now: datetime) ->
     return int(count), Decimal(total)
 
 
-def _post_wallet_entries(*, transaction_id: int, resolution_id: int, sign: int) -> None:
-    """One entry per paid trader: +payout into the wallet (sign 1) or -payout out of it (sign -1)."""
-    _execute(
-        f"""INSERT INTO {ENTRY} (transaction_id, account_id, amount)
-            SELECT %(tx)s, a.id, %(sign)s * po.amount
-            FROM {PAYOUT} po JOIN {ACCOUNT} a ON a.user_id = po.user_id AND a.kind = 'wallet'
-            WHERE po.resolution_id = %(resolution)s AND po.amount > 0""",  # noqa: S608
-        {"tx": transaction_id, "resolution": resolution_id, "sign": sign},
-    )
-
-
-def _new_transaction(*, kind: LedgerTransaction.Kind, reference: str, memo: str) -> LedgerTransaction:
-    return LedgerTransaction.objects.create(kind=kind, reference=reference, memo=memo[:255])
-
-
-def _reverse(*, market: Market, previous: Resolution, house: Account) -> LedgerTransaction | None:
-    """Compensating entries for an earlier settlement: the books as if it had never been paid."""
-    restored = previous.paid_total + previous.released_total
+def _reversal(*, market: Market, previous: Resolution, house: Account) -> Posting | None:
+    """Compensating entries for an earlier settlement: the books as if it had never been paid. Wallets
+    that spent the payout meanwhile are written off to the house rather than taken below zero."""
     if previous.paid_total == ZERO and previous.released_total == ZERO:
         return None
-    reversal = _new_transaction(
+    return Posting(
         kind=LedgerTransaction.Kind.REVERSAL,
         reference=f"reversal:{previous.pk}",
         memo=f"Reversal of the settlement of {market.slug} (resolution {previous.pk})",
-    )
-    _post_wallet_entries(transaction_id=reversal.pk, resolution_id=previous.pk, sign=-1)
-    entries = [(market.escrow_id, restored), (house.pk, -previous.released_total)]
-    LedgerEntry.objects.bulk_create(
-        LedgerEntry(transaction=reversal, account_id=account_id, amount=amount)
-        for account_id, amount in entries
-        if amount != ZERO
-    )
-    return reversal
-
-
-def _write_off_shortfalls(*, reversal: LedgerTransaction, transaction_ids: list[int], house: Account) -> Decimal:
-    """Wallets that would end below zero (they spent a payout now taken back) keep zero; the house
-    absorbs the rest. Balances were locked by _lock_accounts, so this read is stable."""
-    written_off = _scalar(
-        f"""WITH delta AS (
-              SELECT account_id, SUM(amount) AS amount FROM {ENTRY}
-              WHERE transaction_id = ANY(%(txs)s) GROUP BY account_id
-            ), inserted AS (
-              INSERT INTO {ENTRY} (transaction_id, account_id, amount)
-              SELECT %(reversal)s, a.id, -(a.balance + delta.amount)
-              FROM delta JOIN {ACCOUNT} a ON a.id = delta.account_id
-              WHERE a.kind = 'wallet' AND a.balance + delta.amount < 0
-              RETURNING amount
-            )
-            SELECT COALESCE(SUM(amount), 0) FROM inserted""",  # noqa: S608
-        {"txs": transaction_ids, "reversal": reversal.pk},
-    )
-    total = Decimal(str(written_off))
-    if total > ZERO:
-        LedgerEntry.objects.create(transaction=reversal, account=house, amount=-total)
-        logger.error("re-resolution: wallets had spent %s of a reversed payout; written off to the house", total)
-    return total
-
-
-def _apply_balances(*, transaction_ids: list[int]) -> None:
-    """Moves every cached balance by the sum of its new entries: one UPDATE for the whole market."""
-    _execute(
-        f"""UPDATE {ACCOUNT} a SET balance = a.balance + delta.amount
-            FROM (SELECT account_id, SUM(amount) AS amount FROM {ENTRY}
-                  WHERE transaction_id = ANY(%(txs)s) GROUP BY account_id) delta
-            WHERE a.id = delta.account_id""",  # noqa: S608
-        {"txs": transaction_ids},
+        entries=[
+            (market.escrow_id, previous.paid_total + previous.released_total),
+            (house.pk, -previous.released_total),
+        ],
+        queries=[EntryQuery(WALLET_PAYOUTS_SQL, {"resolution": previous.pk, "sign": -1})],
+        shortfalls_paid_by=house.pk,
     )
 
 
@@ -211,7 +139,8 @@ def market_settle(*, market_id: int, now: datetime | None = None) -> SettlementR
         resolution = Resolution.objects.filter(market=market, is_current=True).first()
         if resolution is None or resolution.state != Resolution.State.PENDING:
             return None
-        _lock_accounts(market=market, house_id=house.pk)
+        # Stable without a lock of its own: only this market's trades and settlements move its escrow, and
+        # both hold the market lock. The posting function locks it, with every wallet, in id order.
         escrow_balance = Account.objects.values_list("balance", flat=True).get(pk=market.escrow_id)
 
         Resolution.objects.filter(market=market, state=Resolution.State.PENDING, is_current=False).update(
@@ -220,49 +149,47 @@ def market_settle(*, market_id: int, now: datetime | None = None) -> SettlementR
         previous = (
             Resolution.objects.filter(market=market, state=Resolution.State.SETTLED).exclude(pk=resolution.pk).first()
         )
-        transaction_ids: list[int] = []
-        reversal = None
+        postings: list[Posting] = []
         if previous is not None:
-            reversal = _reverse(market=market, previous=previous, house=house)
+            reversal = _reversal(market=market, previous=previous, house=house)
             escrow_balance += previous.paid_total + previous.released_total
             if reversal is not None:
-                transaction_ids.append(reversal.pk)
+                postings.append(reversal)
 
         payout_count, paid_total = _insert_payouts(market=market, resolution=resolution, now=now)
         _pause_for_tests()
         if paid_total > ZERO:
             annulled = resolution.kind == Resolution.Kind.ANNULLED
-            payment = _new_transaction(
-                kind=LedgerTransaction.Kind.REFUND if annulled else LedgerTransaction.Kind.PAYOUT,
-                reference=f"settlement:{resolution.pk}",
-                memo=f"{'Refunds' if annulled else 'Payouts'} for {market.slug} (resolution {resolution.pk})",
+            postings.append(
+                Posting(
+                    kind=LedgerTransaction.Kind.REFUND if annulled else LedgerTransaction.Kind.PAYOUT,
+                    reference=f"settlement:{resolution.pk}",
+                    memo=f"{'Refunds' if annulled else 'Payouts'} for {market.slug} (resolution {resolution.pk})",
+                    entries=[(market.escrow_id, -paid_total)],
+                    queries=[EntryQuery(WALLET_PAYOUTS_SQL, {"resolution": resolution.pk, "sign": 1})],
+                )
             )
-            _post_wallet_entries(transaction_id=payment.pk, resolution_id=resolution.pk, sign=1)
-            LedgerEntry.objects.create(transaction=payment, account_id=market.escrow_id, amount=-paid_total)
-            transaction_ids.append(payment.pk)
 
         released_total = escrow_balance - paid_total
         if released_total != ZERO:
-            release = _new_transaction(
-                kind=LedgerTransaction.Kind.ESCROW_RELEASE,
-                reference=f"release:{resolution.pk}",
-                memo=f"Escrow remainder of {market.slug} (resolution {resolution.pk})",
+            postings.append(
+                Posting(
+                    kind=LedgerTransaction.Kind.ESCROW_RELEASE,
+                    reference=f"release:{resolution.pk}",
+                    memo=f"Escrow remainder of {market.slug} (resolution {resolution.pk})",
+                    entries=[(market.escrow_id, -released_total), (house.pk, released_total)],
+                )
             )
-            LedgerEntry.objects.bulk_create(
-                [
-                    LedgerEntry(transaction=release, account_id=market.escrow_id, amount=-released_total),
-                    LedgerEntry(transaction=release, account=house, amount=released_total),
-                ]
-            )
-            transaction_ids.append(release.pk)
             if released_total < ZERO:
                 logger.warning("house paid %s into the escrow of %s to cover refunds", -released_total, market.slug)
 
         written_off = ZERO
-        if reversal is not None:
-            written_off = _write_off_shortfalls(reversal=reversal, transaction_ids=transaction_ids, house=house)
-        if transaction_ids:
-            _apply_balances(transaction_ids=transaction_ids)
+        if postings:
+            written_off = ledger_post_set(postings=postings).written_off
+        if written_off > ZERO:
+            logger.error(
+                "re-resolution: wallets had spent %s of a reversed payout; written off to the house", written_off
+            )
 
         if previous is not None:
             previous.state = Resolution.State.REVERSED
