@@ -1,13 +1,28 @@
+from typing import Any
+
 from django.contrib import admin
 from django.contrib.auth.admin import UserAdmin
+from django.contrib.auth.forms import AdminPasswordChangeForm
 
 from accounts.models import Account, ApiKey, LedgerEntry, LedgerTransaction, User
+from accounts.services import user_password_changed
 from config.core.admin import ReadOnlyAdmin, ReadOnlyInline
+
+
+class PasswordSetByStaffForm(AdminPasswordChangeForm):
+    """A password set by staff is a new password like any other: the account's API keys are revoked."""
+
+    def save(self, commit: bool = True) -> Any:
+        user = super().save(commit=commit)
+        if commit:
+            user_password_changed(user=user)
+        return user
 
 
 @admin.register(User)
 class ForecastleUserAdmin(UserAdmin):
     list_display = ("username", "email", "is_staff", "is_active", "date_joined")
+    change_password_form = PasswordSetByStaffForm
 
 
 @admin.register(Account)

@@ -13,3 +13,10 @@ class InsufficientFunds(DomainError):
 class LedgerImbalance(DomainError):
     code = "ledger_imbalance"
     http_status = 500
+
+
+class LimitReached(DomainError):
+    """An account or address has used up an allowance (e.g. its active API keys)."""
+
+    code = "limit_reached"
+    http_status = 422

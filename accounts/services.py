@@ -11,12 +11,13 @@ from datetime import timedelta
 from decimal import Decimal
 from typing import Any
 
+from axes.utils import reset as axes_reset
 from django.conf import settings
 from django.db import IntegrityError, connection, transaction
 from django.db.models import Sum
 from django.utils import timezone
 
-from accounts.errors import InsufficientFunds, InvalidInput, LedgerImbalance
+from accounts.errors import InsufficientFunds, InvalidInput, LedgerImbalance, LimitReached
 from accounts.models import Account, ApiKey, LedgerEntry, LedgerTransaction, User
 from accounts.money import ZERO, credits
 
@@ -328,11 +329,19 @@ def _hash_key(raw_key: str) -> str:
     return hashlib.sha256(raw_key.encode()).hexdigest()
 
 
+@transaction.atomic
 def api_key_create(*, user: User, name: str) -> tuple[ApiKey, str]:
-    """Returns the stored key and the raw key, which is never stored and cannot be shown again."""
+    """Returns the stored key and the raw key, which is never stored and cannot be shown again.
+
+    An account holds at most FORECASTLE_API_KEYS_PER_ACCOUNT active keys: the user row is locked while
+    they are counted, so two concurrent requests cannot both take the last place."""
     name = name.strip()
     if not name:
         raise InvalidInput("Give the key a name.", field="name")
+    User.objects.select_for_update().filter(pk=user.pk).values_list("pk", flat=True).get()
+    limit = settings.FORECASTLE_API_KEYS_PER_ACCOUNT
+    if ApiKey.objects.filter(user=user, revoked_at__isnull=True).count() >= limit:
+        raise LimitReached(f"An account holds at most {limit} active API keys: revoke one you no longer use.")
     raw_key = "fc_" + secrets.token_urlsafe(32)
     api_key = ApiKey.objects.create(
         user=user,
@@ -341,6 +350,22 @@ def api_key_create(*, user: User, name: str) -> tuple[ApiKey, str]:
         hashed_key=_hash_key(raw_key),
     )
     return api_key, raw_key
+
+
+def api_keys_revoke_all(*, user: User) -> int:
+    """Revokes every active key of the account; returns how many."""
+    return ApiKey.objects.filter(user=user, revoked_at__isnull=True).update(revoked_at=timezone.now())
+
+
+def user_password_changed(*, user: User) -> int:
+    """What follows a new password, whichever way it was set (password change, reset by e-mail, the
+    admin): the account's API keys stop working, since whoever knew the old password may have made them,
+    and the account's failed logins are forgotten, so a reset is the way back from a lockout. Other web
+    sessions are logged out by Django itself (the session carries a hash of the password).
+    Returns how many keys were revoked."""
+    revoked = api_keys_revoke_all(user=user)
+    axes_reset(username=user.get_username())
+    return revoked
 
 
 def api_key_revoke(*, api_key: ApiKey) -> ApiKey:

@@ -1,9 +1,15 @@
-"""Website pages of the accounts app: sign-up and API keys (log-in, log-out and password change
-are Django's own views with our templates)."""
+"""Website pages of the accounts app: sign-up and API keys; log-in, log-out, password change and password
+reset are Django's own views with our templates, the last two followed by user_password_changed."""
 
+import math
+from typing import Any
+
+from django.conf import settings
 from django.contrib import messages
 from django.contrib.auth import login
+from django.contrib.auth import views as auth_views
 from django.contrib.auth.decorators import login_required
+from django.contrib.auth.forms import PasswordChangeForm, SetPasswordForm
 from django.db import IntegrityError
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
@@ -13,7 +19,14 @@ from django.views.decorators.http import require_http_methods, require_POST
 from accounts.errors import DomainError
 from accounts.forms import ApiKeyForm, SignUpForm
 from accounts.models import ApiKey, User
-from accounts.services import api_key_create, api_key_revoke, user_create
+from accounts.services import api_key_create, api_key_revoke, user_create, user_password_changed
+from config.core.client_address import client_address
+from config.core.ratelimit import rate_limit_consume
+
+
+def _wait_in_minutes(seconds: int) -> str:
+    minutes = max(1, math.ceil(seconds / 60))
+    return f"{minutes} minute" if minutes == 1 else f"{minutes} minutes"
 
 
 def _signed_in(request: HttpRequest) -> User:
@@ -34,6 +47,16 @@ def signup_view(request: HttpRequest) -> HttpResponse:
     if request.user.is_authenticated:
         return redirect("/")
     form = SignUpForm(request.POST or None)
+    status = 200
+    if request.method == "POST" and form.is_valid():
+        # Each account receives the sign-up grant: sign-ups per client address are limited so one
+        # machine cannot farm credits (or a leaderboard) with fresh accounts.
+        wait = rate_limit_consume(
+            scope="signup", ident=client_address(request) or "unknown", rate=settings.FORECASTLE_SIGNUP_RATE
+        )
+        if wait is not None:
+            form.add_error(None, f"Too many sign-ups from your address, try again in {_wait_in_minutes(wait)}.")
+            status = 429
     if request.method == "POST" and form.is_valid():
         try:
             user = user_create(
@@ -48,7 +71,8 @@ def signup_view(request: HttpRequest) -> HttpResponse:
             login(request, user, backend="django.contrib.auth.backends.ModelBackend")
             messages.success(request, "Welcome to Forecastle! Your account holds your sign-up grant of credits.")
             return redirect(_next_url(request))
-    status = 422 if form.errors else 200
+    if status == 200 and form.errors:
+        status = 422
     return render(request, "accounts/signup.html", {"form": form, "next": _next_url(request)}, status=status)
 
 
@@ -76,3 +100,42 @@ def api_key_revoke_view(request: HttpRequest, key_id: int) -> HttpResponse:
     api_key_revoke(api_key=api_key)
     messages.success(request, f"Key “{api_key.name}” revoked; programs using it can no longer sign in.")
     return redirect("api-keys")
+
+
+class PasswordChangeView(auth_views.PasswordChangeView):
+    """Django's password change; the account's API keys are revoked with the old password."""
+
+    def form_valid(self, form: PasswordChangeForm) -> HttpResponse:
+        response = super().form_valid(form)
+        revoked = user_password_changed(user=form.user)
+        if revoked:
+            messages.info(self.request, f"{revoked} API key{'s' if revoked != 1 else ''} revoked.")
+        return response
+
+
+class PasswordResetView(auth_views.PasswordResetView):
+    """Django's "forgot your password" form, with requests limited per client address: each one may
+    send an e-mail, to an address the requester chooses."""
+
+    def form_valid(self, form: Any) -> HttpResponse:
+        wait = rate_limit_consume(
+            scope="password-reset",
+            ident=client_address(self.request) or "unknown",
+            rate=settings.FORECASTLE_PASSWORD_RESET_RATE,
+        )
+        if wait is not None:
+            form.add_error(None, f"Too many reset requests from your address, try again in {_wait_in_minutes(wait)}.")
+            response = self.form_invalid(form)
+            response.status_code = 429
+            return response
+        return super().form_valid(form)
+
+
+class PasswordResetConfirmView(auth_views.PasswordResetConfirmView):
+    """Django's link-from-the-e-mail page: the new password also revokes the API keys and lifts the
+    account's login lockout."""
+
+    def form_valid(self, form: SetPasswordForm) -> HttpResponse:
+        response = super().form_valid(form)
+        user_password_changed(user=form.user)
+        return response

@@ -1,11 +1,13 @@
 """Settings shared by every environment. Every value comes from the environment."""
 
 import os
+from datetime import timedelta
 from decimal import Decimal
 from pathlib import Path
 
 import dj_database_url
 from celery.schedules import crontab
+from csp.constants import NONE, SELF
 
 BASE_DIR = Path(__file__).resolve().parent.parent.parent
 
@@ -39,6 +41,7 @@ INSTALLED_APPS = [
     "drf_spectacular",
     "drf_spectacular_sidecar",
     "django_htmx",
+    "axes",
     "accounts",
     "markets",
     "forecast",
@@ -46,6 +49,8 @@ INSTALLED_APPS = [
 
 MIDDLEWARE = [
     "django.middleware.security.SecurityMiddleware",
+    "csp.middleware.CSPMiddleware",
+    "django_permissions_policy.PermissionsPolicyMiddleware",
     "config.core.middleware.RejectNulCharactersMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
@@ -55,6 +60,8 @@ MIDDLEWARE = [
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
     "django_htmx.middleware.HtmxMiddleware",
+    # Last: turns a login refused by a lockout into the "too many attempts" answer (accounts/lockout.py).
+    "axes.middleware.AxesMiddleware",
 ]
 
 ROOT_URLCONF = "config.urls"
@@ -113,6 +120,11 @@ AUTH_PASSWORD_VALIDATORS = [
     {"NAME": "django.contrib.auth.password_validation.CommonPasswordValidator"},
     {"NAME": "django.contrib.auth.password_validation.NumericPasswordValidator"},
 ]
+# AxesStandaloneBackend first: it refuses a locked-out account or address before a password is checked.
+AUTHENTICATION_BACKENDS = [
+    "axes.backends.AxesStandaloneBackend",
+    "django.contrib.auth.backends.ModelBackend",
+]
 LOGIN_URL = "login"
 LOGIN_REDIRECT_URL = "/"
 LOGOUT_REDIRECT_URL = "/"
@@ -128,6 +140,76 @@ STATICFILES_DIRS = [BASE_DIR / "static"]
 STORAGES = {
     "default": {"BACKEND": "django.core.files.storage.FileSystemStorage"},
     "staticfiles": {"BACKEND": "whitenoise.storage.CompressedManifestStaticFilesStorage"},
+}
+
+# Login limits (django-axes) on the website login, the admin login and POST /api/v1/auth/token/: after
+# LOGIN_FAILURE_LIMIT failed attempts for one username, or from one client address, further attempts are
+# refused for LOGIN_COOLOFF_MINUTES (each refused attempt starts the wait again). A password reset by
+# e-mail clears the account's failures. Counters live in PostgreSQL, so they survive a Redis outage.
+AXES_FAILURE_LIMIT = int(os.environ.get("LOGIN_FAILURE_LIMIT", "5"))
+AXES_COOLOFF_TIME = timedelta(minutes=int(os.environ.get("LOGIN_COOLOFF_MINUTES", "15")))
+AXES_LOCKOUT_PARAMETERS = ["username", "ip_address"]
+AXES_RESET_ON_SUCCESS = True
+AXES_CLIENT_IP_CALLABLE = "config.core.client_address.client_address"
+AXES_LOCKOUT_CALLABLE = "accounts.lockout.lockout_response"
+AXES_HTTP_RESPONSE_CODE = 429
+# One row per login attempt is not needed: failures are counted, successes are not logged.
+AXES_DISABLE_ACCESS_LOG = True
+AXES_VERBOSE = False
+# Behind a reverse proxy, the number of proxies in front of the app whose X-Forwarded-For entries are
+# trusted. 0 (the default): the client address is the socket's and X-Forwarded-For is ignored. Every
+# per-address limit (login, token, sign-up, password reset, API throttles) uses this one rule.
+API_NUM_PROXIES = int(os.environ.get("API_NUM_PROXIES", "0") or 0)
+# Sign-ups per client address (each one receives the sign-up grant) and password-reset requests per
+# client address, as "<count>/<second|minute|hour|day>".
+FORECASTLE_SIGNUP_RATE = os.environ.get("SIGNUP_RATE", "5/hour")
+FORECASTLE_PASSWORD_RESET_RATE = os.environ.get("PASSWORD_RESET_RATE", "5/hour")
+# Active (unrevoked) API keys one account may hold.
+FORECASTLE_API_KEYS_PER_ACCOUNT = int(os.environ.get("API_KEYS_PER_ACCOUNT", "10"))
+
+# Password reset by e-mail (Django's views). Development prints the message on the console; production
+# sends it over SMTP (config/settings/production.py).
+EMAIL_BACKEND = os.environ.get("EMAIL_BACKEND", "django.core.mail.backends.console.EmailBackend")
+DEFAULT_FROM_EMAIL = os.environ.get("DEFAULT_FROM_EMAIL", "Forecastle <noreply@localhost>")
+PASSWORD_RESET_TIMEOUT = int(os.environ.get("PASSWORD_RESET_TIMEOUT", str(3 * 3600)))
+
+# Content-Security-Policy: scripts and styles only from this site's own static files, so no markup a user
+# or staff member typed can run script or restyle a page even if it escaped encoding; no plugins, no
+# framing, forms post only here. Permissions-Policy turns off the browser features the site never uses.
+CONTENT_SECURITY_POLICY = {
+    "DIRECTIVES": {
+        "default-src": [SELF],
+        "script-src": [SELF],
+        "style-src": [SELF],
+        "img-src": [SELF, "data:"],
+        "font-src": [SELF],
+        "connect-src": [SELF],
+        "object-src": [NONE],
+        "base-uri": [NONE],
+        "form-action": [SELF],
+        "frame-ancestors": [NONE],
+    }
+}
+PERMISSIONS_POLICY: dict[str, list[str]] = {
+    feature: []
+    for feature in (
+        "accelerometer",
+        "autoplay",
+        "camera",
+        "display-capture",
+        "encrypted-media",
+        "fullscreen",
+        "geolocation",
+        "gyroscope",
+        "magnetometer",
+        "microphone",
+        "midi",
+        "payment",
+        "publickey-credentials-get",
+        "screen-wake-lock",
+        "usb",
+        "xr-spatial-tracking",
+    )
 }
 
 # Money: credits are Decimals with this many places (see accounts/money.py).
@@ -153,8 +235,9 @@ REST_FRAMEWORK = {
         "trade": os.environ.get("API_RATE_TRADE", "60/min"),
         "auth_token": os.environ.get("API_RATE_AUTH_TOKEN", "10/min"),
     },
-    # Behind a proxy, the number of proxies whose X-Forwarded-For to trust for per-IP throttling.
-    "NUM_PROXIES": int(os.environ["API_NUM_PROXIES"]) if os.environ.get("API_NUM_PROXIES") else None,
+    # The throttles take the client address from config.core.client_address (API_NUM_PROXIES); this keeps DRF's
+    # own get_ident on the same rule should anything call it.
+    "NUM_PROXIES": API_NUM_PROXIES,
 }
 # Cached price reads are refreshed on every trade; this bounds staleness from other changes (closing, resolving).
 FORECASTLE_PRICE_CACHE_SECONDS = int(os.environ.get("FORECASTLE_PRICE_CACHE_SECONDS", "30"))

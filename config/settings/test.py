@@ -19,3 +19,7 @@ STORAGES = {
     "default": {"BACKEND": "django.core.files.storage.FileSystemStorage"},
     "staticfiles": {"BACKEND": "django.contrib.staticfiles.storage.StaticFilesStorage"},
 }
+# Every test that signs up or asks for a reset comes from 127.0.0.1: the per-address limits are raised
+# here, and the tests of those limits set their own rate on a cache of their own (isolated_cache).
+FORECASTLE_SIGNUP_RATE = "10000/hour"
+FORECASTLE_PASSWORD_RESET_RATE = "10000/hour"  # noqa: S105 (a rate, not a password)
