@@ -1,6 +1,5 @@
 """What the market page and its htmx fragments share: the market (or 404), and the context they render."""
 
-import json
 from typing import Any
 
 from django.http import Http404, HttpRequest
@@ -42,7 +41,7 @@ def live_context(market: Market, range_key: str) -> dict[str, Any]:
     return {
         "market": market,
         "live": data,
-        "chart_json": json.dumps(data["chart"]),
+        "chart": data["chart"],
         "range_key": range_key,
         "ranges": list(RANGES),
         "polling": is_tradeable(market),

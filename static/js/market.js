@@ -12,7 +12,7 @@
   }
 
   function readData() {
-    var node = document.querySelector("#live-region .chart-data");
+    var node = document.getElementById("chart-data");
     if (!node) return null;
     return node.textContent;
   }
@@ -69,6 +69,14 @@
     label.textContent = { amount: "Amount (credits)", shares: "Shares", probability: "Your forecast (%)" }[mode.value] || "Amount";
   }
 
+  // The live region polls only while the tab is visible. The filter lives here, not in hx-trigger's
+  // [expression] syntax, which htmx evaluates with Function() and the Content-Security-Policy forbids.
+  document.addEventListener("htmx:beforeRequest", function (event) {
+    var elt = event.detail && event.detail.elt;
+    if (elt && elt.getAttribute("data-poll") === "visible-only" && document.visibilityState !== "visible") {
+      event.preventDefault();
+    }
+  });
   document.addEventListener("DOMContentLoaded", function () { render(); syncValueLabel(); });
   document.addEventListener("htmx:afterSettle", render);
   document.addEventListener("htmx:oobAfterSwap", function () { setTimeout(render, 0); });

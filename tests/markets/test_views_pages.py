@@ -143,7 +143,7 @@ def test_market_page_shows_question_criteria_prices_trades_and_position(client, 
     assert "Will Mark Rutte be appointed NATO Secretary-General?" in body
     assert "Resolves YES if it happens." in body
     assert 'id="price-chart"' in body
-    assert 'class="chart-data"' in body
+    assert 'id="chart-data" type="application/json"' in body
     assert "alice" in body  # recent trades
     assert 'id="my-position"' in body
     position = user.positions.get()
