@@ -1,16 +1,22 @@
 """Staff tools in the admin. Markets are created and resolved only through the services
 (`market_create`, `market_resolve`), never by saving model forms, so the admin cannot bypass the
-ledger: its add page and resolve page are plain forms calling those services."""
+ledger: its add page and resolve page are plain forms calling those services.
+
+Once a market has opened, what prices and money depend on (kind, liquidity, slug, every outcome's code,
+index and label) is read-only: the escrow was funded for that b and those outcomes, and traders bought
+those outcomes. Its texts change through `market_update` and its close time through `market_reschedule`
+(locked and audited), never by saving the model form."""
 
 from typing import Any, cast
 
 from django.contrib import admin, messages
-from django.core.exceptions import PermissionDenied
+from django.core.exceptions import PermissionDenied, ValidationError
 from django.db.models import QuerySet
 from django.http import HttpRequest, HttpResponse, HttpResponseRedirect
 from django.shortcuts import get_object_or_404, redirect
 from django.template.response import TemplateResponse
 from django.urls import URLPattern, path, reverse
+from django.utils import timezone
 from django.utils.html import format_html, format_html_join
 
 from accounts.models import User
@@ -18,10 +24,17 @@ from config.core.admin import ReadOnlyAdmin, ReadOnlyInline
 from config.core.errors import DomainError
 from markets.forms import MarketCreateForm, ResolveForm, add_domain_error
 from markets.models import Market, Outcome, Payout, ReconciliationRun, Resolution, Trade
-from markets.services import market_create
+from markets.services import market_create, market_reschedule
+from markets.services.lifecycle import EDITABLE_TEXT_FIELDS, market_update
+
+
+def _has_opened(market: Market | None) -> bool:
+    return market is not None and market.status != Market.Status.DRAFT
 
 
 class OutcomeInline(admin.TabularInline):
+    """Editable on a draft; read-only once the market has opened."""
+
     model = Outcome
     extra = 0
     fields = ("index", "code", "label", "initial_probability", "probability", "shares_outstanding")
@@ -29,6 +42,11 @@ class OutcomeInline(admin.TabularInline):
 
     def has_add_permission(self, request: HttpRequest, obj: Any = None) -> bool:
         return False
+
+    def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        if _has_opened(obj):
+            return False
+        return super().has_change_permission(request, obj)
 
     def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
         return False
@@ -74,6 +92,51 @@ class MarketAdmin(admin.ModelAdmin):
         "resolve_link",
     )
     actions = ["resolve_selected"]
+    # Read-only once the market has opened: the escrow and every position depend on them.
+    pricing_fields = ("kind", "liquidity", "slug")
+
+    def get_readonly_fields(self, request: HttpRequest, obj: Market | None = None) -> Any:
+        fields = list(super().get_readonly_fields(request, obj))
+        if _has_opened(obj):
+            fields += self.pricing_fields
+            assert obj is not None
+            if obj.status != Market.Status.OPEN:
+                fields.append("closes_at")
+        return fields
+
+    def save_model(self, request: HttpRequest, obj: Market, form: Any, change: bool) -> None:
+        """A draft is saved as edited; an opened market's changes go through the services."""
+        stored = Market.objects.get(pk=obj.pk) if change else None
+        if stored is None or not _has_opened(stored):
+            super().save_model(request, obj, form, change)
+            return
+        texts = {name: form.cleaned_data[name] for name in form.changed_data if name in EDITABLE_TEXT_FIELDS}
+        try:
+            if texts:
+                market_update(market=stored, **texts)
+            if "closes_at" in form.changed_data:
+                market_reschedule(
+                    market=stored, closes_at=form.cleaned_data["closes_at"], changed_by=cast(User, request.user)
+                )
+        except DomainError as error:
+            # The form checked the same rules; this is a race with the market's own lifecycle.
+            self.message_user(request, f"Not saved: {error.message}", messages.ERROR)
+
+    def get_form(self, request: HttpRequest, obj: Market | None = None, change: bool = False, **kwargs: Any) -> Any:
+        form = super().get_form(request, obj, change=change, **kwargs)
+        if not _has_opened(obj):
+            return form
+
+        class OpenedMarketForm(form):  # type: ignore[valid-type,misc]
+            """Checks a new close time as market_reschedule will, so a mistake is a form error."""
+
+            def clean_closes_at(self) -> Any:
+                closes_at = self.cleaned_data["closes_at"]
+                if "closes_at" in self.changed_data and closes_at <= timezone.now():
+                    raise ValidationError("The close time must be in the future.")
+                return closes_at
+
+        return OpenedMarketForm
 
     def get_inlines(self, request: HttpRequest, obj: Market | None) -> list[type[admin.options.InlineModelAdmin]]:
         return [OutcomeInline, ResolutionInline] if obj is not None else []

@@ -2,7 +2,13 @@
 
 from markets.services.candles import candles_roll_up
 from markets.services.changes import market_change_callbacks, market_changed
-from markets.services.lifecycle import market_close, market_create, market_open, markets_close_due
+from markets.services.lifecycle import (
+    market_close,
+    market_create,
+    market_open,
+    market_reschedule,
+    markets_close_due,
+)
 from markets.services.reconciliation import markets_reconcile, reconciliation_run
 from markets.services.resolution import market_resolve, settlement_enqueue
 from markets.services.settlement import SettlementResult, market_settle, markets_stuck_in_resolving
@@ -17,6 +23,7 @@ __all__ = [
     "market_close",
     "market_create",
     "market_open",
+    "market_reschedule",
     "market_resolve",
     "market_settle",
     "markets_close_due",

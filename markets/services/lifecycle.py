@@ -7,6 +7,7 @@ from collections.abc import Sequence
 from datetime import datetime
 from decimal import Decimal
 
+from django.contrib.admin.models import CHANGE, LogEntry
 from django.db import transaction
 from django.utils import timezone
 
@@ -206,3 +207,33 @@ def market_update(*, market: Market, **fields: str) -> Market:
             setattr(market, name, value)
         market_changed(market_id=market.pk)
     return market
+
+
+def market_reschedule(*, market: Market, closes_at: datetime, changed_by: User, now: datetime | None = None) -> Market:
+    """Moves the close time of a draft or open market (staff), under the market lock, and audits it.
+
+    The new time must be in the future: a market whose time has passed is closed by the beat task and is
+    not reopened by moving its time. The audit row is Django's admin log entry for the market (who, when,
+    from what to what), which the admin shows in the market's history."""
+    now = now or timezone.now()
+    with transaction.atomic():
+        locked = market_lock(market_id=market.pk)
+        if locked.status not in (Market.Status.DRAFT, Market.Status.OPEN):
+            raise MarketStateError(f"Only a draft or open market's close time can change; this one is {locked.status}.")
+        if closes_at <= now:
+            raise InvalidInput("The close time must be in the future.", field="closes_at")
+        previous = locked.closes_at
+        if closes_at == previous:
+            return locked
+        locked.closes_at = closes_at
+        locked.save(update_fields=["closes_at"])
+        LogEntry.objects.log_actions(
+            user_id=changed_by.pk,
+            queryset=[locked],
+            action_flag=CHANGE,
+            change_message=f"Close time moved from {previous.isoformat()} to {closes_at.isoformat()}.",
+            single_object=True,
+        )
+        market_changed(market_id=locked.pk)
+    market.closes_at = closes_at
+    return locked
