@@ -12,6 +12,8 @@ urlpatterns: list[URLPattern | URLResolver] = [
     path("password/change/", views.PasswordChangeView.as_view(), name="password_change"),
     path("password/change/done/", auth_views.PasswordChangeDoneView.as_view(), name="password_change_done"),
     path("password/reset/", views.PasswordResetView.as_view(), name="password_reset"),
+    # The admin login offers "Forgotten your password?" when this name exists: the same page.
+    path("password/reset/", views.PasswordResetView.as_view(), name="admin_password_reset"),
     path("password/reset/sent/", auth_views.PasswordResetDoneView.as_view(), name="password_reset_done"),
     path(
         "password/reset/<uidb64>/<token>/",
