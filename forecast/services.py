@@ -18,6 +18,7 @@ from django.utils import timezone
 
 from accounts.money import ZERO, credits_to_receive
 from forecast import scoring
+from forecast.metrics import scoring_observed
 from forecast.models import LeaderboardEntry, MarketCalibration, MarketScore, SiteCalibration
 from markets.locks import market_lock
 from markets.models import Market, Payout, Position, Resolution, Trade
@@ -58,6 +59,7 @@ def _open_period(market: Market) -> tuple[datetime, datetime] | None:
     return (market.opens_at, end) if end > market.opens_at else None
 
 
+@scoring_observed
 def market_score(*, market_id: int) -> MarketScoreResult:
     """Scores every trader of a resolved market from its current resolution, replacing any earlier scores.
 

@@ -6,8 +6,13 @@ class MarketsConfig(AppConfig):
     verbose_name = "Markets and trading"
 
     def ready(self) -> None:
+        from config.core.metrics import scrape_collector_register
+        from markets.metrics import SettlementAndReconciliationState
         from markets.services import market_change_callbacks
         from markets.services.price_cache import prices_refresh
+
+        # /metrics reports the settlement backlog and the last reconciliation, read when it is scraped.
+        scrape_collector_register(SettlementAndReconciliationState())
 
         # Keep cached prices fresh: rebuild the market's snapshot after each change commits.
         if prices_refresh not in market_change_callbacks:

@@ -11,6 +11,7 @@ with their data under var/, and stopped again on exit.
 
 import contextlib
 import os
+import shutil
 import signal
 import socket
 import subprocess
@@ -122,6 +123,12 @@ def run() -> int:
         manage("migrate", "--no-input")
         manage("collectstatic", "--no-input", "--verbosity", "0")
         manage("demo_data")
+        # Every gunicorn worker and the Celery worker write their metrics here; /metrics adds them up.
+        # Emptied at each start (prometheus-client's multiprocess mode needs a fresh directory).
+        metrics_directory = VAR / "prometheus"
+        shutil.rmtree(metrics_directory, ignore_errors=True)
+        metrics_directory.mkdir(parents=True)
+        os.environ["PROMETHEUS_MULTIPROC_DIR"] = str(metrics_directory)
         processes = {
             "web": [
                 str(BIN / "gunicorn"),
@@ -136,8 +143,6 @@ def run() -> int:
                 # or the worker outlives its killed master and keeps the port.
                 "--graceful-timeout",
                 "10",
-                "--access-logfile",
-                "-",
             ],
             "worker": [str(BIN / "celery"), "-A", "config", "worker", "--loglevel", "info", "--concurrency", "2"],
             "beat": [
@@ -168,6 +173,7 @@ def run() -> int:
             log(
                 f"Forecastle is running on http://{WEB_ADDRESS}/ (admin: http://{WEB_ADDRESS}/admin/). Ctrl-C stops it."
             )
+            log(f"health: http://{WEB_ADDRESS}/healthz, /readyz; metrics (from this machine): /metrics")
             while not stopping:
                 for name, child in children.items():
                     if child.poll() is not None:

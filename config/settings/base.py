@@ -4,6 +4,7 @@ import os
 from datetime import timedelta
 from decimal import Decimal
 from pathlib import Path
+from typing import Any
 
 import dj_database_url
 from celery.schedules import crontab
@@ -21,6 +22,36 @@ def env_bool(name: str, default: bool) -> bool:
 
 def env_list(name: str, default: str) -> list[str]:
     return [item.strip() for item in os.environ.get(name, default).split(",") if item.strip()]
+
+
+def logging_config(*, json_lines: bool, level: str) -> dict[str, Any]:
+    """LOGGING for every process (web, worker, beat): one JSON object a line, or plain lines, each carrying the
+    request id (config/core/request_context.py adds it; docs/operations.md)."""
+    formatter: dict[str, Any] = (
+        {
+            "()": "pythonjsonlogger.json.JsonFormatter",
+            # These record attributes, then every `extra` field a call passes (route, status, ...).
+            "fmt": ["asctime", "levelname", "name", "message", "request_id", "task_id", "task_name"],
+            "rename_fields": {"asctime": "time", "levelname": "level", "name": "logger"},
+            "datefmt": "%Y-%m-%dT%H:%M:%S%z",
+        }
+        if json_lines
+        else {
+            "()": "logging.Formatter",
+            "fmt": "%(asctime)s %(levelname)s %(name)s [%(request_id)s] %(message)s",
+            "defaults": {"request_id": "-"},
+        }
+    )
+    return {
+        "version": 1,
+        "disable_existing_loggers": False,
+        "filters": {"request_context": {"()": "config.core.request_context.RequestContextFilter"}},
+        "formatters": {"default": formatter},
+        "handlers": {
+            "console": {"class": "logging.StreamHandler", "formatter": "default", "filters": ["request_context"]}
+        },
+        "root": {"handlers": ["console"], "level": level},
+    }
 
 
 SECRET_KEY = os.environ.get("SECRET_KEY", "insecure-development-key-change-me")
@@ -48,6 +79,9 @@ INSTALLED_APPS = [
 ]
 
 MIDDLEWARE = [
+    # First: /healthz, /readyz and /metrics answer before host checks, redirects and sessions (config/core/health.py).
+    "config.core.health.OperationsEndpointsMiddleware",
+    "config.core.request_context.RequestContextMiddleware",
     "django.middleware.security.SecurityMiddleware",
     "csp.middleware.CSPMiddleware",
     "django_permissions_policy.PermissionsPolicyMiddleware",
@@ -280,9 +314,29 @@ CELERY_BEAT_SCHEDULE: dict[str, dict[str, object]] = {
     "roll-up-price-candles": {"task": "markets.tasks.candles_roll_up", "schedule": 60.0},
 }
 
-LOGGING = {
-    "version": 1,
-    "disable_existing_loggers": False,
-    "handlers": {"console": {"class": "logging.StreamHandler"}},
-    "root": {"handlers": ["console"], "level": os.environ.get("LOG_LEVEL", "INFO")},
-}
+# Operations (docs/operations.md). /readyz gives each dependency this long to answer.
+READINESS_TIMEOUT_SECONDS = float(os.environ.get("READINESS_TIMEOUT_SECONDS", "2"))
+# /metrics is off unless one of these is set: addresses or networks that may scrape it, or a bearer token.
+METRICS_ALLOWED_ADDRESSES = env_list("METRICS_ALLOWED_ADDRESSES", "")
+METRICS_BEARER_TOKEN = os.environ.get("METRICS_BEARER_TOKEN", "")
+# A Celery worker on a machine of its own can serve its metrics on a port (unguarded: keep it private).
+WORKER_METRICS_PORT = int(os.environ["WORKER_METRICS_PORT"]) if os.environ.get("WORKER_METRICS_PORT") else None
+WORKER_METRICS_ADDRESS = os.environ.get("WORKER_METRICS_ADDRESS", "127.0.0.1")
+
+# One JSON object a line ("json", the production default) or plain lines ("plain"); the worker and beat
+# keep this configuration too (config/celery.py stops Celery from replacing it).
+LOG_FORMAT = os.environ.get("LOG_FORMAT", "plain")
+LOGGING = logging_config(json_lines=LOG_FORMAT == "json", level=os.environ.get("LOG_LEVEL", "INFO"))
+
+# Errors go to Sentry when SENTRY_DSN is set (its Django and Celery integrations switch on by themselves; the
+# request id is added as a tag by config/core/request_context.py); without it the SDK is not even imported.
+SENTRY_DSN = os.environ.get("SENTRY_DSN", "")
+if SENTRY_DSN:
+    import sentry_sdk
+
+    sentry_sdk.init(
+        dsn=SENTRY_DSN,
+        environment=os.environ.get("SENTRY_ENVIRONMENT", "production"),
+        traces_sample_rate=float(os.environ.get("SENTRY_TRACES_SAMPLE_RATE", "0")),
+        send_default_pii=False,
+    )

@@ -7,6 +7,7 @@ from django.db.models import CharField, Count, Exists, Max, OuterRef, Q, Sum, Va
 from django.db.models.functions import Cast, Concat
 from django.utils import timezone
 
+from accounts.metrics import reconciliation_observe
 from accounts.models import LedgerEntry, LedgerTransaction
 from accounts.money import ZERO
 from accounts.services import Violation, ledger_reconcile
@@ -109,6 +110,7 @@ def reconciliation_run(*, now: datetime | None = None) -> ReconciliationRun:
     """Runs every check, logs each violation loudly and keeps the run for staff (the admin lists them)."""
     started_at = now or timezone.now()
     violations = markets_reconcile()
+    reconciliation_observe(violations)
     for violation in violations:
         logger.error("LEDGER INVARIANT VIOLATED: %s", violation)
     return ReconciliationRun.objects.create(

@@ -32,6 +32,7 @@ from accounts.models import Account, LedgerTransaction
 from accounts.money import ZERO
 from accounts.services import EntryQuery, Posting, ledger_post_set, system_account
 from markets.locks import market_lock
+from markets.metrics import settlement_observed
 from markets.models import Market, Outcome, Payout, Position, Resolution
 from markets.services.changes import market_changed
 
@@ -124,6 +125,7 @@ def _pause_for_tests() -> None:
         time.sleep(pause)
 
 
+@settlement_observed
 def market_settle(*, market_id: int, now: datetime | None = None) -> SettlementResult | None:
     """Settles the market's current resolution; None when there is nothing (left) to settle.
 

@@ -28,6 +28,7 @@ from markets.errors import (
     PriceMoved,
 )
 from markets.locks import market_lock
+from markets.metrics import trade_observed
 from markets.models import IdempotencyKey, Market, Outcome, Position, PricePoint, Trade
 from markets.pricing import MAX_AMOUNT, TradeQuote, parse_positive_decimal, quote_trade
 from markets.services.changes import TradeChange, market_changed
@@ -88,6 +89,7 @@ def _replay(user: User, key: str, fingerprint: str) -> TradeResult | None:
     )
 
 
+@trade_observed
 def trade_execute(
     *,
     user: User,
