@@ -3,6 +3,7 @@ from typing import Any
 from django.contrib import admin
 from django.contrib.auth.admin import UserAdmin
 from django.contrib.auth.forms import AdminPasswordChangeForm
+from django.http import HttpRequest
 
 from accounts.models import Account, ApiKey, LedgerEntry, LedgerTransaction, User
 from accounts.services import user_password_changed
@@ -23,6 +24,10 @@ class PasswordSetByStaffForm(AdminPasswordChangeForm):
 class ForecastleUserAdmin(UserAdmin):
     list_display = ("username", "email", "is_staff", "is_active", "date_joined")
     change_password_form = PasswordSetByStaffForm
+
+    def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        """Every user has a wallet in the ledger, which protects them: deactivate (is_active) instead."""
+        return False
 
 
 @admin.register(Account)

@@ -1,5 +1,6 @@
 """Website pages of the accounts app: sign-up and API keys; log-in, log-out, password change and password
-reset are Django's own views with our templates, the last two followed by user_password_changed."""
+reset are Django's own views with our templates, log-out then saying so, the last two followed by
+user_password_changed."""
 
 import math
 from typing import Any
@@ -138,4 +139,13 @@ class PasswordResetConfirmView(auth_views.PasswordResetConfirmView):
     def form_valid(self, form: SetPasswordForm) -> HttpResponse:
         response = super().form_valid(form)
         user_password_changed(user=form.user)
+        return response
+
+
+class LogoutView(auth_views.LogoutView):
+    """Django's log-out, which then says so on the page it lands on."""
+
+    def post(self, request: HttpRequest, *args: object, **kwargs: object) -> HttpResponse:
+        response = super().post(request, *args, **kwargs)
+        messages.success(request, "You have logged out. Log in again any time to trade.")
         return response

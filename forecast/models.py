@@ -102,6 +102,7 @@ class LeaderboardEntry(models.Model):
     built_at = models.DateTimeField()
 
     class Meta:
+        verbose_name_plural = "leaderboard entries"
         ordering = ["metric", "period", "rank", "user"]
         constraints = [
             models.UniqueConstraint(fields=["metric", "period", "user"], name="leaderboard_entry_unique"),

@@ -138,6 +138,10 @@ class MarketAdmin(admin.ModelAdmin):
 
         return OpenedMarketForm
 
+    def has_delete_permission(self, request: HttpRequest, obj: Market | None = None) -> bool:
+        """A market owns an escrow account in the ledger and its trades: it is annulled, never deleted."""
+        return False
+
     def get_inlines(self, request: HttpRequest, obj: Market | None) -> list[type[admin.options.InlineModelAdmin]]:
         return [OutcomeInline, ResolutionInline] if obj is not None else []
 

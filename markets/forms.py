@@ -202,14 +202,25 @@ class MarketEditForm(forms.Form):
 
 
 class ResolveForm(forms.Form):
-    kind = forms.ChoiceField(choices=Resolution.Kind.choices, widget=forms.RadioSelect)
-    outcome = forms.ChoiceField(required=False, help_text="The winning outcome, when one outcome wins.")
+    kind = forms.ChoiceField(
+        choices=Resolution.Kind.choices,
+        widget=forms.RadioSelect,
+        error_messages={"required": "Choose how the market resolves."},
+    )
+    # Each is needed for one kind of resolution only, so neither is shown as "optional" (conditional_fields).
+    outcome = forms.ChoiceField(required=False, label="Winning outcome", help_text="Needed when one outcome wins.")
     split = forms.CharField(
         required=False,
         max_length=1000,
-        help_text="Split only: what one share of each outcome pays, comma-separated in outcome order, summing to 1.",
+        help_text="Needed for a probability split: what one share of each outcome pays, comma-separated in outcome "
+        "order, summing to 1.",
     )
-    reason = forms.CharField(widget=forms.Textarea(attrs={"rows": 3}), max_length=2000)
+    reason = forms.CharField(
+        widget=forms.Textarea(attrs={"rows": 3}),
+        max_length=2000,
+        error_messages={"required": "Give the reason for this resolution."},
+    )
+    conditional_fields = ("outcome", "split")
 
     def __init__(self, *args: Any, outcomes: list[Outcome], **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)

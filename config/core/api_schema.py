@@ -29,11 +29,18 @@ WRITE_ERRORS = {
 
 
 class ForecastleAutoSchema(AutoSchema):
-    """Adds the common error responses (in the one error shape) to every operation."""
+    """Adds the common error responses (in the one error shape) to every operation; public operations
+    carry no security requirement."""
 
     def get_serializer_name(self, serializer: Any, direction: Any) -> str:
         # One API class per operation nests InputSerializer/OutputSerializer: name components after the API.
         return _nested_name(type(serializer)) or super().get_serializer_name(serializer, direction)
+
+    def get_auth(self) -> list[dict[str, Any]]:
+        auths = super().get_auth()
+        # drf-spectacular lists the schemes plus an empty one ("optional") for a public operation; a public
+        # operation needs no key, so it lists none and Swagger UI shows no lock on it.
+        return [] if {} in auths else auths
 
     def _get_response_bodies(self, direction: Any = "response") -> dict[str, Any]:
         responses = super()._get_response_bodies(direction)

@@ -3,7 +3,7 @@
 from typing import Any
 
 from django.utils import timezone
-from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema
+from drf_spectacular.utils import OpenApiExample, OpenApiParameter, OpenApiResponse, extend_schema
 from rest_framework import serializers, status
 from rest_framework.permissions import IsAuthenticated
 from rest_framework.request import Request
@@ -195,6 +195,22 @@ class MarketTradesApi(APIView):
             ),
         ],
         request=InputSerializer,
+        # Without these, Swagger UI makes its example up from the field patterns: negative shares, "min_proceeds": "-".
+        examples=[
+            OpenApiExample(
+                "Buy by amount",
+                value={"outcome": "YES", "side": "buy", "amount": "10", "max_cost": "10"},
+                request_only=True,
+            ),
+            OpenApiExample(
+                "Sell shares",
+                value={"outcome": "YES", "side": "sell", "shares": "5", "min_proceeds": "2.5"},
+                request_only=True,
+            ),
+            OpenApiExample(
+                "Buy to a forecast", value={"outcome": "YES", "side": "buy", "probability": 0.7}, request_only=True
+            ),
+        ],
         responses={
             201: OutputSerializer,
             200: OpenApiResponse(OutputSerializer, description="A replay of an earlier request with the same key."),

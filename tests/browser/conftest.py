@@ -49,3 +49,22 @@ def screenshot(page):
         return path
 
     return take
+
+
+@pytest.fixture
+def site(db):
+    """The seeded markets, a resolved and scored one, staff ("staffer") and a trader ("trader") holding
+    Yes in the Rutte market and Kaja Kallas in the successor market."""
+    from accounts.services import user_create
+    from markets.models import Market
+    from markets.services import trade_execute
+    from tests.browser.site import PASSWORD, seed_awaiting_resolution, seed_markets, seed_resolved_market
+
+    seed_markets()
+    staff = user_create(username="staffer", password=PASSWORD, is_staff=True, is_superuser=True)
+    seed_resolved_market(staff=staff)
+    trader = user_create(username="trader", password=PASSWORD)
+    for slug, code in (("rutte-nato", "YES"), ("next-nato-sg", "KALLAS")):
+        trade_execute(user=trader, market=Market.objects.get(slug=slug), outcome_code=code, side="buy", amount="30")
+    seed_awaiting_resolution(trader=trader)
+    return staff

@@ -1,83 +1,16 @@
 """A new visitor signs up, trades on the Rutte market and sees the page follow, in real Chromium."""
 
 import re
-from datetime import timedelta
 from decimal import Decimal
 
 import pytest
-from django.utils import timezone
 from playwright.sync_api import expect
 
 from accounts.models import Account, User
-from accounts.services import user_create
 from markets.models import Position
-from markets.services import market_create, trade_execute
+from tests.browser.site import seed_markets
 
 pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
-
-
-def seed_markets():
-    """The Rutte market with a week of history, and a few neighbours for the markets list."""
-    start = timezone.now() - timedelta(days=8)
-    rutte = market_create(
-        slug="rutte-nato",
-        question="Will Mark Rutte be appointed NATO Secretary-General by 1 July 2024?",
-        kind="binary",
-        liquidity=Decimal("100"),
-        closes_at=timezone.now() + timedelta(days=40),
-        category="Politics",
-        description="Jens Stoltenberg's term ends in 2024. Mark Rutte, outgoing Dutch prime minister, is a candidate.",
-        resolution_criteria="Resolves YES if NATO announces Mark Rutte's appointment on or before 1 July 2024.",
-        now=start,
-    )
-    successor = market_create(
-        slug="next-nato-sg",
-        question="Who will be the next NATO Secretary-General?",
-        kind="multiple",
-        liquidity=Decimal("150"),
-        closes_at=timezone.now() + timedelta(days=60),
-        outcomes=[
-            ("RUTTE", "Rutte"),
-            ("KALLAS", "Kallas"),
-            ("RINKEVICS", "Rinkēvičs"),
-            ("IOHANNIS", "Iohannis"),
-            ("OTHER", "Other"),
-        ],
-        category="Politics",
-        now=start,
-    )
-    rain = market_create(
-        slug="ai-act",
-        question="Will the EU AI Act enter into force before August 2024?",
-        kind="binary",
-        liquidity=Decimal("80"),
-        closes_at=timezone.now() + timedelta(days=20),
-        category="Technology",
-        now=start,
-    )
-    traders = [user_create(username=f"forecaster{i}", password=None) for i in range(3)]
-    moves = [
-        (rutte, "YES", "40"),
-        (successor, "RUTTE", "90"),
-        (rain, "YES", "25"),
-        (rutte, "NO", "15"),
-        (successor, "KALLAS", "30"),
-        (rutte, "YES", "60"),
-        (rain, "NO", "10"),
-        (successor, "RUTTE", "50"),
-        (rutte, "YES", "35"),
-        (rain, "YES", "30"),
-    ]
-    for step, (market, code, amount) in enumerate(moves):
-        trade_execute(
-            user=traders[step % 3],
-            market=market,
-            outcome_code=code,
-            side="buy",
-            amount=amount,
-            now=start + timedelta(hours=18 * (step + 1)),
-        )
-    return rutte
 
 
 def wait_for_preview(page, text):

@@ -74,7 +74,7 @@ def test_a_different_resolution_still_re_resolves(staff, market):
 
 def test_the_staff_queue_table_uses_the_site_table_style(staff, market):
     page = staff_client(staff).get("/staff/resolutions/").content.decode()
-    assert '<table class="data">' in page
+    assert '<table class="data stack">' in page
     assert '<table class="table">' not in page
 
 

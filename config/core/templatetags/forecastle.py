@@ -4,10 +4,13 @@ Registered as the `forecastle` template library in TEMPLATES (config/settings/ba
 layer is not an app, and these filters know no app. Tags that read an app's rows or URLs live in that
 app (accounts' `wallet`, markets' `market_links`)."""
 
+from datetime import UTC, datetime, timedelta
 from decimal import ROUND_HALF_UP, Decimal, InvalidOperation
 
 from django import template
+from django.utils import timezone
 from django.utils.html import format_html
+from django.utils.timesince import timesince, timeuntil
 
 register = template.Library()
 
@@ -16,6 +19,8 @@ CENT = Decimal("0.01")
 MISSING = "\u2013"
 SPARKLINE_WIDTH = 120
 SPARKLINE_HEIGHT = 32
+# Closer to now than this, a time reads "just now" rather than "0 minutes ago".
+JUST_NOW = timedelta(minutes=1)
 
 
 def _to_decimal(value: object) -> Decimal | None:
@@ -107,4 +112,27 @@ def sparkline(values: list[float], label: str = "") -> str:
         SPARKLINE_HEIGHT,
         label or "Price trend",
         coordinates,
+    )
+
+
+def relative_time_text(moment: datetime, now: datetime) -> str:
+    """ "just now", "5 minutes ago", "in 3 days": the largest unit only, so it reads at a glance."""
+    if abs(now - moment) < JUST_NOW:
+        return "just now"
+    if moment < now:
+        return f"{timesince(moment, now, depth=1)} ago"
+    return f"in {timeuntil(moment, now, depth=1)}"
+
+
+@register.filter
+def relative_time(moment: datetime | None) -> str:
+    """A <time> element saying how long ago (or until) `moment`, with the exact UTC time on hover."""
+    if moment is None:
+        return MISSING
+    exact = moment.astimezone(UTC).strftime("%-d %b %Y, %H:%M UTC")
+    return format_html(
+        '<time datetime="{}" title="{}">{}</time>',
+        moment.isoformat(),
+        exact,
+        relative_time_text(moment, timezone.now()),
     )

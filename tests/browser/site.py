@@ -1,0 +1,170 @@
+"""What the browser tests share: a small site traded through the real services, logging in, and the
+accessibility audit (axe-core from the pinned axe-playwright-python package, injected by Playwright)."""
+
+from datetime import timedelta
+from decimal import Decimal
+from functools import cache
+from importlib.resources import files
+from unittest import mock
+
+from django.utils import timezone
+
+from accounts.models import User
+from accounts.services import user_create
+from forecast import services as forecast_services
+from markets.models import Market
+from markets.services import market_create, market_resolve, market_settle, trade_execute
+
+PASSWORD = "a-long-password-9"
+# axe-core's impacts; the audit fails on these two.
+BLOCKING_IMPACTS = ("serious", "critical")
+
+
+def seed_markets() -> Market:
+    """The Rutte market with a week of history, and a few neighbours for the markets list."""
+    start = timezone.now() - timedelta(days=8)
+    rutte = market_create(
+        slug="rutte-nato",
+        question="Will Mark Rutte be appointed NATO Secretary-General by 1 July 2024?",
+        kind="binary",
+        liquidity=Decimal("100"),
+        closes_at=timezone.now() + timedelta(days=40),
+        category="Politics",
+        description="Jens Stoltenberg's term ends in 2024. Mark Rutte, outgoing Dutch prime minister, is a candidate.",
+        resolution_criteria="Resolves YES if NATO announces Mark Rutte's appointment on or before 1 July 2024.",
+        now=start,
+    )
+    successor = market_create(
+        slug="next-nato-sg",
+        question="Who will be the next NATO Secretary-General?",
+        kind="multiple",
+        liquidity=Decimal("150"),
+        closes_at=timezone.now() + timedelta(days=60),
+        outcomes=[
+            ("RUTTE", "Mark Rutte"),
+            ("KALLAS", "Kaja Kallas"),
+            ("RINKEVICS", "Edgars Rinkēvičs"),
+            ("IOHANNIS", "Klaus Iohannis"),
+            ("OTHER", "Someone else entirely, or nobody by then"),
+        ],
+        category="Politics",
+        now=start,
+    )
+    ai_act = market_create(
+        slug="ai-act",
+        question="Will the EU AI Act enter into force before August 2024?",
+        kind="binary",
+        liquidity=Decimal("80"),
+        closes_at=timezone.now() + timedelta(days=20),
+        category="Technology",
+        now=start,
+    )
+    traders = [user_create(username=f"forecaster{i}", password=PASSWORD) for i in range(3)]
+    moves = [
+        (rutte, "YES", "40"),
+        (successor, "RUTTE", "90"),
+        (ai_act, "YES", "25"),
+        (rutte, "NO", "15"),
+        (successor, "KALLAS", "30"),
+        (rutte, "YES", "60"),
+        (ai_act, "NO", "10"),
+        (successor, "RUTTE", "50"),
+        (rutte, "YES", "35"),
+        (ai_act, "YES", "30"),
+    ]
+    for step, (market, code, amount) in enumerate(moves):
+        trade_execute(
+            user=traders[step % 3],
+            market=market,
+            outcome_code=code,
+            side="buy",
+            amount=amount,
+            now=start + timedelta(hours=18 * (step + 1)),
+        )
+    return rutte
+
+
+def seed_resolved_market(*, staff: User) -> Market:
+    """A market the seeded forecasters traded, resolved, settled and scored, so the leaderboard and
+    profiles have rows. Settlement runs here, not on a worker (nothing is sent to the broker)."""
+    start = timezone.now() - timedelta(days=20)
+    market = market_create(
+        slug="eurovision-2024",
+        question="Will Switzerland win Eurovision 2024?",
+        kind="binary",
+        liquidity=Decimal("60"),
+        closes_at=start + timedelta(days=10),
+        category="Culture",
+        now=start,
+    )
+    for step, username in enumerate(["forecaster0", "forecaster1", "forecaster2"]):
+        trade_execute(
+            user=User.objects.get(username=username),
+            market=market,
+            outcome_code="YES" if step != 1 else "NO",
+            side="buy",
+            amount="20",
+            now=start + timedelta(days=step + 1),
+        )
+    resolved_at = start + timedelta(days=11)
+    with mock.patch("markets.services.resolution.settlement_enqueue"):
+        market_resolve(
+            market=market, user=staff, kind="outcome", outcome_code="YES", reason="Nemo won.", now=resolved_at
+        )
+    market_settle(market_id=market.pk, now=resolved_at + timedelta(minutes=1))
+    forecast_services.market_score(market_id=market.pk)
+    forecast_services.leaderboards_rebuild()
+    return market
+
+
+def seed_awaiting_resolution(*, trader: User) -> Market:
+    """A market whose close time has passed, so it waits in the staff resolution queue."""
+    start = timezone.now() - timedelta(days=12)
+    market = market_create(
+        slug="ecb-june-cut",
+        question="Will the ECB cut its deposit rate at its June 2024 meeting?",
+        kind="binary",
+        liquidity=Decimal("50"),
+        closes_at=timezone.now() - timedelta(days=1),
+        category="Economy",
+        now=start,
+    )
+    trade_execute(
+        user=trader, market=market, outcome_code="YES", side="buy", amount="15", now=start + timedelta(days=2)
+    )
+    return market
+
+
+def on_screen(box: dict | None, width: int) -> bool:
+    """Whether an element's bounding box lies within the viewport's width (nothing clipped sideways)."""
+    return box is not None and box["x"] >= 0 and box["x"] + box["width"] <= width
+
+
+def login(page, base_url: str, username: str, password: str = PASSWORD) -> None:
+    page.goto(f"{base_url}/accounts/login/")
+    page.get_by_label("Username").fill(username)
+    page.get_by_label("Password").fill(password)
+    page.get_by_role("button", name="Log in").click()
+    page.wait_for_url(lambda url: "/accounts/login/" not in url)
+
+
+@cache
+def axe_source() -> str:
+    return files("axe_playwright_python").joinpath("axe.min.js").read_text(encoding="utf-8")
+
+
+def axe_violations(page) -> list[dict]:
+    """axe-core's serious and critical violations on the page as it is now (WCAG 2.2 A/AA and best practice)."""
+    if not page.evaluate("typeof window.axe !== 'undefined'"):
+        page.evaluate(axe_source())
+    results = page.evaluate("() => window.axe.run(document, {resultTypes: ['violations']})")
+    return [violation for violation in results["violations"] if violation["impact"] in BLOCKING_IMPACTS]
+
+
+def describe(violations: list[dict]) -> str:
+    lines = []
+    for violation in violations:
+        lines.append(f"{violation['id']} ({violation['impact']}): {violation['help']}")
+        for node in violation["nodes"][:5]:
+            lines.append(f"    {node['target']}: {node.get('failureSummary', '').splitlines()[-1:]}")
+    return "\n".join(lines)
