@@ -94,6 +94,8 @@ MIDDLEWARE = [
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
     "django_htmx.middleware.HtmxMiddleware",
+    # After authentication: public reads of the named views may go to a replica, unless the user just wrote.
+    "config.core.db_router.ReplicaReadsMiddleware",
     # Last: turns a login refused by a lockout into the "too many attempts" answer (accounts/lockout.py).
     "axes.middleware.AxesMiddleware",
 ]
@@ -135,6 +137,37 @@ if os.environ.get("DATABASE_PREPARE_THRESHOLD", "2"):
         "server_side_binding": True,
         "prepare_threshold": int(os.environ.get("DATABASE_PREPARE_THRESHOLD", "2")),
     }
+# Read replicas for the public reads that tolerate a little staleness (config/core/db_router.py and
+# docs/operations.md): each URL of DATABASE_REPLICA_URLS becomes the alias replica_0, replica_1, ...
+DATABASE_REPLICAS = [f"replica_{index}" for index, _ in enumerate(env_list("DATABASE_REPLICA_URLS", ""))]
+DATABASES.update(
+    {
+        alias: {
+            **dj_database_url.parse(url, conn_max_age=DATABASES["default"]["CONN_MAX_AGE"], conn_health_checks=True),
+            "OPTIONS": DATABASES["default"].get("OPTIONS", {}),
+        }
+        for alias, url in zip(DATABASE_REPLICAS, env_list("DATABASE_REPLICA_URLS", ""), strict=True)
+    }
+)
+DATABASE_ROUTERS = ["config.core.db_router.ReplicaRouter"]
+# Only these apps' models are read from a replica (users, wallets, sessions and keys never are), and only in
+# GET/HEAD requests of these views.
+DATABASE_REPLICA_APPS = ["markets", "forecast"]
+DATABASE_REPLICA_VIEWS = [
+    "markets:list",
+    "markets:detail",
+    "markets:live",
+    "forecast:leaderboard",
+    "forecast:user-profile",
+    "api-markets",
+    "api-market-detail",
+    "api-market-history",
+    "api-leaderboard",
+    "api-user-detail",
+    "api-market-scores",
+]
+# After a user's write, their reads stay on the primary this long (read-your-writes); above the replicas' lag.
+DATABASE_REPLICA_PIN_SECONDS = int(os.environ.get("DATABASE_REPLICA_PIN_SECONDS", "10"))
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
 REDIS_URL = os.environ.get("REDIS_URL", "redis://127.0.0.1:6379/0")

@@ -23,3 +23,6 @@ STORAGES = {
 # here, and the tests of those limits set their own rate on a cache of their own (isolated_cache).
 FORECASTLE_SIGNUP_RATE = "10000/hour"
 FORECASTLE_PASSWORD_RESET_RATE = "10000/hour"  # noqa: S105 (a rate, not a password)
+# A second connection to the test database, as a stand-in replica for the read-replica router's tests
+# (tests/operations/test_replica_router.py sets DATABASE_REPLICAS = ["replica"]; nothing else uses it).
+DATABASES["replica"] = {**DATABASES["default"], "TEST": {"MIRROR": "default"}}
