@@ -1,0 +1,79 @@
+"""The statements a trade and a cached read send to PostgreSQL, pinned: a change that adds a round trip to
+either path must change this number on purpose (docs/benchmarks.md measures what each one costs)."""
+
+from datetime import timedelta
+
+import pytest
+from django.db import connection
+from django.test.utils import CaptureQueriesContext
+from django.utils import timezone
+from rest_framework.test import APIClient
+
+from accounts.services import api_key_create
+from markets.models import Market
+from markets.services import market_create
+
+pytestmark = [pytest.mark.django_db, pytest.mark.usefixtures("isolated_cache")]
+
+# A trade by API key: authentication, the market lookup, the locked trade itself (idempotency key, market,
+# outcomes, wallet, position, trade, ledger transaction and entries, balances, price point) and the response.
+# Inside a test's transaction each atomic block is a SAVEPOINT/RELEASE pair, counted here; in production they
+# are BEGIN/COMMIT, which the count does not see.
+TRADE_STATEMENTS = 22
+# A cached read: answered from Redis alone.
+CACHED_READ_STATEMENTS = 0
+
+
+@pytest.fixture
+def market():
+    return market_create(
+        slug="counted",
+        question="Is every statement counted?",
+        kind=Market.Kind.MULTIPLE,
+        outcomes=[("A", "A"), ("B", "B"), ("C", "C")],
+        liquidity=100,
+        closes_at=timezone.now() + timedelta(days=3),
+    )
+
+
+@pytest.fixture
+def api(make_user):
+    _key, raw_key = api_key_create(user=make_user("counter"), name="counting")
+    client = APIClient()
+    client.credentials(HTTP_AUTHORIZATION=f"Token {raw_key}")
+    return client
+
+
+def trade(api, key):
+    return api.post(
+        "/api/v1/markets/counted/trades/",
+        {"outcome": "A", "side": "buy", "amount": "5"},
+        format="json",
+        HTTP_IDEMPOTENCY_KEY=key,
+    )
+
+
+def test_a_trade_sends_a_fixed_number_of_statements(api, market):
+    assert trade(api, "first").status_code == 201  # the key's last use is written once a minute
+    with CaptureQueriesContext(connection) as queries:
+        response = trade(api, "second")
+    assert response.status_code == 201, response.content
+    assert len(queries) == TRADE_STATEMENTS, "\n".join(query["sql"] for query in queries)
+
+
+@pytest.mark.parametrize(
+    "path",
+    [
+        "/api/v1/markets/counted/",
+        "/api/v1/markets/",
+        "/api/v1/markets/counted/quote/?outcome=A&side=buy&amount=10",
+        "/api/v1/markets/counted/history/",
+    ],
+)
+def test_a_cached_read_sends_no_statement(market, path):
+    client = APIClient()
+    assert client.get(path).status_code == 200  # fills the cache
+    with CaptureQueriesContext(connection) as queries:
+        response = client.get(path)
+    assert response.status_code == 200
+    assert len(queries) == CACHED_READ_STATEMENTS, "\n".join(query["sql"] for query in queries)
