@@ -113,6 +113,8 @@ def main() -> None:
     print(f"one trade, wall (median):                      {wall * 1000:8.3f} ms")
     print(f"market row lock held per trade (median):       {hold * 1000:8.3f} ms")
     print(f"database time per trade (median):              {database * 1000:8.3f} ms")
+    print(f"share of the trade under the lock:             {hold / wall:8.2f}")
+    print(f"database share of the trade:                   {database / wall:8.2f}")
     print(f"one market's ceiling (1 / lock hold):          {1 / hold:8.1f} trades/s")
     print(f"per database core (1 / database time):         {1 / database:8.1f} trades/s")
     print(f"invariant violations after the run:            {len(violations)}")
