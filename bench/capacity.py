@@ -33,6 +33,7 @@ from django.utils import timezone  # noqa: E402
 from accounts.services import user_create  # noqa: E402
 from markets.models import Market  # noqa: E402
 from markets.services import market_create, markets_reconcile, trade_execute  # noqa: E402
+from markets.trade_request import TradeRequest  # noqa: E402
 
 
 class TradeTimer:
@@ -89,7 +90,11 @@ def main() -> None:
         )
 
         def trade(index: int) -> None:
-            trade_execute(user=user, market=market, outcome_code="ABCD"[index % 4], side="buy", shares=Decimal("0.5"))
+            trade_execute(
+                user=user,
+                market=market,
+                request=TradeRequest(outcome="ABCD"[index % 4], side="buy", shares=Decimal("0.5")),
+            )
 
         for index in range(30):  # warm-up: connections, prepared statements, caches
             trade(index)

@@ -59,6 +59,7 @@ from django.utils import timezone  # noqa: E402
 from accounts.services import api_key_create, user_create  # noqa: E402
 from markets.models import Market  # noqa: E402
 from markets.services import market_create, markets_reconcile, trade_execute  # noqa: E402
+from markets.trade_request import TradeRequest  # noqa: E402
 
 ROOT = Path(__file__).resolve().parent.parent
 LUA = ROOT / "bench" / "wrk" / "requests.lua"
@@ -233,9 +234,7 @@ def seed_forecastle() -> tuple[list[str], list[str], str]:
         trade_execute(
             user=users[index % len(users)],
             market=read_market,
-            outcome_code="ABCD"[index % 4],
-            side="buy",
-            amount=Decimal(1 + index % 5),
+            request=TradeRequest(outcome="ABCD"[index % 4], side="buy", amount=Decimal(1 + index % 5)),
         )
     return keys, slugs[:CONNECTIONS], "bench-read"
 

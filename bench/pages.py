@@ -53,6 +53,7 @@ from accounts.models import User  # noqa: E402
 from accounts.services import user_create  # noqa: E402
 from markets.models import Market, Position  # noqa: E402
 from markets.services import market_create, markets_reconcile, trade_execute  # noqa: E402
+from markets.trade_request import TradeRequest  # noqa: E402
 
 DEMO_MARKET = "rutte-nato-secretary-general"
 PORTFOLIO_MARKETS = 15
@@ -87,8 +88,12 @@ def portfolio_trader() -> User:
             category="Benchmark",
         )
         for code in "ABCD":
-            trade_execute(user=trader, market=market, outcome_code=code, side="buy", shares=Decimal("2"))
-            trade_execute(user=trader, market=market, outcome_code=code, side="sell", shares=Decimal("0.5"))
+            trade_execute(
+                user=trader, market=market, request=TradeRequest(outcome=code, side="buy", shares=Decimal("2"))
+            )
+            trade_execute(
+                user=trader, market=market, request=TradeRequest(outcome=code, side="sell", shares=Decimal("0.5"))
+            )
     return trader
 
 

@@ -33,6 +33,7 @@ from accounts.models import Account, User  # noqa: E402
 from accounts.services import user_create  # noqa: E402
 from markets.models import Market  # noqa: E402
 from markets.services import market_create, markets_reconcile, trade_execute  # noqa: E402
+from markets.trade_request import TradeRequest  # noqa: E402
 
 
 def baseline_transaction(account_id: int) -> None:
@@ -72,9 +73,7 @@ def throughput(markets: list[Market], users: list[User], trades_per_thread: int)
                 trade_execute(
                     user=users[thread_index],
                     market=markets[thread_index % len(markets)],
-                    outcome_code=rng.choice("ABCD"),
-                    side="buy",
-                    amount=Decimal("1") + index % 3,
+                    request=TradeRequest(outcome=rng.choice("ABCD"), side="buy", amount=Decimal("1") + index % 3),
                 )
         except BaseException as error:
             errors.append(error)
@@ -109,7 +108,9 @@ def main() -> None:
         baseline = timed(lambda i: baseline_transaction(wallet.pk), options.trades)
         per_trade = timed(
             lambda i: trade_execute(
-                user=users[0], market=market, outcome_code="ABCD"[i % 4], side="buy", shares=Decimal("0.5")
+                user=users[0],
+                market=market,
+                request=TradeRequest(outcome="ABCD"[i % 4], side="buy", shares=Decimal("0.5")),
             ),
             options.trades,
         )

@@ -1,6 +1,7 @@
 """Website forms of the markets app. They parse input; the services decide and raise domain errors,
 which the views turn into form errors with `add_domain_error`."""
 
+import dataclasses
 import uuid
 from datetime import timedelta
 from decimal import Decimal
@@ -13,8 +14,11 @@ from django.utils.text import slugify
 
 from accounts.models import User
 from config.core.errors import DomainError
+from config.core.numbers import AsciiDecimalFormField, ascii_decimal
+from markets.errors import InvalidInput
 from markets.models import Market, Outcome, Resolution, Trade
 from markets.services import market_resolve
+from markets.trade_request import TradeRequest
 
 
 class TradeMode:
@@ -35,12 +39,14 @@ def add_domain_error(form: forms.Form, error: DomainError, field_map: dict[str, 
 
 
 class TradeForm(forms.Form):
+    """The trade panel. A valid form holds the TradeRequest it asks for in `cleaned_data["request"]`."""
+
     outcome = forms.ChoiceField(widget=forms.RadioSelect)
     side = forms.ChoiceField(
         choices=((Trade.Side.BUY, "Buy"), (Trade.Side.SELL, "Sell")), initial=Trade.Side.BUY, widget=forms.RadioSelect
     )
     mode = forms.ChoiceField(choices=TradeMode.CHOICES, initial=TradeMode.AMOUNT, label="Trade by")
-    value = forms.DecimalField(
+    value = AsciiDecimalFormField(
         label="Amount",
         min_value=Decimal("0.000001"),
         max_digits=16,
@@ -48,7 +54,7 @@ class TradeForm(forms.Form):
         widget=forms.NumberInput(attrs={"step": "any", "inputmode": "decimal", "autocomplete": "off"}),
     )
     # The previewed price, sent back as the trade's bound so a price that moved in between is refused.
-    bound = forms.DecimalField(
+    bound = AsciiDecimalFormField(
         required=False,
         widget=forms.HiddenInput,
         max_digits=20,
@@ -62,7 +68,7 @@ class TradeForm(forms.Form):
         required=False, widget=forms.HiddenInput, max_length=64, initial=lambda: uuid.uuid4().hex
     )
 
-    # Service field names -> this form's fields, so errors land next to the right input.
+    # Trade request and service field names -> this form's fields, so errors land next to the right input.
     FIELD_MAP: dict[str, str | None] = {
         "amount": "value",
         "shares": "value",
@@ -81,52 +87,34 @@ class TradeForm(forms.Form):
             outcome_field.initial = outcomes[0].code
 
     def clean(self) -> dict[str, Any]:
+        """Builds the request. "My forecast (%)" is a forecast (TradeRequest with no side): pricing decides
+        which way to trade, so the side chosen on the form does not apply to it."""
         cleaned = super().clean() or {}
-        if cleaned.get("mode") == TradeMode.PROBABILITY and cleaned.get("value") is not None:
-            value = cleaned["value"]
-            if not Decimal("0.01") <= value <= Decimal("99.99"):
+        if self.errors or not all(name in cleaned for name in ("outcome", "side", "mode", "value")):
+            return cleaned
+        mode, value = cleaned["mode"], cleaned["value"]
+        try:
+            if mode == TradeMode.PROBABILITY:
+                cleaned["request"] = TradeRequest(outcome=cleaned["outcome"], side=None, probability=value / 100)
+            else:
+                cleaned["request"] = TradeRequest(outcome=cleaned["outcome"], side=cleaned["side"], **{mode: value})
+        except InvalidInput as error:
+            if error.field == "probability":
                 self.add_error("value", "Enter a forecast between 0.01% and 99.99%.")
+            else:
+                add_domain_error(self, error, self.FIELD_MAP)
         return cleaned
 
-    def trade_request(self, *, market: Market) -> dict[str, Any]:
-        """The arguments of trade_quote / trade_execute for this (valid) form.
-
-        A forecast of X% on a binary market below the current price buys the other side up to
-        100 - X%, which moves this side down to X%: a forecaster need not hold shares to disagree.
-        """
-        data = self.cleaned_data
-        code, side, mode, value = data["outcome"], data["side"], data["mode"], data["value"]
-        request: dict[str, Any] = {"outcome_code": code, "side": side}
-        if mode == TradeMode.PROBABILITY:
-            target = value / 100
-            outcome = next(o for o in self.outcomes if o.code == code)
-            if Decimal(str(outcome.probability)) < target:
-                request["side"] = Trade.Side.BUY
-            elif market.is_binary:
-                other = next(o for o in self.outcomes if o.code != code)
-                request.update(outcome_code=other.code, side=Trade.Side.BUY)
-                target = 1 - target
-            else:
-                request["side"] = Trade.Side.SELL
-            request["probability"] = str(target)
-        else:
-            request[mode] = str(value)
-        return request
-
-    @staticmethod
-    def fingerprint(request: dict[str, Any]) -> str:
-        return "|".join(f"{key}={request[key]}" for key in sorted(request))[:200]
-
-    def idempotency(self) -> dict[str, Any]:
-        token = self.cleaned_data.get("submission")
-        return {"idempotency_key": f"web:{token}"} if token else {}
-
-    def bounds(self, request: dict[str, Any]) -> dict[str, Any]:
-        """max_cost / min_proceeds from the preview, if the preview was of this very request."""
+    def request_to_execute(self, *, market_id: int) -> TradeRequest:
+        """The request with this form's idempotency key and, if the preview was of this very request, its
+        price as the bound. Which bound applies depends on the side pricing picks (a forecast may buy or
+        sell), so the previewed amount bounds both: what a buy may cost and what a sale must pay."""
+        request: TradeRequest = self.cleaned_data["request"]
         bound = self.cleaned_data.get("bound")
-        if bound is None or self.cleaned_data.get("quoted_for") != self.fingerprint(request):
-            return {}
-        return {"max_cost": bound} if request["side"] == Trade.Side.BUY else {"min_proceeds": bound}
+        if bound is not None and self.cleaned_data.get("quoted_for") == request.fingerprint(market_id=market_id):
+            request = dataclasses.replace(request, max_cost=bound, min_proceeds=bound)
+        token = self.cleaned_data.get("submission")
+        return dataclasses.replace(request, idempotency_key=f"web:{token}") if token else request
 
 
 def _default_close() -> str:
@@ -149,7 +137,7 @@ class MarketCreateForm(forms.Form):
         max_length=500,
         help_text="Optional, in percent, comma-separated, one per outcome (e.g. 30, 70). Default: equal.",
     )
-    liquidity = forms.DecimalField(
+    liquidity = AsciiDecimalFormField(
         initial=Decimal("100"),
         min_value=Decimal("1"),
         max_digits=14,
@@ -173,9 +161,11 @@ class MarketCreateForm(forms.Form):
         if not text:
             return None
         try:
-            return [Decimal(part.strip().rstrip("%")) / 100 for part in text.split(",")]
-        except ArithmeticError:
-            raise forms.ValidationError("Enter percentages separated by commas, e.g. 30, 70.") from None
+            return [ascii_decimal(part.strip().rstrip("%")) / 100 for part in text.split(",")]
+        except (ArithmeticError, ValueError):
+            raise forms.ValidationError(
+                "Enter percentages with the digits 0-9, separated by commas, e.g. 30, 70."
+            ) from None
 
     def clean(self) -> dict[str, Any]:
         cleaned = super().clean() or {}

@@ -1,6 +1,7 @@
 """Factories that build through the services, so every object they make obeys the ledger invariants."""
 
 from datetime import timedelta
+from decimal import Decimal
 from typing import Any
 
 import factory
@@ -10,6 +11,7 @@ from accounts.models import User
 from accounts.services import user_create
 from markets.models import Market
 from markets.services import market_create
+from markets.trade_request import TradeRequest
 
 
 class UserFactory(factory.Factory):
@@ -42,3 +44,14 @@ class MarketFactory(factory.Factory):
     @classmethod
     def _create(cls, model_class: type[Market], *args: Any, **kwargs: Any) -> Market:
         return market_create(**kwargs)
+
+
+def trade_request(outcome: str, side: str | None, **fields: Any) -> TradeRequest:
+    """A TradeRequest from what tests like to write: a string or number for each quantity or bound becomes
+    the Decimal the edge (serializer or form) would have parsed; a key, or None, passes through."""
+    numbers = ("shares", "amount", "probability", "max_cost", "min_proceeds")
+    parsed: dict[str, Any] = {
+        name: (None if value in (None, "") else Decimal(str(value))) if name in numbers else value
+        for name, value in fields.items()
+    }
+    return TradeRequest(outcome=outcome, side=side, **parsed)

@@ -12,6 +12,7 @@ from accounts.models import Account, LedgerTransaction
 from config.core.admin import ReadOnlyAdmin
 from markets.models import Market, Trade
 from markets.services import market_create, trade_execute
+from tests.factories import trade_request
 
 pytestmark = pytest.mark.django_db
 
@@ -28,7 +29,7 @@ def staff_client(client, make_user):
         liquidity=50,
         closes_at=timezone.now() + timedelta(days=3),
     )
-    trade_execute(user=make_user("trader"), market=market, outcome_code="YES", side="buy", amount="5")
+    trade_execute(user=make_user("trader"), market=market, request=trade_request("YES", "buy", amount="5"))
     client.force_login(staff)
     return client
 

@@ -25,6 +25,7 @@ from accounts.services import api_key_create
 from config.wsgi import application
 from markets.models import Market
 from markets.services import market_create, trade_execute
+from tests.factories import trade_request
 
 pytestmark = [pytest.mark.django_db, pytest.mark.usefixtures("isolated_cache")]
 
@@ -79,7 +80,7 @@ def fuzz_world(db, make_user, settings):
     for signal in (request_started, request_finished):
         signal.disconnect(close_old_connections)
     trader = make_user("fuzzer")
-    trade_execute(user=trader, market=market, outcome_code="YES", side="buy", shares="10")
+    trade_execute(user=trader, market=market, request=trade_request("YES", "buy", shares="10"))
     _key, raw_key = api_key_create(user=trader, name="fuzz")
     yield {"Authorization": f"Token {raw_key}"}
     for signal in (request_started, request_finished):

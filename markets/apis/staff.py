@@ -12,6 +12,7 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from accounts.models import User
+from config.core.numbers import AsciiDecimalApiField
 from markets.apis.markets import MarketListApi
 from markets.models import Market, Resolution
 from markets.services import market_create, market_resolve
@@ -35,9 +36,9 @@ class MarketCreateApi(APIView):
         category = serializers.CharField(required=False, allow_blank=True, default="", max_length=50)
         kind = serializers.ChoiceField(choices=Market.Kind.choices)
         outcomes = OutcomeInputSerializer(many=True, required=False, allow_empty=False)
-        liquidity = serializers.DecimalField(max_digits=12, decimal_places=4)
+        liquidity = AsciiDecimalApiField(max_digits=12, decimal_places=4)
         initial_probabilities = serializers.ListField(
-            child=serializers.DecimalField(max_digits=7, decimal_places=6),
+            child=AsciiDecimalApiField(max_digits=7, decimal_places=6),
             required=False,
             allow_empty=False,
             max_length=50,

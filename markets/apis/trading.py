@@ -8,6 +8,7 @@ from rest_framework import serializers, status
 from rest_framework.permissions import IsAuthenticated
 from rest_framework.request import Request
 from rest_framework.response import Response
+from rest_framework.settings import api_settings
 from rest_framework.views import APIView
 
 from accounts.models import User
@@ -22,6 +23,7 @@ from config.core.api import (
     paginated_response,
     paginated_schema,
 )
+from config.core.numbers import AsciiDecimalApiField
 from markets.apis.common import (
     TradeOutputSerializer,
     by_code,
@@ -30,44 +32,74 @@ from markets.apis.common import (
     public_market_or_404,
     snapshot_or_404,
 )
-from markets.errors import MarketClosed
+from markets.errors import InvalidInput, MarketClosed
 from markets.models import Market, Trade
-from markets.pricing import quote_trade
+from markets.pricing import price_trade
 from markets.selectors.prices import snapshot_outcomes
 from markets.selectors.trades import market_trades
-from markets.services import request_fingerprint, trade_execute
+from markets.services import trade_execute
+from markets.trade_request import MAX_PROBABILITY, MIN_PROBABILITY, TradeRequest
 
 SLUG_PARAMETER = OpenApiParameter("slug", str, OpenApiParameter.PATH, description="The market's slug.")
 
 
 def _amount_field(help_text: str) -> serializers.DecimalField:
-    return serializers.DecimalField(
-        max_digits=16, decimal_places=6, required=False, allow_null=True, help_text=help_text
-    )
+    return AsciiDecimalApiField(max_digits=16, decimal_places=6, required=False, allow_null=True, help_text=help_text)
+
+
+FORECAST_HELP = (
+    "Makes `probability` your forecast for `outcome`: the trade moves the price there, whichever way that is. "
+    "Above the current price it buys the outcome; below it, on a two-outcome market it buys the other outcome "
+    "up to 1 - probability (you need not hold shares to disagree), on a larger market it sells the outcome. "
+    "Omit `side`; the response names the outcome and side traded. Needs `probability`."
+)
 
 
 class TradeRequestSerializer(serializers.Serializer):
-    """What to trade: an outcome, a side, and exactly one of shares, amount or probability."""
+    """What to trade: an outcome, a side or a forecast, and exactly one of shares, amount or probability.
+
+    It builds the one TradeRequest (markets.trade_request) that quote and execute take; a request that
+    TradeRequest refuses is a validation error naming the field, like any other."""
 
     outcome = serializers.CharField(max_length=32, help_text="The outcome's code, e.g. YES.")
-    side = serializers.ChoiceField(choices=Trade.Side.choices)
+    side = serializers.ChoiceField(choices=Trade.Side.choices, required=False, help_text="Required unless forecast.")
+    forecast = serializers.BooleanField(required=False, default=False, help_text=FORECAST_HELP)
     shares = _amount_field("Shares to buy or sell.")
     amount = _amount_field("Credits to spend (buy) or to receive (sell).")
-    probability = serializers.FloatField(
+    # A number in the schema, as it always was; strings are accepted too. Any precision: pricing works in floats.
+    probability = AsciiDecimalApiField(
+        max_digits=None,
+        decimal_places=None,
+        coerce_to_string=False,
         required=False,
         allow_null=True,
-        min_value=0.0001,
-        max_value=0.9999,
+        min_value=MIN_PROBABILITY,
+        max_value=MAX_PROBABILITY,
         help_text="Trade until the outcome's probability reaches this (up when buying, down when selling).",
     )
 
     def validate(self, attrs: dict[str, Any]) -> dict[str, Any]:
-        given = [name for name in ("shares", "amount", "probability") if attrs.get(name) is not None]
-        if len(given) != 1:
-            raise serializers.ValidationError(
-                {"shares": ["Give exactly one of shares, amount or probability."]}, code="invalid"
+        forecast = attrs.get("forecast", False)
+        if forecast and attrs.get("side"):
+            raise serializers.ValidationError({"side": ["Give side or forecast, not both."]}, code="invalid")
+        if not forecast and not attrs.get("side"):
+            raise serializers.ValidationError({"side": ["This field is required."]}, code="required")
+        try:
+            request = TradeRequest(
+                outcome=attrs["outcome"],
+                side=None if forecast else attrs["side"],
+                shares=attrs.get("shares"),
+                amount=attrs.get("amount"),
+                probability=attrs.get("probability"),
+                max_cost=attrs.get("max_cost"),
+                min_proceeds=attrs.get("min_proceeds"),
+                idempotency_key=self.context.get("idempotency_key"),
             )
-        return attrs
+        except InvalidInput as error:
+            raise serializers.ValidationError(
+                {error.field or api_settings.NON_FIELD_ERRORS_KEY: [error.message]}, code="invalid"
+            ) from None
+        return {"request": request}
 
 
 class MarketQuoteApi(APIView):
@@ -97,19 +129,16 @@ class MarketQuoteApi(APIView):
     def get(self, request: Request, slug: str) -> Response:
         query = self.InputSerializer(data=request.query_params)
         query.is_valid(raise_exception=True)
+        trade_request: TradeRequest = query.validated_data["request"]
         snapshot = snapshot_or_404(slug)
         market = snapshot["market"]
         if market["status"] != Market.Status.OPEN or market["closes_at"] <= timezone.now():
             raise MarketClosed("This market is closed for trading.")
-        # Priced from the cached maker state with the same function trade_quote and trade_execute use.
-        quote = quote_trade(
+        # Priced from the cached maker state with the same function market_quote and trade_execute use.
+        quote = price_trade(
+            request=trade_request,
             liquidity=snapshot["state"]["liquidity"],
             outcomes=snapshot_outcomes(snapshot),
-            outcome_code=query.validated_data["outcome"],
-            side=query.validated_data["side"],
-            shares=query.validated_data.get("shares"),
-            amount=query.validated_data.get("amount"),
-            probability=query.validated_data.get("probability"),
         )
         codes = [outcome["code"] for outcome in market["outcomes"]]
         data = self.OutputSerializer(
@@ -208,7 +237,14 @@ class MarketTradesApi(APIView):
                 request_only=True,
             ),
             OpenApiExample(
-                "Buy to a forecast", value={"outcome": "YES", "side": "buy", "probability": 0.7}, request_only=True
+                "Buy up to a probability",
+                value={"outcome": "YES", "side": "buy", "probability": 0.7},
+                request_only=True,
+            ),
+            OpenApiExample(
+                "Trade to your forecast, whichever way",
+                value={"outcome": "YES", "forecast": True, "probability": 0.3},
+                request_only=True,
             ),
         ],
         responses={
@@ -217,24 +253,14 @@ class MarketTradesApi(APIView):
         },
     )
     def post(self, request: Request, slug: str) -> Response:
-        body = self.InputSerializer(data=request.data)
+        body = self.InputSerializer(
+            data=request.data, context={"idempotency_key": request.headers.get("Idempotency-Key")}
+        )
         body.is_valid(raise_exception=True)
+        trade_request: TradeRequest = body.validated_data["request"]
         market = public_market_or_404(slug)
         user: User = request.user  # type: ignore[assignment]
-        trade_request = body.validated_data
-        result = trade_execute(
-            user=user,
-            market=market,
-            outcome_code=trade_request["outcome"],
-            side=trade_request["side"],
-            shares=trade_request.get("shares"),
-            amount=trade_request.get("amount"),
-            probability=trade_request.get("probability"),
-            max_cost=trade_request.get("max_cost"),
-            min_proceeds=trade_request.get("min_proceeds"),
-            idempotency_key=request.headers.get("Idempotency-Key"),
-            fingerprint=request_fingerprint({"market": market.pk, **trade_request}),
-        )
+        result = trade_execute(user=user, market=market, request=trade_request)
         trade = market_trades(market_id=market.pk).get(pk=result.trade.pk)
         codes = [outcome.code for outcome in trade.market.outcomes.all()]
         data = self.OutputSerializer(

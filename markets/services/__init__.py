@@ -12,7 +12,7 @@ from markets.services.lifecycle import (
 from markets.services.reconciliation import markets_reconcile, reconciliation_run
 from markets.services.resolution import market_resolve, settlement_enqueue
 from markets.services.settlement import SettlementResult, market_settle, markets_stuck_in_resolving
-from markets.services.trading import TradeResult, request_fingerprint, trade_execute, trade_quote
+from markets.services.trading import TradeResult, market_quote, trade_execute
 
 __all__ = [
     "SettlementResult",
@@ -23,6 +23,7 @@ __all__ = [
     "market_close",
     "market_create",
     "market_open",
+    "market_quote",
     "market_reschedule",
     "market_resolve",
     "market_settle",
@@ -30,8 +31,6 @@ __all__ = [
     "markets_reconcile",
     "markets_stuck_in_resolving",
     "reconciliation_run",
-    "request_fingerprint",
     "settlement_enqueue",
     "trade_execute",
-    "trade_quote",
 ]

@@ -5,7 +5,7 @@ import re
 import uuid
 from collections.abc import Sequence
 from datetime import datetime
-from decimal import Decimal
+from decimal import Decimal, InvalidOperation
 
 from django.contrib.admin.models import CHANGE, LogEntry
 from django.db import transaction
@@ -18,7 +18,6 @@ from markets import lmsr
 from markets.errors import InvalidInput, MarketStateError
 from markets.locks import market_lock, markets_lock
 from markets.models import Market, Outcome, PricePoint
-from markets.pricing import parse_positive_decimal
 from markets.services.changes import market_changed
 
 OUTCOME_CODE = re.compile(r"^[A-Z0-9][A-Z0-9_-]{0,31}$")
@@ -27,6 +26,23 @@ MAX_LIQUIDITY = Decimal("10000000")
 # Paths under /markets/ that are pages, not markets.
 RESERVED_SLUGS = frozenset({"new"})
 BINARY_OUTCOMES = (("YES", "Yes"), ("NO", "No"))
+
+
+def _positive_decimal(value: object, *, field: str, maximum: Decimal) -> Decimal:
+    """A finite, positive number no larger than `maximum`, or InvalidInput naming the field."""
+    if isinstance(value, bool) or value is None:
+        raise InvalidInput("Enter a number.", field=field)
+    try:
+        number = value if isinstance(value, Decimal) else Decimal(str(value).strip())
+    except (InvalidOperation, ValueError):
+        raise InvalidInput("Enter a number.", field=field) from None
+    if not number.is_finite():
+        raise InvalidInput("Enter a finite number.", field=field)
+    if number <= ZERO:
+        raise InvalidInput("Enter a number greater than zero.", field=field)
+    if number > maximum:
+        raise InvalidInput(f"Enter a number no larger than {maximum:,}.", field=field)
+    return number
 
 
 def _validate_probabilities(values: Sequence[object], count: int) -> list[float]:
@@ -96,7 +112,7 @@ def market_create(
         )
     if not all(label.strip() and len(label) <= 120 for _code, label in outcomes):
         raise InvalidInput("Every outcome needs a label of at most 120 characters.", field="outcomes")
-    b = parse_positive_decimal(liquidity, field="liquidity", maximum=MAX_LIQUIDITY).quantize(Decimal("0.0001"))
+    b = _positive_decimal(liquidity, field="liquidity", maximum=MAX_LIQUIDITY).quantize(Decimal("0.0001"))
     if b <= ZERO:
         raise InvalidInput("Liquidity must be positive.", field="liquidity")
     probabilities = _validate_probabilities(initial_probabilities or [1 / len(outcomes)] * len(outcomes), len(outcomes))

@@ -14,7 +14,7 @@ difference in, so every refund is paid in full.
 
 from collections.abc import Sequence
 from datetime import datetime
-from decimal import Decimal, InvalidOperation
+from decimal import Decimal
 
 from celery import current_app
 from django.contrib.auth.models import AnonymousUser
@@ -24,6 +24,7 @@ from django.utils import timezone
 
 from accounts.models import User
 from accounts.money import CREDIT_PLACES, CREDIT_QUANTUM
+from config.core.numbers import ascii_decimal
 from markets.errors import InvalidInput, MarketStateError
 from markets.locks import market_lock
 from markets.models import Market, Outcome, Resolution
@@ -40,9 +41,11 @@ def _split_payouts(values: Sequence[object], count: int) -> list[Decimal]:
     split: list[Decimal] = []
     for value in values:
         try:
-            number = Decimal(str(value).strip())
-        except (InvalidOperation, ValueError):
-            raise InvalidInput("Each share of the split must be a number.", field="split") from None
+            number = ascii_decimal(value)
+        except ValueError:
+            raise InvalidInput(
+                "Each share of the split must be a number written with the digits 0-9, e.g. 0.25.", field="split"
+            ) from None
         if not number.is_finite() or not 0 <= number <= 1:
             raise InvalidInput("Each share of the split is between 0 and 1.", field="split")
         if number != number.quantize(CREDIT_QUANTUM):

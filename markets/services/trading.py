@@ -1,14 +1,13 @@
 """Trading: one service for buys and sells by shares, amount or target probability.
 
-Lock order: the market row, then the wallet row. Locks are held for pricing and writes only,
-inside one short transaction.
+It takes a TradeRequest (markets.trade_request), parsed and checked at the edge, and prices it with
+markets.pricing.price_trade. Lock order: the market row, then the wallet row. Locks are held for pricing
+and writes only, inside one short transaction.
 """
 
-import hashlib
-import json
 from dataclasses import dataclass
 from datetime import datetime
-from decimal import Decimal, InvalidOperation
+from decimal import Decimal
 from typing import TYPE_CHECKING, TypedDict
 
 from django.db import IntegrityError, transaction
@@ -19,19 +18,13 @@ from accounts.models import LedgerTransaction, User
 from accounts.money import ZERO
 from accounts.selectors import user_balance
 from accounts.services import ledger_post, wallet_lock
-from markets.errors import (
-    IdempotencyConflict,
-    InsufficientFunds,
-    InsufficientShares,
-    InvalidInput,
-    MarketClosed,
-    PriceMoved,
-)
+from markets.errors import IdempotencyConflict, InsufficientFunds, InsufficientShares, MarketClosed, PriceMoved
 from markets.locks import market_lock
 from markets.metrics import trade_observed
 from markets.models import IdempotencyKey, Market, Outcome, Position, PricePoint, Trade
-from markets.pricing import MAX_AMOUNT, TradeQuote, parse_positive_decimal, quote_trade
+from markets.pricing import TradeQuote, price_trade
 from markets.services.changes import TradeChange, market_changed
+from markets.trade_request import TradeRequest
 
 if TYPE_CHECKING:
     # A development dependency (django-stubs-ext): for the annotation only.
@@ -52,23 +45,6 @@ class TradeResult:
     position_shares: Decimal
     # True when an idempotency key matched an earlier request and nothing was traded now.
     replayed: bool = False
-
-
-def request_fingerprint(payload: dict[str, object]) -> str:
-    """A stable hash of a trade request body, to tell a retry from a different request."""
-    return hashlib.sha256(json.dumps(payload, sort_keys=True, default=str).encode()).hexdigest()
-
-
-def _parse_bound(value: object, field: str) -> Decimal | None:
-    if value in (None, ""):
-        return None
-    try:
-        Decimal(str(value))
-    except (InvalidOperation, ValueError):
-        raise InvalidInput("Enter a number.", field=field) from None
-    if Decimal(str(value)) == ZERO and field == "min_proceeds":
-        return ZERO
-    return parse_positive_decimal(value, field=field, maximum=MAX_AMOUNT)
 
 
 def _replay(user: User, key: str, fingerprint: str) -> TradeResult | None:
@@ -94,56 +70,22 @@ def trade_execute(
     *,
     user: User,
     market: Market,
-    outcome_code: str,
-    side: str,
-    shares: object = None,
-    amount: object = None,
-    probability: object = None,
-    max_cost: object = None,
-    min_proceeds: object = None,
-    idempotency_key: str | None = None,
-    fingerprint: str | None = None,
+    request: TradeRequest,
     now: datetime | None = None,
 ) -> TradeResult:
-    """Buys or sells one outcome by shares, amount or target probability, all or nothing.
+    """Buys or sells as the request says, all or nothing.
 
-    With an idempotency key, a retry with the same fingerprint returns the first result and a
-    different request under the same key raises IdempotencyConflict.
+    With an idempotency key, a retry of the same request returns the first result and a different
+    request under the same key raises IdempotencyConflict.
     """
-    bound_cost = _parse_bound(max_cost, "max_cost")
-    bound_proceeds = _parse_bound(min_proceeds, "min_proceeds")
-    if idempotency_key is not None and not 0 < len(idempotency_key) <= 255:
-        raise InvalidInput("An Idempotency-Key has 1 to 255 characters.", field="Idempotency-Key")
-    fingerprint = fingerprint or request_fingerprint(
-        {
-            "market": market.pk,
-            "outcome": outcome_code,
-            "side": side,
-            "shares": shares,
-            "amount": amount,
-            "probability": probability,
-            "max_cost": max_cost,
-            "min_proceeds": min_proceeds,
-        }
-    )
+    fingerprint = request.fingerprint(market_id=market.pk)
     try:
-        return _trade_execute_locked(
-            user=user,
-            market_id=market.pk,
-            outcome_code=outcome_code,
-            side=side,
-            quantities={"shares": shares, "amount": amount, "probability": probability},
-            bound_cost=bound_cost,
-            bound_proceeds=bound_proceeds,
-            idempotency_key=idempotency_key,
-            fingerprint=fingerprint,
-            now=now,
-        )
+        return _trade_execute_locked(user=user, market_id=market.pk, request=request, fingerprint=fingerprint, now=now)
     except IntegrityError:
         # The same key raced in from another market's lock: the other request won; report it.
-        if idempotency_key is None:
+        if request.idempotency_key is None:
             raise
-        replay = _replay(user, idempotency_key, fingerprint)
+        replay = _replay(user, request.idempotency_key, fingerprint)
         if replay is None:
             raise
         return replay
@@ -151,17 +93,7 @@ def trade_execute(
 
 @transaction.atomic
 def _trade_execute_locked(
-    *,
-    user: User,
-    market_id: int,
-    outcome_code: str,
-    side: str,
-    quantities: dict[str, object],
-    bound_cost: Decimal | None,
-    bound_proceeds: Decimal | None,
-    idempotency_key: str | None,
-    fingerprint: str,
-    now: datetime | None,
+    *, user: User, market_id: int, request: TradeRequest, fingerprint: str, now: datetime | None
 ) -> TradeResult:
     # One round trip for the market's lock, its escrow (locked later, with the wallet, in id order: `of`
     # keeps the join from locking it now) and the price point the trade follows (see TradeChange).
@@ -173,6 +105,7 @@ def _trade_execute_locked(
             )
         ),
     )
+    idempotency_key = request.idempotency_key
     if idempotency_key is not None:
         replay = _replay(user, idempotency_key, fingerprint)
         if replay is not None:
@@ -183,10 +116,10 @@ def _trade_execute_locked(
     if market.status != Market.Status.OPEN or market.closes_at <= now:
         raise MarketClosed("This market is closed for trading.")
     outcomes = list(market.outcomes.all())
-    quote = quote_trade(
-        liquidity=market.liquidity, outcomes=outcomes, outcome_code=outcome_code, side=side, **quantities
-    )
-    outcome = next(o for o in outcomes if o.code == outcome_code)
+    quote = price_trade(request=request, liquidity=market.liquidity, outcomes=outcomes)
+    # A forecast may trade another outcome or side than the request names: the quote says which.
+    outcome = next(o for o in outcomes if o.code == quote.outcome_code)
+    side = quote.side
     wallet = wallet_lock(user_id=user.pk)
     # All the user's positions in this market (the market lock already serialises them): one tells
     # whether the trade adds a trader to the market, for the cached snapshot's trader count.
@@ -197,6 +130,7 @@ def _trade_execute_locked(
     buying = side == Trade.Side.BUY
 
     if buying:
+        bound_cost = request.max_cost
         if bound_cost is not None and quote.amount > bound_cost:
             raise PriceMoved(
                 f"The price moved: this trade now costs {quote.amount:.2f}, more than your limit of {bound_cost:.2f}.",
@@ -216,6 +150,7 @@ def _trade_execute_locked(
                 f"You hold {held:.2f} shares of {outcome.label}; this sale needs {quote.shares:.2f}.",
                 field="shares",
             )
+        bound_proceeds = request.min_proceeds
         if bound_proceeds is not None and quote.amount < bound_proceeds:
             raise PriceMoved(
                 f"The price moved: this sale now pays {quote.amount:.2f}, "
@@ -282,12 +217,6 @@ def _trade_execute_locked(
     )
 
 
-def trade_quote(*, market: Market, outcome_code: str, side: str, **quantities: object) -> TradeQuote:
-    """What a trade would cost or pay now; writes nothing."""
-    return quote_trade(
-        liquidity=market.liquidity,
-        outcomes=list(market.outcomes.all()),
-        outcome_code=outcome_code,
-        side=side,
-        **quantities,
-    )
+def market_quote(*, market: Market, request: TradeRequest) -> TradeQuote:
+    """What the request would trade on the market as its rows stand now; writes nothing, locks nothing."""
+    return price_trade(request=request, liquidity=market.liquidity, outcomes=list(market.outcomes.all()))

@@ -1,6 +1,6 @@
 """The trade panel: a live preview while typing (htmx) and the trade itself.
 
-Every number comes from markets.services (trade_quote, trade_execute); domain errors become
+Every number comes from markets.services (market_quote, trade_execute); domain errors become
 form errors in plain words. After a trade, htmx swaps the panel and, out of band, the prices,
 the position and the balance, so the page never reloads.
 """
@@ -14,7 +14,7 @@ from accounts.selectors import user_balance
 from config.core.errors import DomainError
 from config.core.http import HtmxHttpRequest
 from markets.forms import TradeForm, add_domain_error
-from markets.services import trade_execute, trade_quote
+from markets.services import market_quote, trade_execute
 from markets.views.market import is_tradeable, market_context, market_or_404
 
 
@@ -28,21 +28,21 @@ def trade_preview_view(request: HttpRequest, slug: str) -> HttpResponse:
     if not is_tradeable(market):
         context["message"] = "This market is closed for trading."
     elif form.is_valid():
-        request_args = form.trade_request(market=market)
+        trade_request = form.cleaned_data["request"]
         try:
-            quote = trade_quote(market=market, **request_args)
+            quote = market_quote(market=market, request=trade_request)
         except DomainError as error:
             context["message"] = error.message
         else:
             traded = next(o for o in outcomes if o.code == quote.outcome_code)
             # A forecast on a binary market may trade the other side; report the side the trader chose.
-            chosen = next(o for o in outcomes if o.code == form.cleaned_data["outcome"])
+            chosen = next(o for o in outcomes if o.code == trade_request.outcome)
             context.update(
                 quote=quote,
                 traded=traded,
                 chosen=chosen,
                 chosen_after=quote.probabilities_after[chosen.index],
-                quoted_for=TradeForm.fingerprint(request_args),
+                quoted_for=trade_request.fingerprint(market_id=market.pk),
                 balance=user_balance(user=request.user) if request.user.is_authenticated else None,
             )
     return render(request, "markets/_trade_preview.html", context)
@@ -57,10 +57,9 @@ def trade_execute_view(request: HtmxHttpRequest, slug: str) -> HttpResponse:
         form.is_valid()
         form.add_error(None, "Log in or sign up to trade.")
     elif form.is_valid():
-        request_args = form.trade_request(market=market)
         try:
             result = trade_execute(
-                user=request.user, market=market, **request_args, **form.bounds(request_args), **form.idempotency()
+                user=request.user, market=market, request=form.request_to_execute(market_id=market.pk)
             )
         except DomainError as error:
             add_domain_error(form, error, TradeForm.FIELD_MAP)

@@ -13,6 +13,7 @@ from accounts.models import ApiKey
 from accounts.services import api_key_create
 from markets.models import Market, Outcome
 from markets.services import market_create, trade_execute
+from tests.factories import trade_request
 
 pytestmark = [pytest.mark.django_db, pytest.mark.usefixtures("isolated_cache")]
 
@@ -123,7 +124,7 @@ def test_me_needs_credentials(path):
 def test_positions_show_value_and_profit(make_user):
     user = make_user("ana")
     market = make_market()
-    trade_execute(user=user, market=market, outcome_code="YES", side="buy", shares="10")
+    trade_execute(user=user, market=market, request=trade_request("YES", "buy", shares="10"))
     client = authed(user)
     body = client.get("/api/v1/me/").json()
     assert body["balance"] == "994.875052"
@@ -143,9 +144,9 @@ def test_positions_show_value_and_profit(make_user):
 def test_my_trades_are_mine_newest_first(make_user):
     user, other = make_user("ana"), make_user("bo")
     market = make_market()
-    trade_execute(user=user, market=market, outcome_code="YES", side="buy", shares="10")
-    trade_execute(user=other, market=market, outcome_code="NO", side="buy", shares="3")
-    trade_execute(user=user, market=market, outcome_code="YES", side="sell", shares="4")
+    trade_execute(user=user, market=market, request=trade_request("YES", "buy", shares="10"))
+    trade_execute(user=other, market=market, request=trade_request("NO", "buy", shares="3"))
+    trade_execute(user=user, market=market, request=trade_request("YES", "sell", shares="4"))
     trades = authed(user).get("/api/v1/me/trades/").json()["results"]
     assert [(t["side"], t["shares"], t["username"]) for t in trades] == [
         ("sell", "4.000000", "ana"),
@@ -159,8 +160,8 @@ def test_my_lists_use_a_constant_number_of_queries(make_user, settings, path):
     user = make_user("ana")
     for index in range(4):
         market = make_market(f"market-{index}")
-        trade_execute(user=user, market=market, outcome_code="YES", side="buy", shares="1")
-        trade_execute(user=user, market=market, outcome_code="NO", side="buy", shares="1")
+        trade_execute(user=user, market=market, request=trade_request("YES", "buy", shares="1"))
+        trade_execute(user=user, market=market, request=trade_request("NO", "buy", shares="1"))
     client = authed(user)
     client.get(path)  # the key's first use records last_used_at; later requests within a minute do not
     counts = []

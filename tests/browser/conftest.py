@@ -11,6 +11,8 @@ from pathlib import Path
 
 import pytest
 
+from tests.factories import trade_request
+
 os.environ["DJANGO_ALLOW_ASYNC_UNSAFE"] = "true"
 
 SCREENSHOTS = Path(__file__).resolve().parents[2] / "test-artifacts" / "screenshots"
@@ -65,6 +67,8 @@ def site(db):
     seed_resolved_market(staff=staff)
     trader = user_create(username="trader", password=PASSWORD)
     for slug, code in (("rutte-nato", "YES"), ("next-nato-sg", "KALLAS")):
-        trade_execute(user=trader, market=Market.objects.get(slug=slug), outcome_code=code, side="buy", amount="30")
+        trade_execute(
+            user=trader, market=Market.objects.get(slug=slug), request=trade_request(code, "buy", amount="30")
+        )
     seed_awaiting_resolution(trader=trader)
     return staff

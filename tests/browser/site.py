@@ -14,6 +14,7 @@ from accounts.services import user_create
 from forecast import services as forecast_services
 from markets.models import Market
 from markets.services import market_create, market_resolve, market_settle, trade_execute
+from tests.factories import trade_request
 
 PASSWORD = "a-long-password-9"
 # axe-core's impacts; the audit fails on these two.
@@ -76,9 +77,7 @@ def seed_markets() -> Market:
         trade_execute(
             user=traders[step % 3],
             market=market,
-            outcome_code=code,
-            side="buy",
-            amount=amount,
+            request=trade_request(code, "buy", amount=amount),
             now=start + timedelta(hours=18 * (step + 1)),
         )
     return rutte
@@ -101,9 +100,7 @@ def seed_resolved_market(*, staff: User) -> Market:
         trade_execute(
             user=User.objects.get(username=username),
             market=market,
-            outcome_code="YES" if step != 1 else "NO",
-            side="buy",
-            amount="20",
+            request=trade_request("YES" if step != 1 else "NO", "buy", amount="20"),
             now=start + timedelta(days=step + 1),
         )
     resolved_at = start + timedelta(days=11)
@@ -130,7 +127,7 @@ def seed_awaiting_resolution(*, trader: User) -> Market:
         now=start,
     )
     trade_execute(
-        user=trader, market=market, outcome_code="YES", side="buy", amount="15", now=start + timedelta(days=2)
+        user=trader, market=market, request=trade_request("YES", "buy", amount="15"), now=start + timedelta(days=2)
     )
     return market
 

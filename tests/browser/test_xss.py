@@ -18,6 +18,7 @@ from playwright.sync_api import expect
 from accounts.services import user_create
 from forecast.services import leaderboards_rebuild, market_score
 from markets.services import market_create, market_resolve, market_settle, trade_execute
+from tests.factories import trade_request
 
 pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
 
@@ -91,7 +92,7 @@ def seed():
         (trader, due, "B", 40),
     ]:
         trade_execute(
-            user=user, market=market, outcome_code=code, side="buy", amount="20", now=now - timedelta(hours=hours)
+            user=user, market=market, request=trade_request(code, "buy", amount="20"), now=now - timedelta(hours=hours)
         )
     resolution_time = now - timedelta(minutes=30)
     market_resolve(

@@ -11,6 +11,7 @@ from django.utils import timezone
 from accounts.models import User
 from markets.models import Market
 from markets.services import market_create, market_resolve, market_settle, trade_execute
+from tests.factories import trade_request
 
 DAY = timedelta(days=1)
 
@@ -104,15 +105,15 @@ def traded_market(make_user):
             closes_at=opens_at + 8 * DAY,
         )
         plan = [
-            ("alice", 1, {"outcome_code": "YES", "side": "buy", "shares": "60"}),
-            ("bob", 3, {"outcome_code": "NO", "side": "buy", "amount": "20"}),
-            ("alice", 5, {"outcome_code": "YES", "side": "sell", "shares": "15"}),
-            ("carol", 6, {"outcome_code": "YES", "side": "buy", "probability": "0.7"}),
-            ("bob", 7, {"outcome_code": "NO", "side": "buy", "shares": "5"}),
+            ("alice", 1, trade_request("YES", "buy", shares="60")),
+            ("bob", 3, trade_request("NO", "buy", amount="20")),
+            ("alice", 5, trade_request("YES", "sell", shares="15")),
+            ("carol", 6, trade_request("YES", "buy", probability="0.7")),
+            ("bob", 7, trade_request("NO", "buy", shares="5")),
         ]
         for name, day, order in plan:
             at = opens_at + day * DAY
-            result = trade_execute(user=traders[name], market=market, now=at, **order)
+            result = trade_execute(user=traders[name], market=market, now=at, request=order)
             scenario.forecasts.append((name, at, list(result.probabilities)))
         return scenario
 

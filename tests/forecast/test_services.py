@@ -15,6 +15,7 @@ from forecast import selectors, services, tasks
 from forecast.models import LeaderboardEntry, MarketCalibration, MarketScore, SiteCalibration
 from markets.models import Market, Payout, Trade
 from markets.services import market_resolve, trade_execute
+from tests.factories import trade_request
 from tests.forecast.conftest import DAY, reference_scores
 
 pytestmark = pytest.mark.django_db
@@ -191,9 +192,7 @@ def test_scoring_queries_do_not_grow_with_the_number_of_traders(traded_market, m
         trade_execute(
             user=make_user(f"extra{index}"),
             market=large.market,
-            outcome_code="YES",
-            side="buy",
-            shares="1",
+            request=trade_request("YES", "buy", shares="1"),
             now=large.opens_at + timedelta(hours=index + 1),
         )
     assert count_queries(large) == count_queries(small)

@@ -10,6 +10,7 @@ from accounts.models import Account, User
 from accounts.money import CREDIT_QUANTUM, ZERO
 from markets.models import Market, Position
 from markets.services import market_create, trade_execute
+from tests.factories import trade_request
 
 
 def open_market(*, slug: str, staff: User, outcomes: int = 2, liquidity: str = "100") -> Market:
@@ -34,11 +35,11 @@ def open_market(*, slug: str, staff: User, outcomes: int = 2, liquidity: str = "
 
 
 def buy(user: User, market: Market, code: str, amount: str) -> None:
-    trade_execute(user=user, market=market, outcome_code=code, side="buy", amount=amount)
+    trade_execute(user=user, market=market, request=trade_request(code, "buy", amount=amount))
 
 
 def sell(user: User, market: Market, code: str, shares: str) -> None:
-    trade_execute(user=user, market=market, outcome_code=code, side="sell", shares=shares)
+    trade_execute(user=user, market=market, request=trade_request(code, "sell", shares=shares))
 
 
 def balances(users: list[User]) -> dict[int, Decimal]:

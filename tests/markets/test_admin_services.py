@@ -14,6 +14,7 @@ from django.utils import timezone
 from accounts.services import ledger_reconcile
 from markets.models import Market, Outcome
 from markets.services import market_create, markets_reconcile, trade_execute
+from tests.factories import trade_request
 
 pytestmark = pytest.mark.django_db
 
@@ -80,7 +81,7 @@ def traded_market(make_user):
         closes_at=timezone.now() + timedelta(days=5),
     )
     for code in ["YES", "YES", "NO", "YES"]:
-        trade_execute(user=make_user(), market=market, outcome_code=code, side="buy", amount="4")
+        trade_execute(user=make_user(), market=market, request=trade_request(code, "buy", amount="4"))
     return market
 
 
@@ -113,7 +114,7 @@ def test_posting_a_new_liquidity_leaves_b_and_the_books_unchanged(client, staff,
     assert list(Outcome.objects.filter(market=traded_market).values_list("pk", "code", "index", "label")) == (
         outcomes_before
     )
-    trade_execute(user=make_user(), market=traded_market, outcome_code="YES", side="buy", amount="50")
+    trade_execute(user=make_user(), market=traded_market, request=trade_request("YES", "buy", amount="50"))
     assert ledger_reconcile() == []
     assert markets_reconcile() == []
 

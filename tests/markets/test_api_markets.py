@@ -11,6 +11,7 @@ from rest_framework.test import APIClient
 from markets.models import Market, Outcome, PricePoint
 from markets.services import market_close, market_create, trade_execute
 from markets.services.price_cache import prices_refresh
+from tests.factories import trade_request
 
 pytestmark = [pytest.mark.django_db, pytest.mark.usefixtures("isolated_cache")]
 
@@ -72,7 +73,7 @@ def test_list_filters_search_and_ordering(client, market, make_user):
         question="Who will be the next NATO Secretary-General?",
         outcomes=[("RUTTE", "Rutte"), ("KALLAS", "Kallas"), ("OTHER", "Other")],
     )
-    trade_execute(user=make_user(), market=other, outcome_code="RUTTE", side="buy", shares="5")
+    trade_execute(user=make_user(), market=other, request=trade_request("RUTTE", "buy", shares="5"))
     market_close(market=market)
 
     assert [r["slug"] for r in client.get("/api/v1/markets/?status=open").json()["results"]] == ["next-nato-chief"]
@@ -112,7 +113,7 @@ def test_list_with_a_forged_cursor_is_a_404_in_the_error_shape(client, market):
 
 
 def test_detail_has_every_field(client, market, make_user):
-    trade_execute(user=make_user(), market=market, outcome_code="YES", side="buy", shares="10")
+    trade_execute(user=make_user(), market=market, request=trade_request("YES", "buy", shares="10"))
     body = client.get("/api/v1/markets/rutte-nato/").json()
     assert body["question"].startswith("Will Mark Rutte")
     assert body["kind"] == "binary"
@@ -147,7 +148,7 @@ def test_detail_revalidates_with_etag_and_last_modified(client, market, make_use
     assert not_modified["ETag"] == etag
 
     with django_capture_on_commit_callbacks(execute=True):
-        trade_execute(user=make_user(), market=market, outcome_code="YES", side="buy", shares="10")
+        trade_execute(user=make_user(), market=market, request=trade_request("YES", "buy", shares="10"))
     changed = client.get("/api/v1/markets/rutte-nato/", HTTP_IF_NONE_MATCH=etag)
     assert changed.status_code == 200
     assert changed["ETag"] != etag
@@ -165,7 +166,7 @@ def test_prices_are_served_from_the_cache_and_refreshed_on_trade_commit(
     assert listed["outcomes"][0]["probability"] == 0.5
 
     with django_capture_on_commit_callbacks(execute=True):
-        trade_execute(user=make_user(), market=market, outcome_code="YES", side="buy", shares="10")
+        trade_execute(user=make_user(), market=market, request=trade_request("YES", "buy", shares="10"))
     fresh = Outcome.objects.get(market=market, code="YES").probability
     assert fresh == pytest.approx(0.524979, abs=1e-6)
     assert client.get("/api/v1/markets/rutte-nato/").json()["outcomes"][0]["probability"] == fresh
@@ -175,7 +176,7 @@ def test_prices_are_served_from_the_cache_and_refreshed_on_trade_commit(
 def test_reads_fall_back_to_the_database_when_redis_is_down(client, market, make_user, settings):
     settings.CACHES = {"default": {**settings.CACHES["default"], "LOCATION": DEAD_REDIS}}
     user = make_user()
-    trade_execute(user=user, market=market, outcome_code="YES", side="buy", shares="10")
+    trade_execute(user=user, market=market, request=trade_request("YES", "buy", shares="10"))
     prices_refresh(market.pk)  # the commit callback must not raise either
 
     detail = client.get("/api/v1/markets/rutte-nato/")
@@ -191,8 +192,8 @@ def test_reads_fall_back_to_the_database_when_redis_is_down(client, market, make
 
 def test_raw_history_lists_every_price_change(client, market, make_user):
     user = make_user()
-    trade_execute(user=user, market=market, outcome_code="YES", side="buy", shares="10")
-    trade_execute(user=user, market=market, outcome_code="NO", side="buy", shares="30")
+    trade_execute(user=user, market=market, request=trade_request("YES", "buy", shares="10"))
+    trade_execute(user=user, market=market, request=trade_request("NO", "buy", shares="30"))
     body = client.get("/api/v1/markets/rutte-nato/history/").json()
     assert body["interval"] == "raw"
     yes, no = body["series"]
@@ -209,7 +210,7 @@ def test_candles_aggregate_each_bucket_and_carry_the_last_price_forward(client, 
     base = datetime(2026, 3, 2, 12, 0, tzinfo=UTC)
     PricePoint.objects.filter(market=market).update(created_at=base)  # the opening point
     for minutes, shares in [(10, "10"), (20, "20"), (130, "5")]:
-        trade_execute(user=user, market=market, outcome_code="YES", side="buy", shares=shares)
+        trade_execute(user=user, market=market, request=trade_request("YES", "buy", shares=shares))
         latest = PricePoint.objects.filter(market=market).latest("id")
         PricePoint.objects.filter(pk=latest.pk).update(created_at=base + timedelta(minutes=minutes))
     points = list(PricePoint.objects.filter(market=market).order_by("created_at"))
@@ -264,8 +265,8 @@ def test_list_query_count_does_not_grow_with_page_size(client, make_user, settin
     user = make_user()
     for index in range(6):
         market = make_market(f"market-{index}")
-        trade_execute(user=user, market=market, outcome_code="YES", side="buy", shares="1")
-        trade_execute(user=user, market=market, outcome_code="NO", side="buy", shares="1")
+        trade_execute(user=user, market=market, request=trade_request("YES", "buy", shares="1"))
+        trade_execute(user=user, market=market, request=trade_request("NO", "buy", shares="1"))
     path = url.format(slug="market-0")
     counts = []
     for size in (1, 6):

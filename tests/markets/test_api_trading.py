@@ -13,6 +13,7 @@ from accounts.models import ApiKey
 from accounts.services import api_key_create, api_key_revoke, wallet_get
 from markets.models import IdempotencyKey, Market, Position, Trade
 from markets.services import market_close, market_create, markets_reconcile, trade_execute
+from tests.factories import trade_request
 
 pytestmark = [pytest.mark.django_db, pytest.mark.usefixtures("isolated_cache")]
 
@@ -87,7 +88,7 @@ def test_quote_by_amount_and_by_probability(market):
 
 
 def test_quote_of_a_sale(market, trader):
-    trade_execute(user=trader, market=market, outcome_code="YES", side="buy", shares="10")
+    trade_execute(user=trader, market=market, request=trade_request("YES", "buy", shares="10"))
     body = APIClient().get(QUOTE, {"outcome": "YES", "side": "sell", "shares": "10"}).json()
     assert Decimal(body["amount"]) < Decimal("5.124948")
     assert body["probabilities_after"]["YES"] == pytest.approx(0.5, abs=1e-9)
@@ -122,6 +123,56 @@ def test_quote_of_an_unknown_market_is_404():
     assert_error(APIClient().get("/api/v1/markets/nope/quote/?outcome=YES&side=buy&shares=1"), 404, "not_found")
 
 
+def test_a_forecast_above_the_price_buys_the_outcome_up_to_it(market):
+    body = APIClient().get(QUOTE, {"outcome": "YES", "forecast": "true", "probability": "0.7"}).json()
+    assert (body["outcome"], body["side"]) == ("YES", "buy")
+    assert body["probabilities_after"]["YES"] == pytest.approx(0.7, abs=1e-4)
+
+
+def test_a_forecast_below_the_price_buys_the_other_outcome_on_a_binary_market(api, market, trader):
+    """The website's "my forecast is 30%" without holding YES: it buys NO until YES is at 30%."""
+    quote = APIClient().get(QUOTE, {"outcome": "YES", "forecast": "true", "probability": "0.3"}).json()
+    assert (quote["outcome"], quote["side"]) == ("NO", "buy")
+    assert quote["probabilities_after"]["YES"] == pytest.approx(0.3, abs=1e-4)
+    response = api.post(TRADES, {"outcome": "YES", "forecast": True, "probability": "0.3"}, format="json")
+    assert response.status_code == 201, response.content
+    body = response.json()
+    assert (body["trade"]["outcome"], body["trade"]["side"]) == ("NO", "buy")
+    assert body["position"]["outcome"] == "NO"
+    assert body["probabilities"]["YES"] == pytest.approx(0.3, abs=1e-4)
+    assert markets_reconcile() == []
+
+
+def test_a_forecast_below_the_price_sells_on_a_larger_market(api, trader):
+    market = market_create(
+        slug="nato",
+        question="Who will be the next NATO Secretary-General?",
+        kind=Market.Kind.MULTIPLE,
+        outcomes=[("RUTTE", "Rutte"), ("KALLAS", "Kallas"), ("OTHER", "Other")],
+        liquidity=100,
+        closes_at=timezone.now() + timedelta(days=30),
+    )
+    trade_execute(user=trader, market=market, request=trade_request("RUTTE", "buy", shares="50"))
+    body = {"outcome": "RUTTE", "forecast": True, "probability": "0.4", "min_proceeds": "1"}
+    response = api.post("/api/v1/markets/nato/trades/", body, format="json")
+    assert response.status_code == 201, response.content
+    assert response.json()["trade"]["side"] == "sell"
+    assert response.json()["probabilities"]["RUTTE"] == pytest.approx(0.4, abs=1e-4)
+
+
+@pytest.mark.parametrize(
+    ("query", "field"),
+    [
+        ({"outcome": "YES", "forecast": "true", "side": "buy", "probability": "0.7"}, "side"),  # one or the other
+        ({"outcome": "YES", "forecast": "true", "shares": "3"}, "side"),  # a forecast is a probability
+        ({"outcome": "YES", "probability": "0.7"}, "side"),  # no side and no forecast
+    ],
+)
+def test_a_forecast_is_a_probability_without_a_side(market, query, field):
+    error = assert_error(APIClient().get(QUOTE, query), 400, "invalid")
+    assert field in error["fields"]
+
+
 # Trades
 
 
@@ -144,7 +195,7 @@ def test_buy_returns_the_trade_balance_and_position_and_writes_them(api, market,
 
 
 def test_sell_by_amount_with_min_proceeds(api, market, trader):
-    trade_execute(user=trader, market=market, outcome_code="YES", side="buy", shares="20")
+    trade_execute(user=trader, market=market, request=trade_request("YES", "buy", shares="20"))
     response = api.post(
         TRADES, {"outcome": "YES", "side": "sell", "amount": "2", "min_proceeds": "1.99"}, format="json"
     )
@@ -273,8 +324,8 @@ def test_throttling_fails_open_when_redis_is_down(api, market, trader, settings)
 
 
 def test_public_trade_list(api, market, trader):
-    trade_execute(user=trader, market=market, outcome_code="YES", side="buy", shares="10")
-    trade_execute(user=trader, market=market, outcome_code="NO", side="buy", shares="4")
+    trade_execute(user=trader, market=market, request=trade_request("YES", "buy", shares="10"))
+    trade_execute(user=trader, market=market, request=trade_request("NO", "buy", shares="4"))
     body = APIClient().get(TRADES).json()
     assert [(t["outcome"], t["shares"], t["username"]) for t in body["results"]] == [
         ("NO", "4.000000", "ana"),
@@ -304,6 +355,14 @@ def test_the_same_key_with_another_body_is_409(api, market, trader):
     conflict = api.post(
         TRADES, {"outcome": "YES", "side": "buy", "shares": "11"}, format="json", HTTP_IDEMPOTENCY_KEY="order-2"
     )
+    assert_error(conflict, 409, "idempotency_conflict")
+    assert Trade.objects.count() == 1
+
+
+def test_a_bound_is_part_of_the_request_under_a_key(api, market, trader):
+    body = {"outcome": "YES", "side": "buy", "shares": "10"}
+    api.post(TRADES, body, format="json", HTTP_IDEMPOTENCY_KEY="order-3")
+    conflict = api.post(TRADES, {**body, "max_cost": "6"}, format="json", HTTP_IDEMPOTENCY_KEY="order-3")
     assert_error(conflict, 409, "idempotency_conflict")
     assert Trade.objects.count() == 1
 

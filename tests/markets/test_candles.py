@@ -16,6 +16,7 @@ from config.celery import app as celery_app
 from markets.models import Market, PriceCandle, PriceCandleWatermark, PricePoint
 from markets.selectors.prices import BUCKET_ORIGIN, INTERVALS, price_candles
 from markets.services import candles_roll_up, market_create, trade_execute
+from tests.factories import trade_request
 
 pytestmark = pytest.mark.django_db
 
@@ -279,13 +280,15 @@ def test_a_second_run_changes_nothing():
 def test_trades_after_a_roll_up_are_rolled_up_by_the_next(make_user):
     market = open_market("traded", 2)
     user = make_user()
-    trade_execute(user=user, market=market, outcome_code="YES", side="buy", shares="10", now=BASE + timedelta(hours=1))
+    trade_execute(
+        user=user, market=market, request=trade_request("YES", "buy", shares="10"), now=BASE + timedelta(hours=1)
+    )
     now = BASE + timedelta(days=1)
     candles_roll_up(now=now)
     before = candle_rows()
     # A trade dated in the past (as demo data does) lands in the hour and the day already rolled up.
     trade_execute(
-        user=user, market=market, outcome_code="NO", side="buy", shares="25", now=BASE + timedelta(minutes=35)
+        user=user, market=market, request=trade_request("NO", "buy", shares="25"), now=BASE + timedelta(minutes=35)
     )
     day = datetime(2026, 3, 2, tzinfo=UTC)
     windows = [(interval, day, day + timedelta(days=1)) for interval in INTERVALS]

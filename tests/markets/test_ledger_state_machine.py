@@ -41,6 +41,7 @@ from markets.errors import (
 )
 from markets.models import Market, Outcome, Position, PricePoint, Trade
 from markets.services import market_close, market_create, markets_reconcile, trade_execute
+from tests.factories import trade_request
 
 # What a trader may legitimately be told; anything else (a 500, an IntegrityError) fails the test.
 EXPECTED_REFUSALS = (InvalidInput, InsufficientFunds, InsufficientShares, PriceMoved, MarketClosed)
@@ -187,13 +188,15 @@ class LedgerMachine(RuleBasedStateMachine):
             result = trade_execute(
                 user=user,
                 market=market,
-                outcome_code=code,
-                side=side,
-                shares=quantity.get("shares"),
-                amount=quantity.get("amount"),
-                probability=quantity.get("probability"),
-                max_cost=bound if side == "buy" else None,
-                min_proceeds=bound if side == "sell" else None,
+                request=trade_request(
+                    code,
+                    side,
+                    shares=quantity.get("shares"),
+                    amount=quantity.get("amount"),
+                    probability=quantity.get("probability"),
+                    max_cost=bound if side == "buy" else None,
+                    min_proceeds=bound if side == "sell" else None,
+                ),
                 now=self.now,
             )
         except EXPECTED_REFUSALS as error:
@@ -225,9 +228,7 @@ class LedgerMachine(RuleBasedStateMachine):
             trade_execute(
                 user=user,
                 market=market,
-                outcome_code="YES" if market.is_binary else "O0",
-                side=side,
-                shares="1",
+                request=trade_request("YES" if market.is_binary else "O0", side, shares="1"),
                 now=self.now + timedelta(days=8),
             )
         assert snapshot() == before
@@ -254,9 +255,7 @@ class LedgerMachine(RuleBasedStateMachine):
             result = trade_execute(
                 user=user,
                 market=market,
-                outcome_code=position.outcome.code,
-                side="sell",
-                shares=position.shares,
+                request=trade_request(position.outcome.code, "sell", shares=position.shares),
                 now=self.now,
             )
         except (MarketClosed, InvalidInput):

@@ -12,6 +12,7 @@ from markets import cache as price_cache
 from markets.models import Market
 from markets.selectors.prices import market_snapshot, market_snapshot_build
 from markets.services import market_create, trade_execute
+from tests.factories import trade_request
 
 pytestmark = [pytest.mark.django_db, pytest.mark.usefixtures("isolated_cache")]
 
@@ -37,9 +38,9 @@ def rebuilt_from_database(queries):
     return any('"markets_resolution"' in query["sql"] for query in queries.captured_queries)
 
 
-def trade(django_capture_on_commit_callbacks, **arguments):
+def trade(django_capture_on_commit_callbacks, *, user, market, outcome_code, side, now=None, **quantities):
     with django_capture_on_commit_callbacks(execute=True):
-        return trade_execute(**arguments)
+        return trade_execute(user=user, market=market, request=trade_request(outcome_code, side, **quantities), now=now)
 
 
 def test_snapshot_after_each_trade_equals_a_database_rebuild(market, make_user, django_capture_on_commit_callbacks):

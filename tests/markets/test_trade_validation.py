@@ -1,4 +1,5 @@
-"""Bad input to the trading and market services: refused with InvalidInput naming the field, nothing written."""
+"""Bad input to the trade request, the trading and market services: refused with InvalidInput naming the field,
+nothing written."""
 
 from datetime import timedelta
 from decimal import Decimal
@@ -10,7 +11,7 @@ from accounts.models import Account, LedgerEntry, LedgerTransaction
 from markets.errors import InvalidInput
 from markets.models import IdempotencyKey, Market, Outcome, Position, PricePoint, Trade
 from markets.services import market_create, trade_execute
-from tests.factories import MarketFactory
+from tests.factories import MarketFactory, trade_request
 
 pytestmark = pytest.mark.django_db
 
@@ -48,10 +49,12 @@ def market():
 def trader(make_user, market):
     """A trader holding 10 YES shares, so sells have something to refuse against."""
     user = make_user()
-    trade_execute(user=user, market=market, outcome_code="YES", side="buy", shares="10")
+    trade_execute(user=user, market=market, request=trade_request("YES", "buy", shares="10"))
     return user
 
 
+# Numbers that are numbers: text that is not one ("abc", "12,5", full-width digits) never becomes a TradeRequest; the
+# serializer and the form refuse it (tests/markets/test_ascii_numbers.py).
 BAD_TRADES: list[tuple[str, dict[str, object]]] = [
     # (field named in the error, the request)
     ("shares", {"shares": "-1"}),
@@ -64,17 +67,12 @@ BAD_TRADES: list[tuple[str, dict[str, object]]] = [
     ("shares", {"shares": "1e30"}),
     ("shares", {"shares": "1000000001"}),
     ("shares", {"shares": "0.0000001"}),  # rounds down to no share at all
-    ("shares", {"shares": "abc"}),
-    ("shares", {"shares": "   "}),
-    ("shares", {"shares": True}),
-    ("shares", {"shares": [1]}),
     ("amount", {"amount": "-5"}),
     ("amount", {"amount": "0"}),
     ("amount", {"amount": "NaN"}),
     ("amount", {"amount": "Infinity"}),
     ("amount", {"amount": "1e999"}),
     ("amount", {"amount": "0.0000001"}),
-    ("amount", {"amount": "12,5"}),
     ("probability", {"probability": "0"}),
     ("probability", {"probability": "1"}),
     ("probability", {"probability": "-0.2"}),
@@ -82,7 +80,6 @@ BAD_TRADES: list[tuple[str, dict[str, object]]] = [
     ("probability", {"probability": "nan"}),
     ("probability", {"probability": "inf"}),
     ("probability", {"probability": "0.00001"}),  # inside (0, 1) but beyond the 0.01% floor
-    ("probability", {"probability": "fifty"}),
     ("probability", {"probability": "0.3"}),  # buying cannot lower YES from 52% to 30%
     # Exactly one quantity: none, two or three at once are refused before anything is priced.
     ("shares", {}),
@@ -95,7 +92,6 @@ BAD_TRADES: list[tuple[str, dict[str, object]]] = [
     ("max_cost", {"shares": "1", "max_cost": "0"}),
     ("max_cost", {"shares": "1", "max_cost": "NaN"}),
     ("max_cost", {"shares": "1", "max_cost": "inf"}),
-    ("max_cost", {"shares": "1", "max_cost": "cheap"}),
     ("max_cost", {"shares": "1", "max_cost": "1e40"}),
     ("min_proceeds", {"shares": "1", "min_proceeds": "-1"}),
     ("min_proceeds", {"shares": "1", "min_proceeds": "NaN"}),
@@ -106,7 +102,7 @@ BAD_TRADES: list[tuple[str, dict[str, object]]] = [
 def test_a_bad_buy_is_refused_naming_the_field_and_writes_nothing(market, trader, field, request_):
     before = rows()
     with pytest.raises(InvalidInput) as error:
-        trade_execute(user=trader, market=market, outcome_code="YES", side="buy", **request_)
+        trade_execute(user=trader, market=market, request=trade_request("YES", "buy", **request_))
     assert error.value.field == field, error.value.message
     assert error.value.message
     assert rows() == before
@@ -126,7 +122,7 @@ def test_a_bad_buy_is_refused_naming_the_field_and_writes_nothing(market, trader
 def test_a_bad_sell_is_refused_naming_the_field_and_writes_nothing(market, trader, field, request_):
     before = rows()
     with pytest.raises(InvalidInput) as error:
-        trade_execute(user=trader, market=market, outcome_code="YES", side="sell", **request_)
+        trade_execute(user=trader, market=market, request=trade_request("YES", "sell", **request_))
     assert error.value.field == field, error.value.message
     assert rows() == before
 
@@ -135,7 +131,7 @@ def test_a_bad_sell_is_refused_naming_the_field_and_writes_nothing(market, trade
 def test_a_wrong_side_is_refused(market, trader, side):
     before = rows()
     with pytest.raises(InvalidInput) as error:
-        trade_execute(user=trader, market=market, outcome_code="YES", side=side, shares="1")
+        trade_execute(user=trader, market=market, request=trade_request("YES", side, shares="1"))
     assert error.value.field == "side"
     assert rows() == before
 
@@ -144,7 +140,7 @@ def test_a_wrong_side_is_refused(market, trader, side):
 def test_an_unknown_outcome_is_refused(market, trader, code):
     before = rows()
     with pytest.raises(InvalidInput) as error:
-        trade_execute(user=trader, market=market, outcome_code=code, side="buy", shares="1")
+        trade_execute(user=trader, market=market, request=trade_request(code, "buy", shares="1"))
     assert error.value.field == "outcome"
     assert rows() == before
 
@@ -153,7 +149,7 @@ def test_an_unknown_outcome_is_refused(market, trader, code):
 def test_a_bad_idempotency_key_is_refused(market, trader, key):
     before = rows()
     with pytest.raises(InvalidInput) as error:
-        trade_execute(user=trader, market=market, outcome_code="YES", side="buy", shares="1", idempotency_key=key)
+        trade_execute(user=trader, market=market, request=trade_request("YES", "buy", shares="1", idempotency_key=key))
     assert error.value.field == "Idempotency-Key"
     assert rows() == before
 
@@ -162,8 +158,8 @@ def test_a_good_trade_after_refusals_still_works(market, trader):
     """The refusals leave the market usable: nothing half-written blocks the next trade."""
     for bad in ["-1", "0", "NaN", "inf", "1e30"]:
         with pytest.raises(InvalidInput):
-            trade_execute(user=trader, market=market, outcome_code="YES", side="buy", shares=bad)
-    result = trade_execute(user=trader, market=market, outcome_code="YES", side="buy", amount="5")
+            trade_execute(user=trader, market=market, request=trade_request("YES", "buy", shares=bad))
+    result = trade_execute(user=trader, market=market, request=trade_request("YES", "buy", amount="5"))
     assert result.trade.amount <= Decimal("5")
 
 

@@ -23,6 +23,7 @@ from accounts.services import user_create
 from markets.errors import InsufficientFunds, InsufficientShares
 from markets.models import Market, Outcome, Position, Trade
 from markets.services import market_create, markets_reconcile, trade_execute
+from tests.factories import trade_request
 
 pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.slow]
 
@@ -71,10 +72,7 @@ def _trader(*, seed: int, user: User, markets: list[Market], barrier: threading.
                 result = trade_execute(
                     user=user,
                     market=market,
-                    outcome_code=code,
-                    side=side,
-                    shares=quantity.get("shares"),
-                    amount=quantity.get("amount"),
+                    request=trade_request(code, side, shares=quantity.get("shares"), amount=quantity.get("amount")),
                 )
             except EXPECTED as error:
                 with seen.lock:

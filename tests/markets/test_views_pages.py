@@ -11,6 +11,7 @@ from django.utils import timezone
 
 from markets.models import Market, Resolution
 from markets.services import market_close, market_create, trade_execute
+from tests.factories import trade_request
 
 pytestmark = pytest.mark.django_db
 
@@ -43,7 +44,7 @@ def _clear_cache():
 
 def test_list_shows_markets_with_probability_change_and_volume(client, make_user):
     market = make_market("rutte", question="Will Mark Rutte be appointed NATO Secretary-General?")
-    trade_execute(user=make_user(), market=market, outcome_code="YES", side="buy", amount="50")
+    trade_execute(user=make_user(), market=market, request=trade_request("YES", "buy", amount="50"))
     make_market("next-sg", kind="multiple", question="Who will be the next NATO Secretary-General?")
     response = client.get("/")
     assert response.status_code == 200
@@ -80,8 +81,8 @@ def test_list_sorts_and_ignores_bad_parameters(client, make_user):
     small = make_market("small", question="Small volume?")
     big = make_market("big", question="Big volume?")
     user = make_user()
-    trade_execute(user=user, market=big, outcome_code="YES", side="buy", amount="200")
-    trade_execute(user=user, market=small, outcome_code="YES", side="buy", amount="5")
+    trade_execute(user=user, market=big, request=trade_request("YES", "buy", amount="200"))
+    trade_execute(user=user, market=small, request=trade_request("YES", "buy", amount="5"))
     body = client.get("/?sort=volume").content.decode()
     assert body.index("Big volume?") < body.index("Small volume?")
     body = client.get("/?sort=newest").content.decode()
@@ -111,13 +112,13 @@ def test_list_query_count_does_not_grow_with_markets(client, make_user, django_a
     user = make_user()
     for index in range(3):
         market = make_market(f"few-{index}", kind="multiple" if index % 2 else "binary")
-        trade_execute(user=user, market=market, outcome_code=market.outcomes.first().code, side="buy", amount="5")
+        trade_execute(user=user, market=market, request=trade_request(market.outcomes.first().code, "buy", amount="5"))
     client.force_login(user)
     with django_assert_max_num_queries(10) as few:
         assert client.get("/").status_code == 200
     for index in range(15):
         market = make_market(f"many-{index}", kind="multiple" if index % 2 else "binary")
-        trade_execute(user=user, market=market, outcome_code=market.outcomes.first().code, side="buy", amount="5")
+        trade_execute(user=user, market=market, request=trade_request(market.outcomes.first().code, "buy", amount="5"))
     with django_assert_max_num_queries(10) as many:
         assert client.get("/").status_code == 200
     assert len(many.captured_queries) == len(few.captured_queries)
@@ -135,7 +136,7 @@ def test_drafts_are_hidden_from_visitors_and_shown_to_staff(client, make_user):
 def test_market_page_shows_question_criteria_prices_trades_and_position(client, make_user):
     market = make_market("rutte", question="Will Mark Rutte be appointed NATO Secretary-General?")
     user = make_user("alice")
-    trade_execute(user=user, market=market, outcome_code="YES", side="buy", amount="100")
+    trade_execute(user=user, market=market, request=trade_request("YES", "buy", amount="100"))
     client.force_login(user)
     response = client.get("/markets/rutte/")
     assert response.status_code == 200
@@ -186,13 +187,13 @@ def test_market_page_shows_the_resolution(client, make_user):
 def test_market_page_query_count_does_not_grow(client, make_user, django_assert_max_num_queries):
     market = make_market("rutte")
     user = make_user()
-    trade_execute(user=user, market=market, outcome_code="YES", side="buy", amount="10")
+    trade_execute(user=user, market=market, request=trade_request("YES", "buy", amount="10"))
     client.force_login(user)
     with django_assert_max_num_queries(16) as few:
         assert client.get("/markets/rutte/").status_code == 200
     for _ in range(10):
-        trade_execute(user=make_user(), market=market, outcome_code="NO", side="buy", amount="3")
-        trade_execute(user=user, market=market, outcome_code="NO", side="buy", amount="1")
+        trade_execute(user=make_user(), market=market, request=trade_request("NO", "buy", amount="3"))
+        trade_execute(user=user, market=market, request=trade_request("NO", "buy", amount="1"))
     cache.clear()
     with django_assert_max_num_queries(16) as many:
         assert client.get("/markets/rutte/").status_code == 200
@@ -201,7 +202,7 @@ def test_market_page_query_count_does_not_grow(client, make_user, django_assert_
 
 def test_chart_ranges(client, make_user):
     market = make_market("rutte")
-    trade_execute(user=make_user(), market=market, outcome_code="YES", side="buy", amount="10")
+    trade_execute(user=make_user(), market=market, request=trade_request("YES", "buy", amount="10"))
     for key in ("1d", "1w", "1m", "all", "bogus"):
         response = client.get(f"/markets/rutte/live/?range={key}")
         assert response.status_code == 200
@@ -218,7 +219,7 @@ def test_live_fragment_is_cached_until_the_next_trade(client, make_user, django_
     with django_assert_max_num_queries(1):
         response = client.get("/markets/rutte/live/")
     assert b"50.0%" in response.content
-    trade_execute(user=make_user(), market=market, outcome_code="YES", side="buy", amount="50")
+    trade_execute(user=make_user(), market=market, request=trade_request("YES", "buy", amount="50"))
     market.refresh_from_db()
     new_price = market.outcomes.get(code="YES").probability
     assert f"{new_price * 100:.1f}%".encode() in client.get("/markets/rutte/live/").content
@@ -250,8 +251,8 @@ def test_portfolio_requires_login(client):
 def test_portfolio_shows_balance_positions_profit_and_history(client, make_user):
     user = make_user()
     market = make_market("rutte", question="Rutte question?")
-    trade_execute(user=user, market=market, outcome_code="YES", side="buy", amount="100")
-    trade_execute(user=user, market=market, outcome_code="YES", side="sell", shares="50")
+    trade_execute(user=user, market=market, request=trade_request("YES", "buy", amount="100"))
+    trade_execute(user=user, market=market, request=trade_request("YES", "sell", shares="50"))
     client.force_login(user)
     response = client.get("/portfolio/")
     assert response.status_code == 200
@@ -273,7 +274,7 @@ def test_portfolio_shows_balance_positions_profit_and_history(client, make_user)
 def test_portfolio_shows_resolved_markets_with_payout_hook(client, make_user):
     user = make_user()
     market = make_market("rutte", question="Resolved question?")
-    trade_execute(user=user, market=market, outcome_code="YES", side="buy", amount="10")
+    trade_execute(user=user, market=market, request=trade_request("YES", "buy", amount="10"))
     Market.objects.filter(pk=market.pk).update(status=Market.Status.RESOLVED)
     client.force_login(user)
     response = client.get("/portfolio/")
@@ -287,12 +288,12 @@ def test_portfolio_query_count_does_not_grow_with_positions(client, make_user, d
     user = make_user()
     client.force_login(user)
     first = make_market("m-0")
-    trade_execute(user=user, market=first, outcome_code="YES", side="buy", amount="5")
+    trade_execute(user=user, market=first, request=trade_request("YES", "buy", amount="5"))
     with django_assert_max_num_queries(12) as few:
         assert client.get("/portfolio/").status_code == 200
     for index in range(1, 12):
         market = make_market(f"m-{index}")
-        trade_execute(user=user, market=market, outcome_code="YES", side="buy", amount="5")
+        trade_execute(user=user, market=market, request=trade_request("YES", "buy", amount="5"))
         if index % 3 == 0:
             Market.objects.filter(pk=market.pk).update(status=Market.Status.RESOLVED)
     Market.objects.filter(pk=first.pk).update(status=Market.Status.RESOLVED)

@@ -11,6 +11,7 @@ from django.utils import timezone
 from accounts.models import Account
 from markets.models import Market, Position, Trade
 from markets.services import market_close, trade_execute
+from tests.factories import trade_request
 from tests.markets.test_views_pages import make_market
 
 pytestmark = pytest.mark.django_db
@@ -137,7 +138,7 @@ def test_buy_by_forecast_moves_the_price_there(client, market, trader):
 
 
 def test_sell_part_of_a_position(client, market, trader):
-    trade_execute(user=trader, market=market, outcome_code="YES", side="buy", shares="40")
+    trade_execute(user=trader, market=market, request=trade_request("YES", "buy", shares="40"))
     response = client.post(
         "/markets/rutte/trade/", {"outcome": "YES", "side": "sell", "mode": "shares", "value": "15"}, **HTMX
     )
@@ -212,7 +213,7 @@ def test_price_moved_past_the_previewed_bound_is_refused(client, market, trader,
     preview = client.get("/markets/rutte/trade/preview/", params)
     quoted_for = preview.context["quoted_for"]
     bound = preview.context["quote"].amount
-    trade_execute(user=make_user(), market=market, outcome_code="YES", side="buy", amount="200")
+    trade_execute(user=make_user(), market=market, request=trade_request("YES", "buy", amount="200"))
     response = client.post("/markets/rutte/trade/", {**params, "bound": str(bound), "quoted_for": quoted_for}, **HTMX)
     body = response.content.decode()
     assert "The price moved" in body

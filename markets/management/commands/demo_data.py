@@ -22,7 +22,8 @@ from accounts.errors import DomainError
 from accounts.models import User
 from accounts.services import user_create, wallet_get
 from markets.models import Market, Trade
-from markets.services import market_close, market_create, markets_reconcile, trade_execute, trade_quote
+from markets.services import market_close, market_create, market_quote, markets_reconcile, trade_execute
+from markets.trade_request import TradeRequest
 
 DEMO_USERS = ("alice", "bob", "carol", "dave", "erin", "frank", "grace", "heidi")
 ADMIN_USERNAME = "admin"
@@ -376,7 +377,9 @@ class Command(BaseCommand):
         code, target = codes[index], min(max(belief[index], 0.01), 0.98)
         # Nobody trades past their own belief: the trade that moves the price there is the most they do.
         try:
-            full = trade_quote(market=market, outcome_code=code, side=side, probability=f"{target:.4f}")
+            full = market_quote(
+                market=market, request=TradeRequest(outcome=code, side=side, probability=Decimal(f"{target:.4f}"))
+            )
         except DomainError as error:
             tally.refuse(error)
             return
@@ -385,9 +388,9 @@ class Command(BaseCommand):
         if side == Trade.Side.SELL and full.shares > held:
             # Selling down to their belief would take more than they hold: they sell some of what they have.
             style, full = 1.0, replace(full, shares=held)
-        request: dict[str, Decimal | str | None] = {"shares": None, "amount": None, "probability": None}
+        request: dict[str, Decimal | None] = {"shares": None, "amount": None, "probability": None}
         if style < 0.3:
-            request["probability"] = f"{prices[index] + (target - prices[index]) * share:.4f}"
+            request["probability"] = Decimal(f"{prices[index] + (target - prices[index]) * share:.4f}")
         elif style < 0.65:
             spend = float(full.amount) * share
             if side == Trade.Side.BUY:
@@ -400,7 +403,9 @@ class Command(BaseCommand):
         # Traders who name a quantity in shares usually set a price limit, as the website suggests.
         if request["shares"] is not None and rng.random() < 0.5:
             try:
-                quote = trade_quote(market=market, outcome_code=code, side=side, shares=request["shares"])
+                quote = market_quote(
+                    market=market, request=TradeRequest(outcome=code, side=side, shares=request["shares"])
+                )
             except DomainError as error:
                 tally.refuse(error)
                 return
@@ -409,18 +414,16 @@ class Command(BaseCommand):
             else:
                 bound["min_proceeds"] = (quote.amount * Decimal("0.98")).quantize(CENT, rounding=ROUND_DOWN)
         try:
-            trade_execute(
-                user=trader,
-                market=market,
-                outcome_code=code,
+            trade_request = TradeRequest(
+                outcome=code,
                 side=side,
                 shares=request["shares"],
                 amount=request["amount"],
                 probability=request["probability"],
                 max_cost=bound["max_cost"],
                 min_proceeds=bound["min_proceeds"],
-                now=at,
             )
+            trade_execute(user=trader, market=market, request=trade_request, now=at)
         except DomainError as error:
             tally.refuse(error)
             return
