@@ -33,6 +33,8 @@ from prometheus_client import (
 from prometheus_client.core import GaugeMetricFamily, Metric
 from prometheus_client.multiprocess import MultiProcessCollector
 
+from config.core.client_address import client_address
+
 logger = logging.getLogger(__name__)
 
 MULTIPROCESS_DIR_ENV = "PROMETHEUS_MULTIPROC_DIR"
@@ -176,19 +178,20 @@ def _worker_exporter(**_: object) -> None:
     logger.info("worker metrics on http://%s:%d/metrics", settings.WORKER_METRICS_ADDRESS, port)
 
 
-def _address_allowed(address: str, networks: Iterable[str]) -> bool:
-    try:
-        client = ipaddress.ip_address(address)
-    except ValueError:
+def _address_allowed(address: str | None, networks: Iterable[str]) -> bool:
+    if address is None:
         return False
+    client = ipaddress.ip_address(address)
     return any(client in ipaddress.ip_network(network, strict=False) for network in networks)
 
 
 def metrics_access(request: HttpRequest) -> int:
     """200 when the scraper may read /metrics, 403 when it may not, 404 when /metrics is switched off.
 
-    Off unless METRICS_ALLOWED_ADDRESSES or METRICS_BEARER_TOKEN is set. The address is the connection's own
-    (REMOTE_ADDR), never a forwarded one: Prometheus scrapes each process directly, and a header is easy to forge.
+    Off unless METRICS_ALLOWED_ADDRESSES or METRICS_BEARER_TOKEN is set. The address is the client's by the one
+    rule of config/core/client_address.py: the socket's, or behind API_NUM_PROXIES proxies the one they
+    forwarded. So a request that came in through the proxy is judged by its real client, not by the proxy's
+    (internal, likely allowed) address, and a client cannot forge its way in with X-Forwarded-For.
     """
     token: str = settings.METRICS_BEARER_TOKEN
     networks: list[str] = settings.METRICS_ALLOWED_ADDRESSES
@@ -196,7 +199,7 @@ def metrics_access(request: HttpRequest) -> int:
         return 404
     if token and hmac.compare_digest(request.headers.get("Authorization", "").encode(), f"Bearer {token}".encode()):
         return 200
-    if networks and _address_allowed(request.META.get("REMOTE_ADDR", ""), networks):
+    if networks and _address_allowed(client_address(request), networks):
         return 200
     return 403
 

@@ -58,6 +58,17 @@ class TestGuard:
         # A forwarded address is not trusted: the connection's own address decides.
         assert Client(REMOTE_ADDR="10.2.0.1").get("/metrics", HTTP_X_FORWARDED_FOR="10.1.4.2").status_code == 403
 
+    def test_behind_the_proxy_the_forwarded_client_is_judged_not_the_proxy(self, settings):
+        settings.METRICS_ALLOWED_ADDRESSES = ["10.1.0.0/16"]
+        settings.API_NUM_PROXIES = 1
+        # Through the proxy (10.1.0.5, inside the allowed network) from the internet: refused.
+        through_proxy = Client(REMOTE_ADDR="10.1.0.5")
+        assert through_proxy.get("/metrics", HTTP_X_FORWARDED_FOR="203.0.113.9").status_code == 403
+        # Forging an allowed address to the left of the proxy's entry does not help.
+        assert through_proxy.get("/metrics", HTTP_X_FORWARDED_FOR="10.1.4.2, 203.0.113.9").status_code == 403
+        # Prometheus scraping the process directly, from inside: allowed.
+        assert Client(REMOTE_ADDR="10.1.4.2").get("/metrics").status_code == 200
+
     def test_the_bearer_token_opens_it_from_anywhere(self, settings):
         settings.METRICS_BEARER_TOKEN = TOKEN
         client = Client(REMOTE_ADDR="203.0.113.9")
