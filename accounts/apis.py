@@ -11,6 +11,7 @@ from rest_framework.views import APIView
 
 from accounts.authentication import ApiKeyAuthentication
 from accounts.models import User
+from accounts.money import CREDIT_PLACES, MAX_DIGITS
 from accounts.selectors import user_balance
 from accounts.services import api_key_create
 from config.core.api import TokenThrottle
@@ -21,7 +22,9 @@ class MeApi(APIView):
 
     class OutputSerializer(serializers.Serializer):
         username = serializers.CharField()
-        balance = serializers.DecimalField(max_digits=20, decimal_places=6, help_text="Credits in your wallet.")
+        balance = serializers.DecimalField(
+            max_digits=MAX_DIGITS, decimal_places=CREDIT_PLACES, help_text="Credits in your wallet."
+        )
         date_joined = serializers.DateTimeField()
 
     @extend_schema(operation_id="me_retrieve", summary="Your account and balance", responses={200: OutputSerializer})

@@ -42,3 +42,14 @@ def shares_down(value: Decimal | float | int | str) -> Decimal:
 
 def shares_up(value: Decimal | float | int | str) -> Decimal:
     return _decimal(value).quantize(CREDIT_QUANTUM, rounding=ROUND_CEILING)
+
+
+def position_value(shares: Decimal, probability: float) -> Decimal:
+    """What `shares` would fetch at `probability` (a share pays 1 if its outcome wins), rounded down as the
+    ledger rounds what a user receives. The one valuation the website and the API both show."""
+    return credits_to_receive(shares * Decimal(repr(probability)))
+
+
+def average_price(amount: Decimal, shares: Decimal) -> Decimal:
+    """Credits per share, rounded down like every valuation; zero when there are no shares."""
+    return credits_to_receive(amount / shares) if shares else ZERO

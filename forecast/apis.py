@@ -4,14 +4,17 @@ from typing import Any
 
 from drf_spectacular.utils import OpenApiParameter, extend_schema
 from rest_framework import serializers
+from rest_framework.exceptions import NotFound
 from rest_framework.permissions import AllowAny
 from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
+from accounts.money import CREDIT_PLACES, MAX_DIGITS
 from forecast import selectors
 from forecast.models import LeaderboardEntry
 from markets.models import Market, Resolution
+from markets.selectors.markets import Drafts, market_by_slug
 
 SCORE_HELP = {
     "brier": "Multi-category Brier score averaged over the time the trader held a forecast (0 best, 2 worst).",
@@ -24,7 +27,7 @@ SCORE_HELP = {
 
 def money_field(**kwargs: Any) -> serializers.DecimalField:
     """Credits as a decimal string with six places (accounts.money)."""
-    return serializers.DecimalField(max_digits=20, decimal_places=6, **kwargs)
+    return serializers.DecimalField(max_digits=MAX_DIGITS, decimal_places=CREDIT_PLACES, **kwargs)
 
 
 class CalibrationBucketSerializer(serializers.Serializer):
@@ -175,7 +178,10 @@ class MarketScoresApi(APIView):
         responses={200: OutputSerializer},
     )
     def get(self, request: Request, slug: str) -> Response:
-        market = selectors.market_by_slug(slug=slug)
+        try:
+            market = market_by_slug(slug=slug, drafts=Drafts.HIDDEN)
+        except Market.DoesNotExist:
+            raise NotFound(f"No market {slug!r}.") from None
         resolution = selectors.market_current_resolution(market=market)
         data = {
             "market": market.slug,

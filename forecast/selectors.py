@@ -155,10 +155,6 @@ def user_scores(*, user: User, limit: int = 50) -> list[MarketScore]:
     )
 
 
-def market_by_slug(*, slug: str) -> Market:
-    return get_object_or_404(Market, slug=slug)
-
-
 def market_current_resolution(*, market: Market) -> Resolution | None:
     return Resolution.objects.filter(market=market, is_current=True).select_related("outcome").first()
 

@@ -4,11 +4,10 @@ import logging
 from datetime import timedelta
 
 from celery import shared_task
-from django.core.cache import cache
 from django.db import OperationalError, transaction
 from django.utils import timezone
-from redis.exceptions import RedisError
 
+from config.core.cache import cache_add, cache_delete
 from forecast import selectors, services
 
 logger = logging.getLogger(__name__)
@@ -24,12 +23,8 @@ def leaderboards_rebuild_enqueue() -> None:
     """Queues one leaderboard rebuild after the current transaction commits, unless one is already queued."""
 
     def enqueue() -> None:
-        try:
-            first_request = cache.add(REBUILD_PENDING_KEY, 1, timeout=REBUILD_PENDING_SECONDS)
-        except RedisError:
-            # Without the cache nothing can be coalesced; an extra rebuild is harmless.
-            first_request = True
-        if first_request:
+        # Without the cache (None: unknown) nothing can be coalesced; an extra rebuild is harmless.
+        if cache_add(REBUILD_PENDING_KEY, 1, timeout=REBUILD_PENDING_SECONDS) is not False:
             leaderboards_rebuild.delay()
 
     transaction.on_commit(enqueue)
@@ -59,10 +54,7 @@ def market_score_enqueue(market_id: int) -> None:
 @shared_task(name="forecast.tasks.leaderboards_rebuild", acks_late=True)
 def leaderboards_rebuild() -> int:
     # Cleared first: a score written while this runs queues a fresh rebuild rather than being missed.
-    try:
-        cache.delete(REBUILD_PENDING_KEY)
-    except RedisError:
-        logger.warning("could not clear %s; it expires by itself", REBUILD_PENDING_KEY)
+    cache_delete(REBUILD_PENDING_KEY)  # if the cache is unreachable, the key expires by itself
     return services.leaderboards_rebuild()
 
 

@@ -1,7 +1,8 @@
 """The Redis cache in front of price reads (market list, market detail, quotes, history).
 
-Reads go through `cache_get`/`cache_set`, which never raise: when Redis is unreachable a read is a
-miss and a write is dropped, so the API falls back to the database and still answers correctly.
+Reads go through `cache_get`/`cache_set`, which follow the one cache-failure policy (config/core/cache.py):
+when Redis is unreachable a read is a miss and a write is dropped, so the API falls back to the database and
+still answers correctly.
 Freshness: `prices_refresh` (markets/services/price_cache.py, registered in MarketsConfig.ready) runs
 after every market change commits (trade, close, edit, resolve, settle), rebuilds the market's snapshot
 and starts a new generation of cached lists; entries also expire after FORECASTLE_PRICE_CACHE_SECONDS.
@@ -9,17 +10,26 @@ This module only stores and fetches: it imports nothing of the app, so the selec
 """
 
 import hashlib
-import logging
 import time
 from typing import Any
 
 from django.conf import settings
 from django.core.cache import cache
-from redis.exceptions import RedisError
 
-logger = logging.getLogger(__name__)
+from config.core.cache import UNREACHABLE, cache_add, cache_delete, cache_get, cache_unreachable
+from config.core.cache import cache_set as cache_store
 
-_UNREACHABLE = (RedisError, OSError)
+# The price cache's own functions, and the shared reads and deletes it re-exports for the price readers.
+__all__ = [
+    "cache_delete",
+    "cache_get",
+    "cache_set",
+    "digest",
+    "list_generation",
+    "list_generation_bump",
+    "snapshot_key",
+]
+
 LIST_GENERATION_KEY = "prices:list-generation"
 # Longer than any cached list lives, so a generation cannot expire under the lists it names.
 GENERATION_SECONDS = 86400
@@ -42,31 +52,13 @@ def digest(*parts: object) -> str:
     return hashlib.sha256("\x1f".join(str(part) for part in (FORMAT, *parts)).encode()).hexdigest()[:32]
 
 
-def cache_get(key: str) -> Any:
-    try:
-        return cache.get(key)
-    except _UNREACHABLE:
-        logger.warning("Price cache unreachable on read of %s; using the database", key)
-        return None
-
-
 def cache_set(key: str, value: Any, *, only_if_absent: bool = False) -> None:
     """Stores a value for ttl() seconds. `only_if_absent` is for read-through fills, so a reader
     that loaded the database before a trade committed cannot overwrite the refresh of that trade."""
-    try:
-        if only_if_absent:
-            cache.add(key, value, timeout=ttl())
-        else:
-            cache.set(key, value, timeout=ttl())
-    except _UNREACHABLE:
-        logger.warning("Price cache unreachable on write of %s", key)
-
-
-def cache_delete(key: str) -> None:
-    try:
-        cache.delete(key)
-    except _UNREACHABLE:
-        logger.warning("Price cache unreachable on delete of %s", key)
+    if only_if_absent:
+        cache_add(key, value, timeout=ttl())
+    else:
+        cache_store(key, value, timeout=ttl())
 
 
 def list_generation() -> str:
@@ -77,7 +69,8 @@ def list_generation() -> str:
             # Never reuse an old number after eviction: start from the clock.
             cache.add(LIST_GENERATION_KEY, time.time_ns(), timeout=GENERATION_SECONDS)
             generation = cache.get(LIST_GENERATION_KEY)
-    except _UNREACHABLE:
+    except UNREACHABLE:
+        cache_unreachable("read of the market list generation")
         return "offline"
     return str(generation)
 
@@ -85,14 +78,7 @@ def list_generation() -> str:
 def list_generation_bump() -> None:
     try:
         cache.incr(LIST_GENERATION_KEY)
-    except ValueError:
-        cache_set_generation(LIST_GENERATION_KEY, time.time_ns())
-    except _UNREACHABLE:
-        logger.warning("Price cache unreachable: market lists not invalidated")
-
-
-def cache_set_generation(key: str, value: Any) -> None:
-    try:
-        cache.set(key, value, timeout=GENERATION_SECONDS)
-    except _UNREACHABLE:
-        logger.warning("Price cache unreachable on write of %s", key)
+    except ValueError:  # evicted or expired: start a new one from the clock
+        cache_store(LIST_GENERATION_KEY, time.time_ns(), timeout=GENERATION_SECONDS)
+    except UNREACHABLE:
+        cache_unreachable("invalidation of the cached market lists")

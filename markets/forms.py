@@ -13,6 +13,7 @@ from django.utils import timezone
 from django.utils.text import slugify
 
 from accounts.models import User
+from accounts.money import CREDIT_PLACES, CREDIT_QUANTUM, MAX_DIGITS
 from config.core.errors import DomainError
 from config.core.numbers import AsciiDecimalFormField, ascii_decimal
 from markets.errors import InvalidInput
@@ -48,17 +49,17 @@ class TradeForm(forms.Form):
     mode = forms.ChoiceField(choices=TradeMode.CHOICES, initial=TradeMode.AMOUNT, label="Trade by")
     value = AsciiDecimalFormField(
         label="Amount",
-        min_value=Decimal("0.000001"),
+        min_value=CREDIT_QUANTUM,
         max_digits=16,
-        decimal_places=6,
+        decimal_places=CREDIT_PLACES,
         widget=forms.NumberInput(attrs={"step": "any", "inputmode": "decimal", "autocomplete": "off"}),
     )
     # The previewed price, sent back as the trade's bound so a price that moved in between is refused.
     bound = AsciiDecimalFormField(
         required=False,
         widget=forms.HiddenInput,
-        max_digits=20,
-        decimal_places=6,
+        max_digits=MAX_DIGITS,
+        decimal_places=CREDIT_PLACES,
         error_messages={"invalid": "The previewed price was not understood; check the preview and try again."},
     )
     quoted_for = forms.CharField(required=False, widget=forms.HiddenInput, max_length=200)

@@ -1,9 +1,13 @@
+from datetime import datetime
+from decimal import Decimal
+
 from django.conf import settings
 from django.contrib.postgres.fields import ArrayField
 from django.db import models
 from django.db.models import Q
 
 from accounts.models import Account, LedgerTransaction, MoneyField
+from accounts.money import average_price
 
 
 class Market(models.Model):
@@ -52,6 +56,16 @@ class Market(models.Model):
     @property
     def is_binary(self) -> bool:
         return self.kind == self.Kind.BINARY
+
+    def is_tradeable(self, now: datetime) -> bool:
+        """Whether trades (and quotes) are taken at `now`: open, and before the close time. The clock decides,
+        not the close task: a market past its close time refuses trades before the task closes it."""
+        return Market.trading_open(status=self.status, closes_at=self.closes_at, now=now)
+
+    @staticmethod
+    def trading_open(*, status: str, closes_at: datetime, now: datetime) -> bool:
+        """is_tradeable for a market known only by its status and close time (a cached snapshot)."""
+        return status == Market.Status.OPEN and closes_at > now
 
 
 class Outcome(models.Model):
@@ -132,8 +146,8 @@ class Trade(models.Model):
         return f"{self.side} {self.shares} of outcome {self.outcome_id} for {self.amount}"
 
     @property
-    def average_price(self) -> float:
-        return float(self.amount / self.shares) if self.shares else 0.0
+    def average_price(self) -> Decimal:
+        return average_price(self.amount, self.shares)
 
 
 class PricePoint(models.Model):

@@ -11,7 +11,15 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from decimal import Decimal
 
-from accounts.money import CREDIT_QUANTUM, ZERO, credits_to_pay, credits_to_receive, shares_down, shares_up
+from accounts.money import (
+    CREDIT_QUANTUM,
+    ZERO,
+    average_price,
+    credits_to_pay,
+    credits_to_receive,
+    shares_down,
+    shares_up,
+)
 from markets import lmsr
 from markets.errors import InvalidInput
 from markets.models import Outcome, Trade
@@ -34,7 +42,7 @@ class TradeQuote:
 
     @property
     def average_price(self) -> Decimal:
-        return (self.amount / self.shares).quantize(CREDIT_QUANTUM) if self.shares else ZERO
+        return average_price(self.amount, self.shares)
 
 
 def lmsr_state(liquidity: float, outcomes: Sequence[Outcome]) -> list[float]:

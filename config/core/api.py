@@ -18,7 +18,6 @@ from django.http import Http404, HttpRequest, HttpResponse, JsonResponse
 from django.utils.http import http_date, parse_http_date_safe
 from django.views import defaults
 from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, inline_serializer
-from redis.exceptions import RedisError
 from rest_framework import exceptions, serializers, status
 from rest_framework.pagination import CursorPagination
 from rest_framework.request import Request
@@ -27,6 +26,7 @@ from rest_framework.settings import api_settings
 from rest_framework.throttling import SimpleRateThrottle
 from rest_framework.utils.encoders import JSONEncoder
 
+from config.core.cache import UNREACHABLE, cache_unreachable
 from config.core.errors import DomainError
 
 if TYPE_CHECKING:
@@ -137,8 +137,8 @@ class FailOpenThrottle(SimpleRateThrottle):
     def allow_request(self, request: Request, view: "APIView") -> bool:
         try:
             return super().allow_request(request, view)
-        except (RedisError, OSError):
-            logger.warning("Throttle %s skipped: the cache is unreachable", self.scope)
+        except UNREACHABLE:
+            cache_unreachable(f"throttle {self.scope}")
             return True
 
 

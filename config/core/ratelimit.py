@@ -5,14 +5,12 @@ Like the API throttles, a limit is let through when Redis cannot be reached: los
 better than refusing every sign-up.
 """
 
-import logging
 import time
 from dataclasses import dataclass
 
 from django.core.cache import cache
-from redis.exceptions import RedisError
 
-logger = logging.getLogger(__name__)
+from config.core.cache import UNREACHABLE, cache_unreachable
 
 PERIODS = {"s": 1, "m": 60, "h": 3600, "d": 86400}
 
@@ -39,8 +37,10 @@ def rate_limit_consume(*, scope: str, ident: str, rate: str) -> int | None:
     try:
         cache.add(key, 0, timeout=limit.seconds + 1)
         used = cache.incr(key)
-    except (RedisError, OSError, ValueError):
-        logger.warning("Rate limit %s skipped: the cache is unreachable", scope)
+    except ValueError:  # the window's key expired between the add and the increment: count from scratch
+        return None
+    except UNREACHABLE:
+        cache_unreachable(f"rate limit {scope}")
         return None
     if used <= limit.count:
         return None

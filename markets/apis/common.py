@@ -5,13 +5,16 @@ from typing import Any
 from rest_framework import serializers
 from rest_framework.exceptions import NotFound
 
+from accounts.money import CREDIT_PLACES, MAX_DIGITS
 from markets.models import Market, Trade
+from markets.selectors.markets import Drafts, market_by_slug
 from markets.selectors.prices import market_snapshot
+from markets.snapshot import MarketSnapshot
 
 
 def money_field(**kwargs: Any) -> serializers.DecimalField:
     """Credits as a decimal string with six places (accounts.money)."""
-    return serializers.DecimalField(max_digits=20, decimal_places=6, **kwargs)
+    return serializers.DecimalField(max_digits=MAX_DIGITS, decimal_places=CREDIT_PLACES, **kwargs)
 
 
 def probability_field(**kwargs: Any) -> serializers.FloatField:
@@ -23,7 +26,7 @@ def probabilities_field(**kwargs: Any) -> serializers.DictField:
     return serializers.DictField(child=probability_field(), **kwargs)
 
 
-def snapshot_or_404(slug: str) -> dict[str, Any]:
+def snapshot_or_404(slug: str) -> MarketSnapshot:
     snapshot = market_snapshot(slug=slug)
     if snapshot is None:
         raise NotFound(f"No market {slug!r}.")
@@ -53,7 +56,7 @@ class TradeOutputSerializer(serializers.Serializer):
         return [outcome.code for outcome in trade.market.outcomes.all()]
 
     def get_average_price(self, trade: Trade) -> str:
-        return f"{trade.amount / trade.shares:.6f}"
+        return f"{trade.average_price:.6f}"
 
     def get_probabilities_before(self, trade: Trade) -> dict[str, float]:
         return by_code(self._codes(trade), trade.probabilities_before)
@@ -63,7 +66,16 @@ class TradeOutputSerializer(serializers.Serializer):
 
 
 def public_market_or_404(slug: str) -> Market:
-    market = Market.objects.exclude(status=Market.Status.DRAFT).filter(slug=slug).first()
-    if market is None:
-        raise NotFound(f"No market {slug!r}.")
-    return market
+    """The market for the API's public endpoints: a draft is not there (404), whoever asks."""
+    try:
+        return market_by_slug(slug=slug, drafts=Drafts.HIDDEN)
+    except Market.DoesNotExist:
+        raise NotFound(f"No market {slug!r}.") from None
+
+
+def staff_market_or_404(slug: str) -> Market:
+    """The market for staff endpoints, which work on drafts too."""
+    try:
+        return market_by_slug(slug=slug, drafts=Drafts.SHOWN)
+    except Market.DoesNotExist:
+        raise NotFound(f"No market {slug!r}.") from None

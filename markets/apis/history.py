@@ -13,7 +13,7 @@ from rest_framework.views import APIView
 
 from config.core.api import CONDITIONAL_PARAMETERS, NOT_MODIFIED, body_etag, conditional_response
 from markets.apis.common import probability_field, snapshot_or_404
-from markets.selectors.prices import INTERVALS, history_window, price_history
+from markets.selectors.prices import INTERVALS, PriceHistory, history_window, price_history
 
 # Outside these years a datetime is a typo, and date arithmetic near year 1 or 9999 would overflow.
 EARLIEST = datetime(2000, 1, 1, tzinfo=UTC)
@@ -114,6 +114,6 @@ class MarketHistoryApi(APIView):
         headers = {name: value for name, value in response.headers.items() if name != "Content-Type"}
         return HttpResponse(rendered["body"], content_type="application/json", headers=headers)
 
-    def _render(self, history: dict[str, Any]) -> dict[str, Any]:
+    def _render(self, history: PriceHistory) -> dict[str, Any]:
         data = self.OutputSerializer(history).data
         return {"body": JSONRenderer().render(data), "etag": body_etag(data)}

@@ -23,16 +23,8 @@ from config.core.api import (
 from markets import cache as price_cache
 from markets.apis.common import money_field, probability_field, snapshot_or_404
 from markets.models import Market, Resolution
+from markets.selectors.markets import ORDERINGS
 from markets.selectors.prices import market_summary, markets_query, read_through
-
-ORDERINGS = {
-    "-created_at": ("-created_at", "-id"),
-    "created_at": ("created_at", "id"),
-    "closes_at": ("closes_at", "id"),
-    "-closes_at": ("-closes_at", "-id"),
-    "-volume": ("-volume", "-id"),
-    "volume": ("volume", "id"),
-}
 
 
 class MarketOutcomeSerializer(serializers.Serializer):
@@ -60,7 +52,9 @@ class MarketListApi(APIView):
     class InputSerializer(serializers.Serializer):
         status = serializers.ChoiceField(choices=Market.Status.choices, required=False)
         category = serializers.CharField(required=False, max_length=50)
-        search = serializers.CharField(required=False, max_length=100, help_text="Words in the question or slug.")
+        search = serializers.CharField(
+            required=False, max_length=100, help_text="Words in the question, description, category or slug."
+        )
         ordering = serializers.ChoiceField(choices=list(ORDERINGS), required=False, default="-created_at")
         cursor = serializers.CharField(required=False, max_length=200, help_text=PAGINATION_PARAMETERS_HELP)
         page_size = serializers.IntegerField(required=False, min_value=1, max_value=100)
@@ -110,7 +104,7 @@ class ResolutionSerializer(serializers.Serializer):
     kind = serializers.ChoiceField(choices=Resolution.Kind.choices)
     outcome = serializers.CharField(allow_null=True, help_text="The winning outcome's code (kind=outcome).")
     payouts = serializers.DictField(
-        child=serializers.DecimalField(max_digits=20, decimal_places=6),
+        child=money_field(),
         allow_null=True,
         help_text="Credits paid per share of each outcome; null when annulled.",
     )

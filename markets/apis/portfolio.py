@@ -11,10 +11,11 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from accounts.models import User
+from accounts.money import position_value
 from config.core.api import PAGINATION_PARAMETERS_HELP, paginated_response, paginated_schema
 from markets.apis.common import TradeOutputSerializer, money_field, probability_field
 from markets.models import Market, Position
-from markets.selectors.trades import position_value, user_positions, user_trades
+from markets.selectors.trades import user_positions, user_trades
 
 
 class PageInputSerializer(serializers.Serializer):
@@ -41,10 +42,10 @@ class MePositionsApi(APIView):
         profit = serializers.SerializerMethodField(method_name="profit_of", help_text="value - net_cost (credits).")
 
         def value_of(self, position: Position) -> str:
-            return f"{position_value(position):.6f}"
+            return f"{position_value(position.shares, position.outcome.probability):.6f}"
 
         def profit_of(self, position: Position) -> str:
-            return f"{position_value(position) - position.net_cost:.6f}"
+            return f"{position_value(position.shares, position.outcome.probability) - position.net_cost:.6f}"
 
     @extend_schema(
         operation_id="me_positions",

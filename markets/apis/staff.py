@@ -5,7 +5,6 @@ from typing import Any, cast
 
 from drf_spectacular.utils import extend_schema
 from rest_framework import serializers, status
-from rest_framework.exceptions import NotFound
 from rest_framework.permissions import IsAdminUser
 from rest_framework.request import Request
 from rest_framework.response import Response
@@ -13,6 +12,7 @@ from rest_framework.views import APIView
 
 from accounts.models import User
 from config.core.numbers import AsciiDecimalApiField
+from markets.apis.common import money_field, staff_market_or_404
 from markets.apis.markets import MarketListApi
 from markets.models import Market, Resolution
 from markets.services import market_create, market_resolve
@@ -60,7 +60,7 @@ class MarketCreateApi(APIView):
         kind = serializers.CharField()
         status = serializers.CharField()
         liquidity = serializers.DecimalField(max_digits=14, decimal_places=4)
-        subsidy = serializers.DecimalField(max_digits=20, decimal_places=6)
+        subsidy = money_field()
         closes_at = serializers.DateTimeField()
         outcomes = OutcomeSerializer(many=True, source="outcomes.all")
 
@@ -128,9 +128,7 @@ class MarketResolutionApi(APIView):
         responses={202: ResolutionOutputSerializer},
     )
     def post(self, request: Request, slug: str) -> Response:
-        market = Market.objects.filter(slug=slug).first()
-        if market is None:
-            raise NotFound(f"No market {slug!r}.")
+        market = staff_market_or_404(slug)
         serializer = self.InputSerializer(data=request.data)
         serializer.is_valid(raise_exception=True)
         data = serializer.validated_data

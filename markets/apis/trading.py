@@ -12,6 +12,7 @@ from rest_framework.settings import api_settings
 from rest_framework.views import APIView
 
 from accounts.models import User
+from accounts.money import CREDIT_PLACES
 from config.core.api import (
     CONDITIONAL_PARAMETERS,
     NOT_MODIFIED,
@@ -44,7 +45,9 @@ SLUG_PARAMETER = OpenApiParameter("slug", str, OpenApiParameter.PATH, descriptio
 
 
 def _amount_field(help_text: str) -> serializers.DecimalField:
-    return AsciiDecimalApiField(max_digits=16, decimal_places=6, required=False, allow_null=True, help_text=help_text)
+    return AsciiDecimalApiField(
+        max_digits=16, decimal_places=CREDIT_PLACES, required=False, allow_null=True, help_text=help_text
+    )
 
 
 FORECAST_HELP = (
@@ -132,7 +135,7 @@ class MarketQuoteApi(APIView):
         trade_request: TradeRequest = query.validated_data["request"]
         snapshot = snapshot_or_404(slug)
         market = snapshot["market"]
-        if market["status"] != Market.Status.OPEN or market["closes_at"] <= timezone.now():
+        if not Market.trading_open(status=market["status"], closes_at=market["closes_at"], now=timezone.now()):
             raise MarketClosed("This market is closed for trading.")
         # Priced from the cached maker state with the same function market_quote and trade_execute use.
         quote = price_trade(

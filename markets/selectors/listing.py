@@ -6,17 +6,19 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
 from django.core.paginator import Page, Paginator
-from django.db.models import Case, IntegerField, Q, QuerySet, Value, When
+from django.db.models import Case, IntegerField, QuerySet, Value, When
 from django.db.models.functions import Trunc
 from django.utils import timezone
 
 from markets.models import Market, Outcome, PricePoint
+from markets.selectors.markets import ORDERINGS, Drafts, markets_search
 
 PAGE_SIZE = 20
+# The website's sorts, each one of the API's orderings (markets.selectors.markets.ORDERINGS).
 SORTS = {
-    "volume": ("-volume", "-created_at"),
-    "newest": ("-created_at",),
-    "closing": ("closes_at", "-created_at"),
+    "volume": "-volume",
+    "newest": "-created_at",
+    "closing": "closes_at",
 }
 STATUS_FILTERS: dict[str, tuple[str, ...]] = {
     "open": (Market.Status.OPEN,),
@@ -40,32 +42,13 @@ class MarketCard:
 
 
 def market_list(
-    *, search: str = "", category: str = "", status: str = "", sort: str = "volume", include_drafts: bool = False
+    *, drafts: Drafts, search: str = "", category: str = "", status: str = "", sort: str = "volume"
 ) -> QuerySet[Market]:
-    """Markets matching the filters, open ones first, then in the chosen order."""
-    markets = Market.objects.all()
-    if not include_drafts:
-        markets = markets.exclude(status=Market.Status.DRAFT)
-    if search:
-        markets = markets.filter(
-            Q(question__icontains=search) | Q(description__icontains=search) | Q(category__icontains=search)
-        )
-    if category:
-        markets = markets.filter(category__iexact=category)
-    if status in STATUS_FILTERS:
-        markets = markets.filter(status__in=STATUS_FILTERS[status])
+    """The API's market list query (markets_search, ORDERINGS), with open markets first: the page's own choice."""
+    markets = markets_search(drafts=drafts, search=search, category=category, statuses=STATUS_FILTERS.get(status, ()))
     open_first = Case(When(status=Market.Status.OPEN, then=Value(0)), default=Value(1), output_field=IntegerField())
-    return markets.annotate(open_first=open_first).order_by("open_first", *SORTS.get(sort, SORTS["volume"]), "-id")
-
-
-def market_categories() -> list[str]:
-    return list(
-        Market.objects.exclude(status=Market.Status.DRAFT)
-        .exclude(category="")
-        .order_by("category")
-        .values_list("category", flat=True)
-        .distinct()
-    )
+    ordering = ORDERINGS[SORTS.get(sort, SORTS["volume"])]
+    return markets.annotate(open_first=open_first).order_by("open_first", *ordering)
 
 
 def _probabilities_at(market_ids: list[int], moment: datetime) -> dict[int, list[float]]:
@@ -137,8 +120,8 @@ def market_list_page(
     status: str = "",
     sort: str = "volume",
     page_number: int | str | None = 1,
-    include_drafts: bool = False,
+    drafts: Drafts = Drafts.HIDDEN,
 ) -> tuple[Page, list[MarketCard]]:
-    markets = market_list(search=search, category=category, status=status, sort=sort, include_drafts=include_drafts)
+    markets = market_list(drafts=drafts, search=search, category=category, status=status, sort=sort)
     page = Paginator(markets, PAGE_SIZE).get_page(page_number)
     return page, market_cards(list(page.object_list))

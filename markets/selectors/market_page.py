@@ -6,22 +6,20 @@ which changes the key, so a cached value is never stale. If the cache is down th
 renders from the database.
 """
 
-import logging
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from decimal import Decimal
-from typing import Any
 
-from django.core.cache import cache
 from django.db.models import OuterRef, QuerySet, Subquery
 from django.db.models.functions import Trunc
 from django.utils import timezone
 
 from accounts.models import User
-from accounts.money import ZERO
+from accounts.money import ZERO, position_value
+from config.core.cache import cache_get, cache_set
 from markets.models import Market, Outcome, Payout, Position, PricePoint, Resolution, Trade
-
-logger = logging.getLogger(__name__)
+from markets.selectors.markets import Drafts, market_by_slug
+from markets.snapshot import LivePrices, PriceChart
 
 RANGES: dict[str, timedelta | None] = {
     "1d": timedelta(days=1),
@@ -35,7 +33,7 @@ RECENT_TRADES = 15
 LIVE_CACHE_SECONDS = 30
 
 
-def market_page_get(*, slug: str, include_drafts: bool = False, with_outcomes: bool = True) -> Market:
+def market_page_get(*, slug: str, drafts: Drafts, with_outcomes: bool = True) -> Market:
     """The market with `last_point_id`, the version of its prices (raises Market.DoesNotExist).
 
     The live fragment asks without outcomes: on a cache hit it needs this one query only.
@@ -43,11 +41,9 @@ def market_page_get(*, slug: str, include_drafts: bool = False, with_outcomes: b
     markets = Market.objects.annotate(
         last_point_id=Subquery(PricePoint.objects.filter(market_id=OuterRef("pk")).order_by("-id").values("id")[:1])
     )
-    if not include_drafts:
-        markets = markets.exclude(status=Market.Status.DRAFT)
     if with_outcomes:
         markets = markets.prefetch_related("outcomes")
-    return markets.get(slug=slug)
+    return market_by_slug(slug=slug, drafts=drafts, queryset=markets)
 
 
 def market_version(*, market_id: int) -> int | None:
@@ -62,7 +58,7 @@ def _bucket(span: timedelta) -> str:
     return "day"
 
 
-def market_chart(*, market: Market, outcomes: list[Outcome], range_key: str, now: datetime) -> dict[str, Any]:
+def market_chart(*, market: Market, outcomes: list[Outcome], range_key: str, now: datetime) -> PriceChart:
     """Price history per outcome for uPlot: {"t": [unix seconds], "series": [{label, values}]}.
 
     One point per minute/hour/day bucket (the last in it), a first point carrying the price at
@@ -99,7 +95,7 @@ def market_chart(*, market: Market, outcomes: list[Outcome], range_key: str, now
     }
 
 
-def _live_data(market: Market, range_key: str, now: datetime) -> dict[str, Any]:
+def _live_data(market: Market, range_key: str, now: datetime) -> LivePrices:
     outcomes = list(market.outcomes.all())
     return {
         "outcomes": [
@@ -110,7 +106,7 @@ def _live_data(market: Market, range_key: str, now: datetime) -> dict[str, Any]:
     }
 
 
-def market_live(*, market: Market, range_key: str, now: datetime | None = None) -> dict[str, Any]:
+def market_live(*, market: Market, range_key: str, now: datetime | None = None) -> LivePrices:
     """Prices and chart data of the live fragment, from the cache when it is there."""
     now = now or timezone.now()
     range_key = range_key if range_key in RANGES else DEFAULT_RANGE
@@ -118,18 +114,12 @@ def market_live(*, market: Market, range_key: str, now: datetime | None = None) 
     if version is None:
         version = market_version(market_id=market.pk)
     key = f"market-live:v1:{market.pk}:{version}:{market.status}:{range_key}"
-    try:
-        cached = cache.get(key)
-    except Exception:  # a cache outage (Redis down) must degrade to the database, never to a 500
-        logger.warning("cache unavailable reading %s", key, exc_info=True)
-        return _live_data(market, range_key, now)
+    # With the cache down, a miss and a dropped write (config/core/cache.py): the page renders from the database.
+    cached: LivePrices | None = cache_get(key)
     if cached is not None:
-        return dict(cached)
+        return cached
     data = _live_data(market, range_key, now)
-    try:
-        cache.set(key, data, LIVE_CACHE_SECONDS)
-    except Exception:  # same reason as above: the page works without the cache
-        logger.warning("cache unavailable writing %s", key, exc_info=True)
+    cache_set(key, data, timeout=LIVE_CACHE_SECONDS)
     return data
 
 
@@ -161,7 +151,7 @@ def market_user_positions(*, market: Market, user: User, outcomes: list[Outcome]
     views = []
     for position in positions.order_by("outcome__index"):
         outcome = by_id[position.outcome_id]
-        value = (position.shares * Decimal(str(outcome.probability))).quantize(Decimal("0.000001"))
+        value = position_value(position.shares, outcome.probability)
         views.append(PositionView(outcome=outcome, shares=position.shares, net_cost=position.net_cost, value=value))
     return views
 

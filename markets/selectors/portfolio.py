@@ -8,12 +8,11 @@ from decimal import Decimal
 from django.core.paginator import Page, Paginator
 
 from accounts.models import User
-from accounts.money import ZERO
+from accounts.money import ZERO, average_price, credits, position_value
 from accounts.selectors import user_balance
 from markets.models import Market, Outcome, Payout, Position, Resolution, Trade
 
 TRADES_PER_PAGE = 25
-QUANTUM = Decimal("0.000001")
 FINISHED = (Market.Status.RESOLVED, Market.Status.ANNULLED)
 # The long texts of a market, which the portfolio never shows: not loaded once per position and trade row.
 UNSHOWN_MARKET_TEXT = ("market__description", "market__resolution_criteria")
@@ -36,7 +35,7 @@ class PortfolioPosition:
 
     @property
     def average_price(self) -> Decimal:
-        return (self.cost_basis / self.shares).quantize(QUANTUM) if self.shares else ZERO
+        return average_price(self.cost_basis, self.shares)
 
 
 @dataclass
@@ -98,7 +97,7 @@ def _cost_basis(user: User) -> dict[int, tuple[Decimal, Decimal]]:
             held[outcome_id] += shares
             basis[outcome_id] += amount
             continue
-        released = (basis[outcome_id] * shares / held[outcome_id]).quantize(QUANTUM) if held[outcome_id] else ZERO
+        released = credits(basis[outcome_id] * shares / held[outcome_id]) if held[outcome_id] else ZERO
         realised[outcome_id] += amount - released
         basis[outcome_id] -= released
         held[outcome_id] -= shares
@@ -145,7 +144,7 @@ def portfolio_get(*, user: User) -> Portfolio:
     for row in rows:
         cost_basis, realised = bases.get(row.outcome_id, (row.net_cost, ZERO))
         is_finished = row.market.status in FINISHED
-        value = ZERO if is_finished else (row.shares * Decimal(str(row.outcome.probability))).quantize(QUANTUM)
+        value = ZERO if is_finished else position_value(row.shares, row.outcome.probability)
         entry = PortfolioPosition(
             market=row.market,
             outcome=row.outcome,

@@ -8,15 +8,17 @@ function also works with Redis down: a cache miss simply reads PostgreSQL.
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
-from typing import Any, TypeVar
+from typing import Any, TypedDict, TypeVar
 
 from django.db import connection
-from django.db.models import Count, IntegerField, OuterRef, Prefetch, Q, QuerySet, Subquery
+from django.db.models import Count, IntegerField, OuterRef, Prefetch, QuerySet, Subquery
 from django.utils import timezone
 
 from markets import cache as price_cache
 from markets.errors import InvalidInput
 from markets.models import Market, Outcome, Position, PricePoint, Resolution
+from markets.selectors.markets import Drafts, market_by_slug, markets_search, markets_visible
+from markets.snapshot import MakerState, MarketDetail, MarketSnapshot, MarketSummary, ResolutionSummary
 
 T = TypeVar("T")
 
@@ -47,27 +49,27 @@ def _latest_price_point() -> QuerySet[PricePoint]:
     return PricePoint.objects.filter(market=OuterRef("pk")).order_by("-created_at", "-id")
 
 
+def _with_prices() -> QuerySet[Market]:
+    """Markets with their outcomes and the time of their last price change (no filter yet)."""
+    return Market.objects.prefetch_related(Prefetch("outcomes", queryset=Outcome.objects.order_by("index"))).annotate(
+        price_updated_at=Subquery(_latest_price_point().values("created_at")[:1])
+    )
+
+
 def markets_query(
     *, status: str | None = None, category: str | None = None, search: str | None = None
 ) -> QuerySet[Market]:
-    """Public markets (never drafts) with their outcomes and the time of their last price change."""
-    markets = (
-        Market.objects.exclude(status=Market.Status.DRAFT)
-        .prefetch_related(Prefetch("outcomes", queryset=Outcome.objects.order_by("index")))
-        .annotate(price_updated_at=Subquery(_latest_price_point().values("created_at")[:1]))
+    """Public markets (never drafts) with their prices, filtered as every market list is (markets_search)."""
+    return markets_search(
+        drafts=Drafts.HIDDEN,
+        search=search or "",
+        category=category or "",
+        statuses=[status] if status else (),
+        queryset=_with_prices(),
     )
-    if status:
-        markets = markets.filter(status=status)
-    if category:
-        markets = markets.filter(category__iexact=category)
-    if search:
-        markets = markets.filter(
-            Q(question__icontains=search) | Q(slug__icontains=search) | Q(description__icontains=search)
-        )
-    return markets
 
 
-def _resolution_data(market: Market, outcomes: list[Outcome]) -> dict[str, Any] | None:
+def _resolution_data(market: Market, outcomes: list[Outcome]) -> ResolutionSummary | None:
     """The market's current resolution (resolving, resolved or annulled), else None."""
     resolution = Resolution.objects.filter(market=market, is_current=True).select_related("outcome").first()
     if resolution is None:
@@ -83,7 +85,7 @@ def _resolution_data(market: Market, outcomes: list[Outcome]) -> dict[str, Any] 
     }
 
 
-def market_snapshot_build(*, market_id: int | None = None, slug: str | None = None) -> dict[str, Any] | None:
+def market_snapshot_build(*, market_id: int | None = None, slug: str | None = None) -> MarketSnapshot | None:
     """A public market as plain data (what the detail endpoint and quotes need), from the database."""
     traders = (
         Position.objects.filter(market=OuterRef("pk"))
@@ -91,20 +93,24 @@ def market_snapshot_build(*, market_id: int | None = None, slug: str | None = No
         .annotate(count=Count("user", distinct=True))
         .values("count")
     )
-    markets = markets_query().annotate(
+    markets = _with_prices().annotate(
         trader_count=Subquery(traders, output_field=IntegerField()),
         version=Subquery(_latest_price_point().values("id")[:1]),
     )
-    market = markets.filter(pk=market_id).first() if market_id is not None else markets.filter(slug=slug).first()
-    if market is None:
+    try:
+        if market_id is not None:
+            market = markets_visible(drafts=Drafts.HIDDEN, queryset=markets).get(pk=market_id)
+        else:
+            market = market_by_slug(slug=slug or "", drafts=Drafts.HIDDEN, queryset=markets)
+    except Market.DoesNotExist:
         return None
     outcomes = list(market.outcomes.all())
     return market_snapshot_from(
         market=market,
         outcomes=outcomes,
-        version=market.version or 0,
+        version=getattr(market, "version", None) or 0,
         updated_at=getattr(market, "price_updated_at", None) or market.created_at,
-        trader_count=market.trader_count or 0,
+        trader_count=getattr(market, "trader_count", None) or 0,
         resolution=_resolution_data(market, outcomes),
     )
 
@@ -116,41 +122,37 @@ def market_snapshot_from(
     version: int,
     updated_at: datetime,
     trader_count: int,
-    resolution: dict[str, Any] | None,
-) -> dict[str, Any]:
+    resolution: ResolutionSummary | None,
+) -> MarketSnapshot:
     """The snapshot of a market from rows already in hand (the database rebuild and the trade both use it)."""
     summary = market_summary(market, outcomes)
     summary["updated_at"] = updated_at
-    return {
-        "id": market.pk,
-        "version": version,
-        "updated_at": updated_at,
-        "market": {
-            **summary,
-            "description": market.description,
-            "resolution_criteria": market.resolution_criteria,
-            "liquidity": market.liquidity,
-            "trader_count": trader_count,
-            "closed_at": market.closed_at,
-            "resolved_at": market.resolved_at,
-            "resolution": resolution,
-        },
-        "state": {
-            "liquidity": market.liquidity,
-            "outcomes": [
-                {
-                    "code": outcome.code,
-                    "index": outcome.index,
-                    "initial_probability": outcome.initial_probability,
-                    "shares_outstanding": outcome.shares_outstanding,
-                }
-                for outcome in outcomes
-            ],
-        },
+    detail: MarketDetail = {
+        **summary,
+        "description": market.description,
+        "resolution_criteria": market.resolution_criteria,
+        "liquidity": market.liquidity,
+        "trader_count": trader_count,
+        "closed_at": market.closed_at,
+        "resolved_at": market.resolved_at,
+        "resolution": resolution,
     }
+    state: MakerState = {
+        "liquidity": market.liquidity,
+        "outcomes": [
+            {
+                "code": outcome.code,
+                "index": outcome.index,
+                "initial_probability": outcome.initial_probability,
+                "shares_outstanding": outcome.shares_outstanding,
+            }
+            for outcome in outcomes
+        ],
+    }
+    return {"id": market.pk, "version": version, "updated_at": updated_at, "market": detail, "state": state}
 
 
-def market_summary(market: Market, outcomes: list[Outcome]) -> dict[str, Any]:
+def market_summary(market: Market, outcomes: list[Outcome]) -> MarketSummary:
     """What a market list row shows: the market and each outcome's current probability."""
     return {
         "slug": market.slug,
@@ -175,10 +177,10 @@ def market_summary(market: Market, outcomes: list[Outcome]) -> dict[str, Any]:
     }
 
 
-def market_snapshot(*, slug: str) -> dict[str, Any] | None:
+def market_snapshot(*, slug: str) -> MarketSnapshot | None:
     """The market's snapshot from the cache, or from the database (and then cached); None if unknown."""
     key = price_cache.snapshot_key(slug)
-    cached = price_cache.cache_get(key)
+    cached: MarketSnapshot | None = price_cache.cache_get(key)
     if cached is not None:
         return cached
     snapshot = market_snapshot_build(slug=slug)
@@ -187,7 +189,7 @@ def market_snapshot(*, slug: str) -> dict[str, Any] | None:
     return snapshot
 
 
-def snapshot_outcomes(snapshot: dict[str, Any]) -> list[Outcome]:
+def snapshot_outcomes(snapshot: MarketSnapshot) -> list[Outcome]:
     """Unsaved Outcome rows carrying the maker's state, for pricing a quote without the database."""
     return [
         Outcome(
@@ -201,6 +203,36 @@ def snapshot_outcomes(snapshot: dict[str, Any]) -> list[Outcome]:
     ]
 
 
+class PricePointData(TypedDict):
+    time: datetime
+    probability: float
+
+
+class CandleData(TypedDict):
+    time: datetime
+    open: float
+    high: float
+    low: float
+    close: float
+
+
+class PriceSeries(TypedDict):
+    code: str
+    label: str
+    points: list[PricePointData]
+    candles: list[CandleData]
+
+
+class PriceHistory(TypedDict):
+    """One market's history per outcome, as the history endpoint serializes it."""
+
+    market: str
+    interval: str
+    start: datetime
+    end: datetime | None
+    series: list[PriceSeries]
+
+
 @dataclass(frozen=True)
 class HistoryWindow:
     interval: str  # "raw" or a key of INTERVALS
@@ -211,7 +243,7 @@ class HistoryWindow:
 
 def history_window(
     *,
-    snapshot: dict[str, Any],
+    snapshot: MarketSnapshot,
     interval: str,
     start: datetime | None,
     end: datetime | None,
@@ -369,7 +401,7 @@ def price_candles(
         return list(cursor.fetchall())
 
 
-def price_history(*, snapshot: dict[str, Any], window: HistoryWindow, render: Callable[[dict[str, Any]], T]) -> T:
+def price_history(*, snapshot: MarketSnapshot, window: HistoryWindow, render: Callable[[PriceHistory], T]) -> T:
     """Per outcome: raw points, or candles, passed through `render`; cached per market version and
     window after rendering, since serializing thousands of candles costs more than computing them."""
     market = snapshot["market"]
@@ -377,8 +409,8 @@ def price_history(*, snapshot: dict[str, Any], window: HistoryWindow, render: Ca
         market["slug"], snapshot["version"], window.interval, window.start.isoformat(), window.end
     )
 
-    def build() -> dict[str, Any]:
-        series: list[dict[str, Any]] = [
+    def build() -> PriceHistory:
+        series: list[PriceSeries] = [
             {"code": outcome["code"], "label": outcome["label"], "points": [], "candles": []}
             for outcome in market["outcomes"]
         ]

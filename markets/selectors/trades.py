@@ -1,11 +1,8 @@
 """Reads of trades and positions: a market's recent trades, a user's portfolio and history."""
 
-from decimal import Decimal
-
 from django.db.models import Prefetch, Q, QuerySet
 
 from accounts.models import User
-from accounts.money import credits_to_receive
 from markets.models import Outcome, Position, Trade
 
 
@@ -29,8 +26,3 @@ def user_positions(*, user: User) -> QuerySet[Position]:
     return (
         Position.objects.filter(user=user).filter(Q(shares__gt=0) | ~Q(net_cost=0)).select_related("market", "outcome")
     )
-
-
-def position_value(position: Position) -> Decimal:
-    """What the shares would fetch at the current probability (rounded down, like a payout)."""
-    return credits_to_receive(position.shares * Decimal(repr(position.outcome.probability)))

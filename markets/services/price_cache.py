@@ -8,6 +8,7 @@ import logging
 from markets import cache as price_cache
 from markets.selectors.prices import market_snapshot_build, market_snapshot_from
 from markets.services.changes import TradeChange
+from markets.snapshot import MarketSnapshot
 
 logger = logging.getLogger(__name__)
 
@@ -24,10 +25,10 @@ def prices_refresh(market_id: int, trade: TradeChange | None = None) -> None:
     try:
         snapshot = None
         if trade is not None:
-            cached = price_cache.cache_get(price_cache.snapshot_key(trade.market.slug))
+            cached: MarketSnapshot | None = price_cache.cache_get(price_cache.snapshot_key(trade.market.slug))
             # Only a snapshot of the version this trade followed carries the trader count and resolution
             # that are still current; any other (older, newer, missing) means a database rebuild.
-            if cached is not None and cached.get("version") == trade.previous_version:
+            if cached is not None and cached["version"] == trade.previous_version:
                 snapshot = market_snapshot_from(
                     market=trade.market,
                     outcomes=trade.outcomes,

@@ -29,7 +29,7 @@ from django.db import connection, transaction
 from django.utils import timezone
 
 from accounts.models import Account, LedgerTransaction
-from accounts.money import ZERO
+from accounts.money import CREDIT_PLACES, ZERO
 from accounts.services import EntryQuery, Posting, ledger_post_set, system_account
 from markets.locks import market_lock
 from markets.metrics import settlement_observed
@@ -75,7 +75,9 @@ def _insert_payouts(*, market: Market, resolution: Resolution, now: datetime) ->
         outcome_ids = list(Outcome.objects.filter(market=market).order_by("index").values_list("pk", flat=True))
         params["outcomes"] = outcome_ids
         params["per_share"] = [str(value) for value in resolution.payouts or []]
-        amount_sql = "TRUNC(SUM(p.shares * v.per_share), 6)"
+        # Rounded down to the credit quantum, in the house's favour.
+        params["places"] = CREDIT_PLACES
+        amount_sql = "TRUNC(SUM(p.shares * v.per_share), %(places)s)"
         source = (
             f"{POSITION} p JOIN unnest(%(outcomes)s::bigint[], %(per_share)s::numeric[]) AS v(outcome_id, per_share)"
             " ON v.outcome_id = p.outcome_id"

@@ -113,7 +113,7 @@ def _trade_execute_locked(
     # A trade dated by its caller (demo history) may not be the market's latest price change.
     dated_by_caller = now is not None
     now = now or timezone.now()
-    if market.status != Market.Status.OPEN or market.closes_at <= now:
+    if not market.is_tradeable(now):
         raise MarketClosed("This market is closed for trading.")
     outcomes = list(market.outcomes.all())
     quote = price_trade(request=request, liquidity=market.liquidity, outcomes=outcomes)

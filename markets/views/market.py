@@ -18,6 +18,7 @@ from markets.selectors.market_page import (
     market_user_payout,
     market_user_positions,
 )
+from markets.selectors.markets import drafts_for
 
 
 def range_key(request: HttpRequest) -> str:
@@ -27,13 +28,9 @@ def range_key(request: HttpRequest) -> str:
 
 def market_or_404(request: HttpRequest, slug: str, *, with_outcomes: bool = True) -> Market:
     try:
-        return market_page_get(slug=slug, include_drafts=request.user.is_staff, with_outcomes=with_outcomes)
+        return market_page_get(slug=slug, drafts=drafts_for(request.user), with_outcomes=with_outcomes)
     except Market.DoesNotExist:
         raise Http404("No such market.") from None
-
-
-def is_tradeable(market: Market) -> bool:
-    return market.status == Market.Status.OPEN and market.closes_at > timezone.now()
 
 
 def live_context(market: Market, range_key: str) -> dict[str, Any]:
@@ -44,7 +41,7 @@ def live_context(market: Market, range_key: str) -> dict[str, Any]:
         "chart": data["chart"],
         "range_key": range_key,
         "ranges": list(RANGES),
-        "polling": is_tradeable(market),
+        "polling": market.is_tradeable(timezone.now()),
     }
 
 
@@ -55,7 +52,7 @@ def market_context(request: HttpRequest, market: Market, *, form: TradeForm | No
     context.update(
         outcomes=outcomes,
         trades=market_recent_trades(market=market),
-        tradeable=is_tradeable(market),
+        tradeable=market.is_tradeable(timezone.now()),
         form=form or TradeForm(outcomes=outcomes),
         positions=[],
     )

@@ -12,7 +12,8 @@ from accounts.http import AuthedHttpRequest
 from config.core.errors import DomainError
 from config.core.http import HtmxHttpRequest
 from markets.forms import MarketCreateForm, MarketEditForm, add_domain_error
-from markets.selectors.listing import SORTS, STATUS_FILTERS, market_categories, market_list_page
+from markets.selectors.listing import SORTS, STATUS_FILTERS, market_list_page
+from markets.selectors.markets import drafts_for, market_categories
 from markets.selectors.portfolio import portfolio_get, portfolio_trades
 from markets.services import market_create
 from markets.services.lifecycle import market_update
@@ -33,7 +34,7 @@ def market_list_view(request: HtmxHttpRequest) -> HttpResponse:
         status=status,
         sort=sort,
         page_number=request.GET.get("page", 1),
-        include_drafts=request.user.is_staff,
+        drafts=drafts_for(request.user),
     )
     context = {
         "page": page,

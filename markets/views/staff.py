@@ -20,6 +20,7 @@ from django.views.decorators.http import require_GET, require_http_methods
 from config.core.errors import DomainError
 from markets.forms import ResolveForm, add_domain_error
 from markets.models import Market, Resolution
+from markets.selectors.markets import Drafts, market_by_slug
 
 AWAITING = (Market.Status.OPEN, Market.Status.CLOSED, Market.Status.RESOLVING)
 
@@ -54,9 +55,10 @@ def resolution_queue_view(request: HttpRequest) -> HttpResponse:
 @require_http_methods(["GET", "POST"])
 def resolve_view(request: HttpRequest, slug: str) -> HttpResponse:
     """GET: the form. POST: the confirm step (what will be paid); POST with `confirm`: resolve."""
-    market = Market.objects.filter(slug=slug).first()
-    if market is None:
-        raise Http404("No such market.")
+    try:
+        market = market_by_slug(slug=slug, drafts=Drafts.SHOWN)
+    except Market.DoesNotExist:
+        raise Http404("No such market.") from None
     outcomes = list(market.outcomes.all())
     form = ResolveForm(request.POST or None, outcomes=outcomes)
     confirming = False

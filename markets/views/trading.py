@@ -8,6 +8,7 @@ the position and the balance, so the page never reloads.
 from django.contrib import messages
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
+from django.utils import timezone
 from django.views.decorators.http import require_GET, require_POST
 
 from accounts.selectors import user_balance
@@ -15,7 +16,7 @@ from config.core.errors import DomainError
 from config.core.http import HtmxHttpRequest
 from markets.forms import TradeForm, add_domain_error
 from markets.services import market_quote, trade_execute
-from markets.views.market import is_tradeable, market_context, market_or_404
+from markets.views.market import market_context, market_or_404
 
 
 @require_GET
@@ -25,7 +26,7 @@ def trade_preview_view(request: HttpRequest, slug: str) -> HttpResponse:
     outcomes = list(market.outcomes.all())
     form = TradeForm(request.GET, outcomes=outcomes)
     context: dict[str, object] = {"form": form, "market": market, "quote": None}
-    if not is_tradeable(market):
+    if not market.is_tradeable(timezone.now()):
         context["message"] = "This market is closed for trading."
     elif form.is_valid():
         trade_request = form.cleaned_data["request"]

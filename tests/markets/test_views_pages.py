@@ -227,7 +227,7 @@ def test_live_fragment_is_cached_until_the_next_trade(client, make_user, django_
 
 def test_live_fragment_falls_back_to_the_database_when_the_cache_is_down(client):
     make_market("rutte")
-    with mock.patch("markets.selectors.market_page.cache") as broken:
+    with mock.patch("config.core.cache.cache") as broken:
         broken.get.side_effect = ConnectionError("redis is down")
         response = client.get("/markets/rutte/live/")
     assert response.status_code == 200
@@ -236,7 +236,7 @@ def test_live_fragment_falls_back_to_the_database_when_the_cache_is_down(client)
 
 def test_live_fragment_survives_a_failing_cache_write(client):
     make_market("rutte")
-    with mock.patch("markets.selectors.market_page.cache") as broken:
+    with mock.patch("config.core.cache.cache") as broken:
         broken.get.return_value = None
         broken.set.side_effect = ConnectionError("redis is down")
         assert client.get("/markets/rutte/live/").status_code == 200
