@@ -10,7 +10,9 @@ and each skipped call is logged once as a warning saying what was skipped (`cach
 else is caught: any other exception from a cache call is a bug and propagates.
 
 Every cache call in the project goes through the functions here, or catches `UNREACHABLE` and calls
-`cache_unreachable` where it drives the cache itself (the DRF throttles, the website's rate limits).
+`cache_unreachable` where it drives the cache itself or needs another fallback than a miss (the DRF
+throttles, the website's rate limits, the market list generation, the read-replica router's primary pins,
+which count as pinned when unknown).
 """
 
 import logging

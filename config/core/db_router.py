@@ -14,7 +14,6 @@ The user is looked at lazily, on the first query the request sends to a replica-
 client authenticated by its key (which DRF does only inside the view) is known by then.
 """
 
-import contextlib
 import random
 from collections.abc import Callable
 from contextvars import ContextVar
@@ -26,7 +25,8 @@ from django.core.cache import cache
 from django.db import DEFAULT_DB_ALIAS, connections
 from django.db.models import Model
 from django.http import HttpRequest, HttpResponse
-from redis.exceptions import RedisError
+
+from config.core.cache import UNREACHABLE, cache_set, cache_unreachable
 
 SAFE_METHODS = frozenset({"GET", "HEAD"})
 PIN_KEY = "db:read-your-writes:{user_id}"
@@ -53,14 +53,14 @@ def user_pinned_to_primary(user_id: int) -> bool:
     """Whether the user wrote recently. Without the cache, everyone is: the primary is always right."""
     try:
         return bool(cache.get(PIN_KEY.format(user_id=user_id)))
-    except RedisError:
+    except UNREACHABLE:
+        cache_unreachable("read of a primary pin (reading from the primary)")
         return True
 
 
 def user_pin_to_primary(user_id: int) -> None:
     # Without the cache the pin is lost, but user_pinned_to_primary answers "pinned" while the cache is down.
-    with contextlib.suppress(RedisError):
-        cache.set(PIN_KEY.format(user_id=user_id), 1, timeout=settings.DATABASE_REPLICA_PIN_SECONDS)
+    cache_set(PIN_KEY.format(user_id=user_id), 1, timeout=settings.DATABASE_REPLICA_PIN_SECONDS)
 
 
 def _choose(request: HttpRequest) -> str:
