@@ -26,7 +26,7 @@ REQUEST_ID_HEADER = "X-Request-ID"
 # The Celery message header that carries the id from the request (or task) that enqueued a task.
 TASK_HEADER = "forecastle_request_id"
 # An id from outside is kept only if it is short and plain: it goes into log lines as it is.
-_ACCEPTABLE_ID = re.compile(r"^[A-Za-z0-9._:-]{1,128}$")
+_ACCEPTABLE_ID = re.compile(r"[A-Za-z0-9._:-]{1,128}")
 
 request_id_var: ContextVar[str | None] = ContextVar("request_id", default=None)
 task_var: ContextVar[tuple[str, str] | None] = ContextVar("task", default=None)
@@ -47,7 +47,7 @@ def _tag_error_reports(request_id: str | None) -> None:
 
 def request_id_for(header_value: str | None) -> str:
     """The id a request runs under: the incoming header's when acceptable, else a new random one."""
-    if header_value and _ACCEPTABLE_ID.match(header_value):
+    if header_value and _ACCEPTABLE_ID.fullmatch(header_value):
         return header_value
     return uuid.uuid4().hex
 
@@ -55,8 +55,7 @@ def request_id_for(header_value: str | None) -> str:
 class RequestContextFilter(logging.Filter):
     """Adds request_id (and task_id, task_name inside a Celery task) to every record a handler writes.
 
-    Attributes are only added when known, so the JSON formatter leaves the fields out elsewhere and the plain
-    formatter shows its default ("-").
+    Attributes are only added when known: elsewhere the JSON formatter writes null and the plain one "-".
     """
 
     def filter(self, record: logging.LogRecord) -> bool:

@@ -33,6 +33,10 @@ def test_every_response_carries_a_new_request_id():
 @pytest.mark.django_db
 def test_a_request_id_from_the_proxy_is_kept_and_a_malformed_one_replaced():
     assert Client().get("/api/v1/markets/", HTTP_X_REQUEST_ID="lb-4f2a.17")[REQUEST_ID_HEADER] == "lb-4f2a.17"
+    # A trailing newline too: it would forge a log line, and Django refuses it in a response header.
+    trailing = Client().get("/api/v1/markets/", HTTP_X_REQUEST_ID="abc\n")
+    assert trailing.status_code == 200
+    assert trailing[REQUEST_ID_HEADER] != "abc\n"
     replaced = Client().get("/api/v1/markets/", HTTP_X_REQUEST_ID="bad id\nINFO forged line")[REQUEST_ID_HEADER]
     assert "\n" not in replaced
     assert len(replaced) == 32
