@@ -1,5 +1,6 @@
 """The one place where credits are quantized. Rounding is always in the house's favour:
-what a user pays is rounded up, what a user receives is rounded down."""
+what a user pays is rounded up, what a user receives is rounded down. Valuations that are not
+payments (a position's value, an average price) round down too, the same on every page and endpoint."""
 
 from decimal import ROUND_CEILING, ROUND_FLOOR, ROUND_HALF_EVEN, Decimal, InvalidOperation
 
