@@ -7,6 +7,7 @@ from django.views.decorators.http import require_GET
 from forecast import selectors
 from forecast.charts import calibration_chart
 from forecast.models import LeaderboardEntry
+from markets.selectors.net_worth import net_worth_chart, user_net_worth_history
 
 PAGE_SIZE = 50
 MAX_PAGE = 10_000
@@ -59,5 +60,6 @@ def user_profile_view(request: HttpRequest, username: str) -> HttpResponse:
         "calibration": calibration,
         "chart": calibration_chart(calibration),
         "scores": selectors.user_scores(user=user),
+        "net_worth_chart": net_worth_chart(user_net_worth_history(user=user)),
     }
     return render(request, "forecast/user_profile.html", context)

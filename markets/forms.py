@@ -42,17 +42,42 @@ def add_domain_error(form: forms.Form, error: DomainError, field_map: dict[str, 
 class TradeForm(forms.Form):
     """The trade panel. A valid form holds the TradeRequest it asks for in `cleaned_data["request"]`."""
 
-    outcome = forms.ChoiceField(widget=forms.RadioSelect)
-    side = forms.ChoiceField(
-        choices=((Trade.Side.BUY, "Buy"), (Trade.Side.SELL, "Sell")), initial=Trade.Side.BUY, widget=forms.RadioSelect
+    outcome = forms.ChoiceField(
+        widget=forms.RadioSelect,
+        error_messages={
+            "required": "Choose an outcome of this market.",
+            "invalid_choice": "Choose an outcome of this market.",
+        },
     )
-    mode = forms.ChoiceField(choices=TradeMode.CHOICES, initial=TradeMode.AMOUNT, label="Trade by")
+    side = forms.ChoiceField(
+        choices=((Trade.Side.BUY, "Buy"), (Trade.Side.SELL, "Sell")),
+        initial=Trade.Side.BUY,
+        widget=forms.RadioSelect,
+        error_messages={"required": "Choose to buy or to sell.", "invalid_choice": "Choose to buy or to sell."},
+    )
+    mode = forms.ChoiceField(
+        choices=TradeMode.CHOICES,
+        initial=TradeMode.AMOUNT,
+        label="Trade by",
+        error_messages={
+            "required": "Choose to trade by amount, shares or forecast.",
+            "invalid_choice": "Choose to trade by amount, shares or forecast.",
+        },
+    )
     value = AsciiDecimalFormField(
         label="Amount",
         min_value=CREDIT_QUANTUM,
         max_digits=16,
         decimal_places=CREDIT_PLACES,
         widget=forms.NumberInput(attrs={"step": "any", "inputmode": "decimal", "autocomplete": "off"}),
+        # Django's own wording ("Ensure this value is greater than or equal to 0.000001.") is replaced in
+        # clean() by the mode's words; these cover the codes that need no mode.
+        error_messages={
+            "invalid": "Enter a number, like 25 or 12.5.",
+            "max_digits": "That number is too large to trade.",
+            "max_whole_digits": "That number is too large to trade.",
+            "max_decimal_places": "Use at most 6 decimal places.",
+        },
     )
     # The previewed price, sent back as the trade's bound so a price that moved in between is refused.
     bound = AsciiDecimalFormField(
@@ -87,10 +112,23 @@ class TradeForm(forms.Form):
         if outcomes and not self.is_bound:
             outcome_field.initial = outcomes[0].code
 
+    # The value field's "required" and "too small" messages, per mode.
+    VALUE_MESSAGES = {
+        TradeMode.AMOUNT: ("Enter the amount of credits to trade.", "Enter an amount of at least 0.000001 credits."),
+        TradeMode.SHARES: ("Enter the number of shares to trade.", "Enter at least 0.000001 shares."),
+        TradeMode.PROBABILITY: ("Enter your forecast, in percent.", "Enter a forecast between 0.01% and 99.99%."),
+    }
+
     def clean(self) -> dict[str, Any]:
         """Builds the request. "My forecast (%)" is a forecast (TradeRequest with no side): pricing decides
         which way to trade, so the side chosen on the form does not apply to it."""
         cleaned = super().clean() or {}
+        required, too_small = self.VALUE_MESSAGES.get(cleaned.get("mode", ""), self.VALUE_MESSAGES[TradeMode.AMOUNT])
+        value_errors = self.errors.get("value")
+        if value_errors is not None:
+            codes = [error.code for error in value_errors.as_data()]
+            if "required" in codes or "min_value" in codes:
+                self.errors["value"] = self.error_class([required if "required" in codes else too_small])
         if self.errors or not all(name in cleaned for name in ("outcome", "side", "mode", "value")):
             return cleaned
         mode, value = cleaned["mode"], cleaned["value"]
@@ -105,6 +143,25 @@ class TradeForm(forms.Form):
             else:
                 add_domain_error(self, error, self.FIELD_MAP)
         return cleaned
+
+    @classmethod
+    def initial_from_query(cls, query: Any, *, outcomes: list[Outcome]) -> dict[str, str]:
+        """What a link to the market page asks the panel to start with (?outcome=YES&side=sell&mode=shares&
+        value=12.5): "Sell" on a position and "Buy" on an outcome link here. Anything unknown is ignored."""
+        initial: dict[str, str] = {}
+        if query.get("outcome") in {outcome.code for outcome in outcomes}:
+            initial["outcome"] = query["outcome"]
+        if query.get("side") in Trade.Side.values:
+            initial["side"] = query["side"]
+        if query.get("mode") in dict(TradeMode.CHOICES):
+            initial["mode"] = query["mode"]
+        value = query.get("value", "")
+        try:
+            if value and CREDIT_QUANTUM <= Decimal(value) < Decimal("1e10"):
+                initial["value"] = value
+        except ArithmeticError:
+            pass
+        return initial
 
     def request_to_execute(self, *, market_id: int) -> TradeRequest:
         """The request with this form's idempotency key and, if the preview was of this very request, its

@@ -156,6 +156,12 @@ def market_user_positions(*, market: Market, user: User, outcomes: list[Outcome]
     return views
 
 
+def user_shares_held(*, user: User, outcome: Outcome) -> Decimal:
+    """The shares of `outcome` the user holds now (zero when none)."""
+    shares = Position.objects.filter(user_id=user.pk, outcome_id=outcome.pk).values_list("shares", flat=True).first()
+    return shares if shares is not None else ZERO
+
+
 def market_user_payout(*, resolution: Resolution, user: User) -> Decimal:
     """What the settlement of `resolution` paid the user: zero for a losing (or absent) trader."""
     amount = Payout.objects.filter(resolution=resolution, user_id=user.pk).values_list("amount", flat=True).first()

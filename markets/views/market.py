@@ -38,7 +38,8 @@ def live_context(market: Market, range_key: str) -> dict[str, Any]:
     return {
         "market": market,
         "live": data,
-        "chart": data["chart"],
+        # Read by static/js/market.js; a binary market draws its Yes line only, in the Yes button's colour.
+        "chart": {**data["chart"], "binary": market.is_binary},
         "range_key": range_key,
         "ranges": list(RANGES),
         "polling": market.is_tradeable(timezone.now()),

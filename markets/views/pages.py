@@ -11,9 +11,10 @@ from django.views.decorators.http import require_GET, require_http_methods
 from accounts.http import AuthedHttpRequest
 from config.core.errors import DomainError
 from config.core.http import HtmxHttpRequest
-from markets.forms import MarketCreateForm, MarketEditForm, add_domain_error
+from markets.forms import MarketCreateForm, MarketEditForm, TradeForm, add_domain_error
 from markets.selectors.listing import SORTS, STATUS_FILTERS, market_list_page
 from markets.selectors.markets import drafts_for, market_categories
+from markets.selectors.net_worth import net_worth_chart, user_net_worth_history
 from markets.selectors.portfolio import portfolio_get, portfolio_trades
 from markets.services import market_create
 from markets.services.lifecycle import market_update
@@ -51,7 +52,9 @@ def market_list_view(request: HtmxHttpRequest) -> HttpResponse:
 @require_GET
 def market_detail_view(request: HttpRequest, slug: str) -> HttpResponse:
     market = market_or_404(request, slug)
-    return render(request, "markets/detail.html", market_context(request, market))
+    outcomes = list(market.outcomes.all())
+    form = TradeForm(outcomes=outcomes, initial=TradeForm.initial_from_query(request.GET, outcomes=outcomes))
+    return render(request, "markets/detail.html", market_context(request, market, form=form))
 
 
 @require_GET
@@ -64,9 +67,12 @@ def market_live_view(request: HttpRequest, slug: str) -> HttpResponse:
 @login_required
 @require_GET
 def portfolio_view(request: AuthedHttpRequest) -> HttpResponse:
+    portfolio = portfolio_get(user=request.user)
+    history = user_net_worth_history(user=request.user, balance=portfolio.balance)
     context = {
-        "portfolio": portfolio_get(user=request.user),
+        "portfolio": portfolio,
         "trades": portfolio_trades(user=request.user, page_number=request.GET.get("page", 1)),
+        "net_worth_chart": net_worth_chart(history),
     }
     return render(request, "markets/portfolio.html", context)
 

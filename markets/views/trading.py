@@ -15,6 +15,8 @@ from accounts.selectors import user_balance
 from config.core.errors import DomainError
 from config.core.http import HtmxHttpRequest
 from markets.forms import TradeForm, add_domain_error
+from markets.models import Trade
+from markets.selectors.market_page import user_shares_held
 from markets.services import market_quote, trade_execute
 from markets.views.market import market_context, market_or_404
 
@@ -44,8 +46,17 @@ def trade_preview_view(request: HttpRequest, slug: str) -> HttpResponse:
                 chosen=chosen,
                 chosen_after=quote.probabilities_after[chosen.index],
                 quoted_for=trade_request.fingerprint(market_id=market.pk),
-                balance=user_balance(user=request.user) if request.user.is_authenticated else None,
+                # A share pays one credit if its outcome happens: what the bought shares would pay, and the gain.
+                pays_if_wins=quote.shares,
+                profit_if_wins=quote.shares - quote.amount,
+                balance=None,
+                held=None,
             )
+            if request.user.is_authenticated:
+                if quote.side == Trade.Side.BUY:
+                    context["balance"] = user_balance(user=request.user)
+                else:
+                    context["held"] = user_shares_held(user=request.user, outcome=traded)
     return render(request, "markets/_trade_preview.html", context)
 
 

@@ -1,33 +1,41 @@
-/* Market page: draws the price chart with uPlot from the JSON the live fragment carries, and
-   redraws it whenever htmx swaps that fragment in (polling, range buttons, after a trade). */
+/* Market page: draws the price chart with uPlot from the JSON the live fragment carries (#chart-data), and
+   redraws it whenever htmx swaps that fragment in (polling, range buttons, after a trade).
+
+   A binary market draws its Yes line only, in the Yes button's colour; hovering, touching or the arrow keys
+   (with the chart focused) show the time and every outcome's probability at that point. */
 (function () {
   "use strict";
   var chart = null;
   var lastJson = null;
   var palette = ["--s0", "--s1", "--s2", "--s3", "--s4", "--s5"];
 
-  function colour(i) {
-    var styles = getComputedStyle(document.documentElement);
-    return styles.getPropertyValue(palette[i % palette.length]).trim() || "#3a3fd8";
+  function seriesColour(raw, i) {
+    if (raw.binary) return ForecastleCharts.colour(i === 0 ? "--yes" : "--no", i === 0 ? "#0d7a4a" : "#c0262d");
+    return ForecastleCharts.colour(palette[i % palette.length], "#3a3fd8");
   }
 
   function readData() {
     var node = document.getElementById("chart-data");
-    if (!node) return null;
-    return node.textContent;
+    return node ? node.textContent : null;
   }
 
-  function pct(v) { return v == null ? "" : (v * 100).toFixed(1) + "%"; }
+  function pct(v) { return v == null ? "–" : (v * 100).toFixed(1) + "%"; }
 
   function size(el) {
     var width = el.clientWidth || 600;
     return { width: width, height: width < 500 ? 220 : 300 };
   }
 
+  function tooltipRows(raw) {
+    return function (u, idx) {
+      return raw.series.map(function (s, i) { return [s.label, pct(u.data[i + 1][idx]), seriesColour(raw, i)]; });
+    };
+  }
+
   function render() {
     var el = document.getElementById("price-chart");
     var json = readData();
-    if (!el || !json || typeof uPlot === "undefined") return;
+    if (!el || !json || typeof uPlot === "undefined" || typeof ForecastleCharts === "undefined") return;
     if (json === lastJson && chart) return;
     lastJson = json;
     var raw = JSON.parse(json);
@@ -42,15 +50,21 @@
       width: dims.width,
       height: dims.height,
       legend: { show: false },
-      cursor: { drag: { x: false, y: false } },
-      scales: { y: { range: [0, 1] } },
+      // Axis times in UTC, like the tooltip and every time on the site.
+      tzDate: function (ts) { return uPlot.tzDate(new Date(ts * 1e3), "Etc/UTC"); },
+      cursor: { drag: { x: false, y: false }, points: { size: 7 } },
+      // The x-axis spans exactly the chart's data: from the range's start (a new market's opening) to now.
+      scales: { x: { time: true, range: function (u) { var t = u.data[0]; return [t[0], t[t.length - 1]]; } },
+                y: { range: [0, 1] } },
       axes: [
         { stroke: "#565d77", grid: { stroke: "#eef0f6" }, ticks: { stroke: "#e2e5ef" } },
         { stroke: "#565d77", grid: { stroke: "#eef0f6" }, ticks: { stroke: "#e2e5ef" }, size: 48,
           values: function (u, vals) { return vals.map(function (v) { return Math.round(v * 100) + "%"; }); } }
       ],
+      plugins: [ForecastleCharts.tooltip(tooltipRows(raw))],
       series: [{}].concat(raw.series.map(function (s, i) {
-        return { label: s.label, stroke: colour(i), width: 2, value: function (u, v) { return pct(v); },
+        return { label: s.label, stroke: seriesColour(raw, i), width: 2, show: !raw.binary || i === 0,
+                 value: function (u, v) { return pct(v); },
                  paths: uPlot.paths.stepped({ align: 1 }), points: { show: false } };
       }))
     }, data, el);
@@ -62,13 +76,6 @@
     if (chart && el) chart.setSize(size(el));
   }
 
-  function syncValueLabel() {
-    var mode = document.querySelector(".trade-form select[name=mode]");
-    var label = document.getElementById("value-label");
-    if (!mode || !label) return;
-    label.textContent = { amount: "Amount (credits)", shares: "Shares", probability: "Your forecast (%)" }[mode.value] || "Amount";
-  }
-
   // The live region polls only while the tab is visible. The filter lives here, not in hx-trigger's
   // [expression] syntax, which htmx evaluates with Function() and the Content-Security-Policy forbids.
   document.addEventListener("htmx:beforeRequest", function (event) {
@@ -77,12 +84,8 @@
       event.preventDefault();
     }
   });
-  document.addEventListener("DOMContentLoaded", function () { render(); syncValueLabel(); });
+  document.addEventListener("DOMContentLoaded", render);
   document.addEventListener("htmx:afterSettle", render);
   document.addEventListener("htmx:oobAfterSwap", function () { setTimeout(render, 0); });
-  document.addEventListener("change", function (event) {
-    if (event.target && event.target.name === "mode") syncValueLabel();
-  });
-  document.addEventListener("htmx:afterSettle", syncValueLabel);
   window.addEventListener("resize", function () { window.requestAnimationFrame(resize); });
 })();

@@ -1,0 +1,103 @@
+"""A trader's net worth over time: their balance plus their positions at the prices of each moment.
+
+One SQL statement computes every point, set-based. The balance is walked back from today's balance
+through the money the trader's trades and settlements moved after each moment, so it ends exactly at
+the wallet's balance; the positions at each moment are the shares the trades had left, valued at the
+market's last price point at or before that moment (nothing once the market has settled: the payout
+is then in the balance).
+"""
+
+from dataclasses import dataclass
+from datetime import datetime
+from decimal import Decimal
+
+from django.db import connection
+from django.utils import timezone
+
+from accounts.models import User
+from accounts.selectors import user_balance
+
+# Points on the curve; the first lies just before the trader's first trade.
+NET_WORTH_POINTS = 60
+
+NET_WORTH_SQL = """
+WITH span AS (
+    SELECT LEAST(MIN(created_at) - interval '1 minute', %(now)s - interval '1 day') AS start
+    FROM markets_trade WHERE user_id = %(user_id)s
+),
+grid AS (
+    SELECT CASE WHEN step = %(steps)s THEN %(now)s ELSE span.start + (%(now)s - span.start) * step / %(steps)s END AS at
+    FROM span, generate_series(0, %(steps)s) AS step
+),
+flows AS (
+    SELECT created_at AS at, CASE WHEN side = 'buy' THEN -amount ELSE amount END AS delta
+    FROM markets_trade WHERE user_id = %(user_id)s
+    UNION ALL
+    SELECT payout.created_at, payout.amount
+    FROM markets_payout payout JOIN markets_resolution resolution ON resolution.id = payout.resolution_id
+    WHERE payout.user_id = %(user_id)s AND resolution.is_current
+),
+holdings AS (
+    SELECT grid.at, trade.market_id, trade.outcome_id,
+           SUM(CASE WHEN trade.side = 'buy' THEN trade.shares ELSE -trade.shares END) AS shares
+    FROM grid JOIN markets_trade trade ON trade.user_id = %(user_id)s AND trade.created_at <= grid.at
+    GROUP BY grid.at, trade.market_id, trade.outcome_id
+),
+valued AS (
+    SELECT holdings.at,
+           SUM(holdings.shares * COALESCE(price.probability, outcome.initial_probability::numeric)) AS value
+    FROM holdings
+    JOIN markets_outcome outcome ON outcome.id = holdings.outcome_id
+    JOIN markets_market market ON market.id = holdings.market_id
+    LEFT JOIN LATERAL (
+        SELECT (point.probabilities ->> outcome."index")::numeric AS probability
+        FROM markets_pricepoint point
+        WHERE point.market_id = holdings.market_id AND point.created_at <= holdings.at
+        ORDER BY point.created_at DESC, point.id DESC
+        LIMIT 1
+    ) price ON true
+    WHERE holdings.shares <> 0 AND (market.resolved_at IS NULL OR market.resolved_at > holdings.at)
+    GROUP BY holdings.at
+)
+SELECT grid.at,
+       %(balance)s - COALESCE((SELECT SUM(flows.delta) FROM flows WHERE flows.at > grid.at), 0),
+       COALESCE(valued.value, 0)
+FROM grid LEFT JOIN valued ON valued.at = grid.at
+ORDER BY grid.at
+"""
+
+
+@dataclass(frozen=True)
+class NetWorthPoint:
+    at: datetime
+    balance: Decimal
+    positions: Decimal
+
+    @property
+    def net_worth(self) -> Decimal:
+        return self.balance + self.positions
+
+
+def user_net_worth_history(
+    *, user: User, balance: Decimal | None = None, now: datetime | None = None, points: int = NET_WORTH_POINTS
+) -> list[NetWorthPoint]:
+    """`points` + 1 evenly spaced points from just before the user's first trade (or a day ago) to now, in one
+    query; the last is now, at the balance of now.
+
+    Pass `balance` when the caller already read it (the portfolio has), to spare a query.
+    """
+    now = now or timezone.now()
+    if balance is None:
+        balance = user_balance(user=user)
+    with connection.cursor() as cursor:
+        cursor.execute(NET_WORTH_SQL, {"user_id": user.pk, "now": now, "steps": points, "balance": balance})
+        return [NetWorthPoint(at=at, balance=cash, positions=held) for at, cash, held in cursor.fetchall()]
+
+
+def net_worth_chart(history: list[NetWorthPoint]) -> dict[str, list[float] | list[int]]:
+    """The history as uPlot reads it: unix seconds, net worth and balance in credits."""
+    return {
+        "t": [int(point.at.timestamp()) for point in history],
+        "net_worth": [round(float(point.net_worth), 2) for point in history],
+        "balance": [round(float(point.balance), 2) for point in history],
+    }
