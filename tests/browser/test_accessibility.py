@@ -80,3 +80,35 @@ def test_every_page_passes_the_accessibility_audit(live_server, page, site):
     if violations := axe_violations(page):
         failures["resolve confirm step"] = describe(violations)
     assert not failures, "\n\n".join(f"{where}:\n{what}" for where, what in failures.items())
+
+
+FOCUS_VISIBLE = """() => {
+    const element = document.activeElement;
+    if (!element || element === document.body) return null;
+    // A radio button is drawn by the span after it; its focus ring is on that span.
+    const drawn = element.matches(".seg input") ? element.nextElementSibling : element;
+    const style = getComputedStyle(drawn);
+    return {
+        html: element.outerHTML.slice(0, 120),
+        visible: style.outlineStyle !== "none" && parseFloat(style.outlineWidth) >= 2,
+    };
+}"""
+
+
+@pytest.mark.parametrize(
+    "path",
+    ["/", "/markets/rutte-nato/", "/markets/next-nato-sg/", "/portfolio/", "/leaderboard/", "/users/forecaster0/"],
+)
+def test_every_stop_of_the_keyboard_shows_where_the_focus_is(live_server, page, site, path):
+    login(page, live_server.url, "trader")
+    page.goto(f"{live_server.url}{path}")
+    page.wait_for_load_state("networkidle")
+    seen = 0
+    for _ in range(80):
+        page.keyboard.press("Tab")
+        focus = page.evaluate(FOCUS_VISIBLE)
+        if focus is None:
+            break
+        assert focus["visible"], focus["html"]
+        seen += 1
+    assert seen >= 5
