@@ -317,11 +317,8 @@ def measure(wrk: str, cases: list[Case], servers: dict[str, tuple[int, int]], *,
 
 
 def server_environments(scratch: str, floor_db: str) -> tuple[dict[str, str], dict[str, str]]:
-    base: dict[str, str] = {
-        **os.environ,
-        "REDIS_URL": str(settings.CACHES["default"]["LOCATION"]),
-        "LOG_LEVEL": "WARNING",
-    }
+    # Forecastle logs at its deployed default (INFO: one JSON access line per request, to the log file).
+    base: dict[str, str] = {**os.environ, "REDIS_URL": str(settings.CACHES["default"]["LOCATION"])}
     rates = {f"API_RATE_{scope}": BENCH_RATE for scope in ("ANON_READ", "USER_READ", "TRADE", "AUTH_TOKEN")}
     forecastle: dict[str, str] = {
         **base,
