@@ -7,12 +7,13 @@ import secrets
 from collections import defaultdict
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from datetime import timedelta
+from datetime import datetime, timedelta
 from decimal import Decimal
 from typing import Any
 
 from axes.utils import reset as axes_reset
 from django.conf import settings
+from django.core.cache import cache
 from django.db import IntegrityError, connection, transaction
 from django.db.models import Sum
 from django.utils import timezone
@@ -20,6 +21,7 @@ from django.utils import timezone
 from accounts.errors import InsufficientFunds, InvalidInput, LedgerImbalance, LimitReached
 from accounts.models import Account, ApiKey, LedgerEntry, LedgerTransaction, User
 from accounts.money import ZERO, credits
+from config.core.cache import UNREACHABLE, cache_get, cache_set, cache_unreachable
 
 # Moves cached balances by the given amounts, locking rows in id order so that two transfers
 # between the same accounts cannot deadlock. The CHECK constraint refuses a negative wallet.
@@ -323,6 +325,9 @@ def user_create(
 
 API_KEY_PREFIX_LENGTH = 8
 API_KEY_USE_RESOLUTION = timedelta(minutes=1)
+# How long an authenticated key is remembered in Redis (hash -> user): the most a deactivated user's key
+# keeps working. Revoking a key forgets it at once.
+API_KEY_CACHE_SECONDS = 30
 
 
 def _hash_key(raw_key: str) -> str:
@@ -354,7 +359,9 @@ def api_key_create(*, user: User, name: str) -> tuple[ApiKey, str]:
 
 def api_keys_revoke_all(*, user: User) -> int:
     """Revokes every active key of the account; returns how many."""
-    return ApiKey.objects.filter(user=user, revoked_at__isnull=True).update(revoked_at=timezone.now())
+    active = ApiKey.objects.filter(user=user, revoked_at__isnull=True)
+    _keys_forget(list(active.values_list("hashed_key", flat=True)))
+    return active.update(revoked_at=timezone.now())
 
 
 def user_password_changed(*, user: User) -> int:
@@ -372,23 +379,65 @@ def api_key_revoke(*, api_key: ApiKey) -> ApiKey:
     if api_key.revoked_at is None:
         api_key.revoked_at = timezone.now()
         api_key.save(update_fields=["revoked_at"])
+        _keys_forget([api_key.hashed_key])
     return api_key
 
 
+def _key_cache_key(hashed_key: str) -> str:
+    return f"apikeys:v1:{hashed_key}"
+
+
+def _key_cache_get(hashed_key: str) -> tuple[User, int, datetime | None] | None:
+    return cache_get(_key_cache_key(hashed_key))
+
+
+def _key_cache_set(hashed_key: str, entry: tuple[User, int, datetime | None]) -> None:
+    cache_set(_key_cache_key(hashed_key), entry, timeout=API_KEY_CACHE_SECONDS)
+
+
+def _keys_forget(hashed_keys: Sequence[str]) -> None:
+    """Drops cached keys now and again after the commit, so a request that read a key just before it was
+    revoked cannot leave it cached for long."""
+
+    def forget() -> None:
+        try:
+            cache.delete_many([_key_cache_key(hashed) for hashed in hashed_keys])
+        except UNREACHABLE:
+            cache_unreachable(f"forgetting revoked API keys (cached for at most {API_KEY_CACHE_SECONDS} s)")
+
+    if hashed_keys:
+        forget()
+        transaction.on_commit(forget)
+
+
 def api_key_authenticate(*, raw_key: str) -> User | None:
-    """The active user owning this raw key, or None."""
-    api_key = (
-        ApiKey.objects.select_related("user")
-        .filter(hashed_key=_hash_key(raw_key), revoked_at__isnull=True, user__is_active=True)
-        .first()
-    )
-    if api_key is None:
-        return None
+    """The active user owning this raw key, or None.
+
+    The answer is cached in Redis for API_KEY_CACHE_SECONDS under the key's hash (never the raw key), so a
+    request by key usually costs no query; revoking a key (or every key, as a password change does) drops
+    it from the cache. Deactivating a user takes effect on their keys within API_KEY_CACHE_SECONDS.
+    With Redis down every request reads PostgreSQL, as before the cache."""
+    hashed = _hash_key(raw_key)
+    entry = _key_cache_get(hashed)
+    fresh = entry is None
+    if entry is None:
+        api_key = (
+            ApiKey.objects.select_related("user")
+            .filter(hashed_key=hashed, revoked_at__isnull=True, user__is_active=True)
+            .first()
+        )
+        if api_key is None:
+            return None
+        entry = (api_key.user, api_key.pk, api_key.last_used_at)
+    user, key_id, last_used_at = entry
     now = timezone.now()
     # A read-heavy client would otherwise write this row on every request: once a minute tells enough.
-    if api_key.last_used_at is None or now - api_key.last_used_at > API_KEY_USE_RESOLUTION:
-        ApiKey.objects.filter(pk=api_key.pk).update(last_used_at=now)
-    return api_key.user
+    if last_used_at is None or now - last_used_at > API_KEY_USE_RESOLUTION:
+        ApiKey.objects.filter(pk=key_id).update(last_used_at=now)
+        entry, fresh = (user, key_id, now), True
+    if fresh:
+        _key_cache_set(hashed, entry)
+    return user
 
 
 @dataclass(frozen=True)

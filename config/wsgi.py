@@ -1,7 +1,10 @@
 import os
 
-from django.core.wsgi import get_wsgi_application
+import django
 
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "config.settings.local")
+django.setup(set_prefix=False)
 
-application = get_wsgi_application()
+from config.core.wsgi import forecastle_wsgi_application  # noqa: E402
+
+application = forecastle_wsgi_application()

@@ -4,9 +4,14 @@ from django.urls import URLPattern, URLResolver, path
 
 from markets.apis import staff
 from markets.apis.history import MarketHistoryApi
-from markets.apis.markets import MarketDetailApi
+from markets.apis.markets import DETAIL_RENDERING, MarketDetailApi, market_detail_render
 from markets.apis.portfolio import MePositionsApi, MeTradesApi
 from markets.apis.trading import MarketQuoteApi, MarketTradesApi
+from markets.cache import snapshot_renderer_register
+
+# Snapshots stored by a process that serves the API carry the detail's body, rendered once when stored; a
+# snapshot stored elsewhere (a Celery task) has none, and the detail renders it per request until the next.
+snapshot_renderer_register(DETAIL_RENDERING, market_detail_render)
 
 urlpatterns: list[URLPattern | URLResolver] = [
     # GET lists markets (MarketListApi); POST creates one (staff): one view answers both methods.

@@ -11,7 +11,8 @@ This module only stores and fetches: it imports nothing of the app, so the selec
 
 import hashlib
 import time
-from typing import Any
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any
 
 from django.conf import settings
 from django.core.cache import cache
@@ -30,6 +31,10 @@ __all__ = [
     "snapshot_key",
 ]
 
+if TYPE_CHECKING:
+    # The shape only (plain TypedDicts): this module imports nothing of the app at run time.
+    from markets.snapshot import MarketSnapshot
+
 LIST_GENERATION_KEY = "prices:list-generation"
 # Longer than any cached list lives, so a generation cannot expire under the lists it names.
 GENERATION_SECONDS = 86400
@@ -41,7 +46,24 @@ def ttl() -> int:
 
 # Part of every key: bump it when the shape of a cached value changes, so processes running the
 # new code never read values written by the old (during a rolling deploy, for example).
-FORMAT = 3
+FORMAT = 4
+
+# A renderer turns a market snapshot into a response body and its ETag (markets/api_urls.py registers the
+# market detail API's). Each snapshot is stored with what every renderer made of it, so a cached read
+# sends those bytes without running a serializer; the bodies can never disagree with their snapshot.
+SnapshotRenderer = Callable[["MarketSnapshot"], tuple[bytes, str]]
+_snapshot_renderers: dict[str, SnapshotRenderer] = {}
+
+
+def snapshot_renderer_register(name: str, renderer: SnapshotRenderer) -> None:
+    _snapshot_renderers[name] = renderer
+
+
+def snapshot_rendered(snapshot: "MarketSnapshot") -> "MarketSnapshot":
+    """The snapshot with the bodies of every registered renderer under "rendered" (made once per snapshot)."""
+    if "rendered" not in snapshot:
+        snapshot["rendered"] = {name: render(snapshot) for name, render in _snapshot_renderers.items()}
+    return snapshot
 
 
 def snapshot_key(slug: str) -> str:

@@ -8,7 +8,7 @@ The selectors build them (markets.selectors.prices); nothing else does.
 
 from datetime import datetime
 from decimal import Decimal
-from typing import TypedDict
+from typing import NotRequired, TypedDict
 
 
 class OutcomeSummary(TypedDict):
@@ -106,3 +106,6 @@ class MarketSnapshot(TypedDict):
     updated_at: datetime
     market: MarketDetail
     state: MakerState
+    # Response bodies made from this snapshot when it was stored, with their ETags, by name
+    # (markets.cache.snapshot_rendered): a cached read sends them as they are.
+    rendered: NotRequired[dict[str, tuple[bytes, str]]]

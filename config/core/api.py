@@ -234,25 +234,47 @@ def body_etag(data: Any) -> str:
     return '"' + hashlib.sha256(json.dumps(data, cls=JSONEncoder, sort_keys=True).encode()).hexdigest()[:32] + '"'
 
 
-def conditional_response(
-    request: Request, data: Any, *, last_modified: datetime | None = None, etag: str | None = None
-) -> Response:
-    """A 200 with ETag (a hash of the body, unless given) and Last-Modified, or a bodiless 304 when the
-    client's If-None-Match (or, without it, If-Modified-Since) shows it already has this representation."""
-    etag = etag or body_etag(data)
+def bytes_etag(body: bytes) -> str:
+    """A strong ETag for a body rendered beforehand: a hash of its bytes."""
+    return '"' + hashlib.sha256(body).hexdigest()[:32] + '"'
+
+
+def _validators(request: HttpRequest, *, etag: str, last_modified: datetime | None) -> tuple[dict[str, str], bool]:
+    """The ETag, Cache-Control and Last-Modified headers, and whether the client's If-None-Match (or, without
+    it, If-Modified-Since) shows it already has this representation."""
     headers = {"ETag": etag, "Cache-Control": "no-cache"}
     if last_modified is not None:
         headers["Last-Modified"] = http_date(math.floor(last_modified.timestamp()))
     if_none_match = request.headers.get("If-None-Match")
     if if_none_match is not None:
         tags = {tag.strip().removeprefix("W/") for tag in if_none_match.split(",")}
-        if etag in tags or "*" in tags:
-            return Response(status=status.HTTP_304_NOT_MODIFIED, headers=headers)
-    elif last_modified is not None:
+        return headers, etag in tags or "*" in tags
+    if last_modified is not None:
         since = parse_http_date_safe(request.headers.get("If-Modified-Since", ""))
-        if since is not None and math.floor(last_modified.timestamp()) <= since:
-            return Response(status=status.HTTP_304_NOT_MODIFIED, headers=headers)
+        return headers, since is not None and math.floor(last_modified.timestamp()) <= since
+    return headers, False
+
+
+def conditional_response(
+    request: Request, data: Any, *, last_modified: datetime | None = None, etag: str | None = None
+) -> Response:
+    """A 200 with ETag (a hash of the body, unless given) and Last-Modified, or a bodiless 304 when the
+    client's If-None-Match (or, without it, If-Modified-Since) shows it already has this representation."""
+    headers, not_modified = _validators(request, etag=etag or body_etag(data), last_modified=last_modified)
+    if not_modified:
+        return Response(status=status.HTTP_304_NOT_MODIFIED, headers=headers)
     return Response(data, headers=headers)
+
+
+def rendered_response(
+    request: HttpRequest, body: bytes, *, etag: str, last_modified: datetime | None = None
+) -> HttpResponse:
+    """conditional_response for JSON rendered beforehand (a cached read): the bytes are sent as they are, with
+    no serializer or renderer run for the request."""
+    headers, not_modified = _validators(request, etag=etag, last_modified=last_modified)
+    if not_modified:
+        return HttpResponse(status=status.HTTP_304_NOT_MODIFIED, headers=headers)
+    return HttpResponse(body, content_type="application/json", headers=headers)
 
 
 CONDITIONAL_PARAMETERS = [

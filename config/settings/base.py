@@ -100,6 +100,22 @@ MIDDLEWARE = [
     "axes.middleware.AxesMiddleware",
 ]
 
+# API requests without a cookie (a key, or an anonymous read) skip these: they serve the website's sessions,
+# logins, messages, CSRF, htmx and static files (config/core/wsgi.py). API_FULL_STACK_PATHS always take the
+# full stack: the token endpoint checks a password under django-axes' lockout.
+API_SKIPPED_MIDDLEWARE = {
+    "config.core.health.OperationsEndpointsMiddleware",
+    "whitenoise.middleware.WhiteNoiseMiddleware",
+    "django.contrib.sessions.middleware.SessionMiddleware",
+    "django.middleware.csrf.CsrfViewMiddleware",
+    "django.contrib.auth.middleware.AuthenticationMiddleware",
+    "django.contrib.messages.middleware.MessageMiddleware",
+    "django_htmx.middleware.HtmxMiddleware",
+    "axes.middleware.AxesMiddleware",
+}
+API_MIDDLEWARE = [name for name in MIDDLEWARE if name not in API_SKIPPED_MIDDLEWARE]
+API_FULL_STACK_PATHS = ("/api/v1/auth/",)
+
 ROOT_URLCONF = "config.urls"
 WSGI_APPLICATION = "config.wsgi.application"
 

@@ -5,13 +5,13 @@ from typing import Any
 
 from django.http import HttpResponse
 from drf_spectacular.utils import OpenApiParameter, extend_schema
-from rest_framework import serializers, status
+from rest_framework import serializers
 from rest_framework.renderers import JSONRenderer
 from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from config.core.api import CONDITIONAL_PARAMETERS, NOT_MODIFIED, body_etag, conditional_response
+from config.core.api import CONDITIONAL_PARAMETERS, NOT_MODIFIED, bytes_etag, rendered_response
 from markets.apis.common import probability_field, snapshot_or_404
 from markets.selectors.prices import INTERVALS, PriceHistory, history_window, price_history
 
@@ -106,14 +106,10 @@ class MarketHistoryApi(APIView):
             end=query.validated_data.get("end"),
         )
         rendered = price_history(snapshot=snapshot, window=window, render=self._render)
-        response = conditional_response(request, None, etag=rendered["etag"], last_modified=snapshot["updated_at"])
-        if response.status_code != status.HTTP_200_OK:
-            return response
         # The body was rendered to JSON when it was cached: encoding ~300 kB of candles again on every
         # request took more than half of a cached read.
-        headers = {name: value for name, value in response.headers.items() if name != "Content-Type"}
-        return HttpResponse(rendered["body"], content_type="application/json", headers=headers)
+        return rendered_response(request, rendered["body"], etag=rendered["etag"], last_modified=snapshot["updated_at"])
 
     def _render(self, history: PriceHistory) -> dict[str, Any]:
-        data = self.OutputSerializer(history).data
-        return {"body": JSONRenderer().render(data), "etag": body_etag(data)}
+        body = JSONRenderer().render(self.OutputSerializer(history).data)
+        return {"body": body, "etag": bytes_etag(body)}

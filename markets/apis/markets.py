@@ -4,27 +4,29 @@ from datetime import datetime
 from typing import Any
 
 from django.db.models import QuerySet
+from django.http import HttpResponse
 from django.utils.dateparse import parse_datetime
 from drf_spectacular.utils import OpenApiParameter, extend_schema
 from rest_framework import serializers
+from rest_framework.renderers import JSONRenderer
 from rest_framework.request import Request
-from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from config.core.api import (
     CONDITIONAL_PARAMETERS,
     NOT_MODIFIED,
     PAGINATION_PARAMETERS_HELP,
-    body_etag,
-    conditional_response,
+    bytes_etag,
     paginated_response,
     paginated_schema,
+    rendered_response,
 )
 from markets import cache as price_cache
 from markets.apis.common import money_field, probability_field, snapshot_or_404
 from markets.models import Market, Resolution
 from markets.selectors.markets import ORDERINGS
 from markets.selectors.prices import market_summary, markets_query, read_through
+from markets.snapshot import MarketSnapshot
 
 
 class MarketOutcomeSerializer(serializers.Serializer):
@@ -67,7 +69,7 @@ class MarketListApi(APIView):
         parameters=[InputSerializer, *CONDITIONAL_PARAMETERS],
         responses={200: paginated_schema("PaginatedMarketList", MarketSummarySerializer(many=True)), 304: NOT_MODIFIED},
     )
-    def get(self, request: Request) -> Response:
+    def get(self, request: Request) -> HttpResponse:
         query = self.InputSerializer(data=request.query_params)
         query.is_valid(raise_exception=True)
         filters = query.validated_data
@@ -88,11 +90,13 @@ class MarketListApi(APIView):
                 transform=lambda market: market_summary(market, list(market.outcomes.all())),
             )
             updated = [row["updated_at"] for row in page["results"]]
-            return {"page": page, "etag": body_etag(page), "updated_at": max(updated, default=None)}
+            # Cached as the JSON body: a cached read sends these bytes without serializing the page again.
+            body = JSONRenderer().render(page)
+            return {"body": body, "etag": bytes_etag(body), "updated_at": max(updated, default=None)}
 
         cached = read_through(key, build)
-        return conditional_response(
-            request, cached["page"], etag=cached["etag"], last_modified=_as_datetime(cached["updated_at"])
+        return rendered_response(
+            request, cached["body"], etag=cached["etag"], last_modified=_as_datetime(cached["updated_at"])
         )
 
 
@@ -129,7 +133,17 @@ class MarketDetailApi(APIView):
         parameters=[OpenApiParameter("slug", str, OpenApiParameter.PATH), *CONDITIONAL_PARAMETERS],
         responses={200: OutputSerializer, 304: NOT_MODIFIED},
     )
-    def get(self, request: Request, slug: str) -> Response:
+    def get(self, request: Request, slug: str) -> HttpResponse:
         snapshot = snapshot_or_404(slug)
-        data = self.OutputSerializer(snapshot["market"]).data
-        return conditional_response(request, data, last_modified=snapshot["updated_at"])
+        # The body was rendered when the snapshot was stored (markets.cache.snapshot_rendered).
+        body, etag = snapshot.get("rendered", {}).get(DETAIL_RENDERING) or market_detail_render(snapshot)
+        return rendered_response(request, body, etag=etag, last_modified=snapshot["updated_at"])
+
+
+DETAIL_RENDERING = "api-detail"
+
+
+def market_detail_render(snapshot: MarketSnapshot) -> tuple[bytes, str]:
+    """The detail API's body for a snapshot, and its ETag: the renderer registered with the price cache."""
+    body = JSONRenderer().render(MarketDetailApi.OutputSerializer(snapshot["market"]).data)
+    return body, bytes_etag(body)

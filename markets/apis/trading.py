@@ -2,10 +2,12 @@
 
 from typing import Any
 
+from django.http import HttpResponse
 from django.utils import timezone
 from drf_spectacular.utils import OpenApiExample, OpenApiParameter, OpenApiResponse, extend_schema
 from rest_framework import serializers, status
 from rest_framework.permissions import IsAuthenticated
+from rest_framework.renderers import JSONRenderer
 from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.settings import api_settings
@@ -20,9 +22,10 @@ from config.core.api import (
     AnonReadThrottle,
     TradeThrottle,
     UserReadThrottle,
-    conditional_response,
+    bytes_etag,
     paginated_response,
     paginated_schema,
+    rendered_response,
 )
 from config.core.numbers import AsciiDecimalApiField
 from markets.apis.common import (
@@ -129,7 +132,7 @@ class MarketQuoteApi(APIView):
             422: OpenApiResponse(description="The market is closed."),
         },
     )
-    def get(self, request: Request, slug: str) -> Response:
+    def get(self, request: Request, slug: str) -> HttpResponse:
         query = self.InputSerializer(data=request.query_params)
         query.is_valid(raise_exception=True)
         trade_request: TradeRequest = query.validated_data["request"]
@@ -156,7 +159,9 @@ class MarketQuoteApi(APIView):
                 "probabilities_after": by_code(codes, quote.probabilities_after),
             }
         ).data
-        return conditional_response(request, data, last_modified=snapshot["updated_at"])
+        # Rendered once: the ETag is the hash of the bytes sent.
+        body = JSONRenderer().render(data)
+        return rendered_response(request, body, etag=bytes_etag(body), last_modified=snapshot["updated_at"])
 
 
 class PositionSerializer(serializers.Serializer):

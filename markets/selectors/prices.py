@@ -185,6 +185,7 @@ def market_snapshot(*, slug: str) -> MarketSnapshot | None:
         return cached
     snapshot = market_snapshot_build(slug=slug)
     if snapshot is not None:
+        snapshot = price_cache.snapshot_rendered(snapshot)
         price_cache.cache_set(key, snapshot, only_if_absent=True)
     return snapshot
 

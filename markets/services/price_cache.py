@@ -39,6 +39,8 @@ def prices_refresh(market_id: int, trade: TradeChange | None = None) -> None:
                 )
         if snapshot is None:
             snapshot = market_snapshot_build(market_id=market_id)
+        if snapshot is not None:
+            snapshot = price_cache.snapshot_rendered(snapshot)
     except Exception:
         logger.exception("Could not rebuild the price snapshot of market %s", market_id)
         # A stale snapshot must not outlive the change: drop it where its key is known, and start a

@@ -4,11 +4,11 @@ import hashlib
 from datetime import timedelta
 
 import pytest
-from django.utils import timezone
+from redis.exceptions import ConnectionError as RedisConnectionError
 
 from accounts.errors import InvalidInput
 from accounts.models import ApiKey
-from accounts.services import api_key_authenticate, api_key_create, api_key_revoke
+from accounts.services import api_key_authenticate, api_key_create, api_key_revoke, user_password_changed
 
 pytestmark = pytest.mark.django_db
 
@@ -73,16 +73,47 @@ def test_an_inactive_users_key_authenticates_nobody(make_user):
     assert api_key_authenticate(raw_key=raw_key) is None
 
 
-def test_last_use_is_written_at_most_once_a_minute(make_user, django_assert_num_queries):
+def test_last_use_is_written_at_most_once_a_minute(make_user, django_assert_num_queries, monkeypatch):
     api_key, raw_key = api_key_create(user=make_user(), name="bot")
     api_key_authenticate(raw_key=raw_key)
     first_use = ApiKey.objects.get(pk=api_key.pk).last_used_at
     assert first_use is not None
-    with django_assert_num_queries(1):  # the lookup only: no write
+    with django_assert_num_queries(0):  # from the key cache, and no write
         api_key_authenticate(raw_key=raw_key)
     assert ApiKey.objects.get(pk=api_key.pk).last_used_at == first_use
-    ApiKey.objects.filter(pk=api_key.pk).update(last_used_at=timezone.now() - timedelta(minutes=2))
+    later = first_use + timedelta(minutes=2)
+    monkeypatch.setattr("accounts.services.timezone.now", lambda: later)
     api_key_authenticate(raw_key=raw_key)
-    latest_use = ApiKey.objects.get(pk=api_key.pk).last_used_at
-    assert latest_use is not None
-    assert latest_use > first_use
+    assert ApiKey.objects.get(pk=api_key.pk).last_used_at == later
+
+
+def test_a_key_is_remembered_and_forgotten_as_soon_as_it_is_revoked(make_user, django_assert_num_queries):
+    user = make_user()
+    api_key, raw_key = api_key_create(user=user, name="bot")
+    assert api_key_authenticate(raw_key=raw_key) == user
+    with django_assert_num_queries(0):
+        assert api_key_authenticate(raw_key=raw_key) == user
+    api_key_revoke(api_key=api_key)
+    assert api_key_authenticate(raw_key=raw_key) is None
+
+
+def test_a_password_change_forgets_every_remembered_key(make_user):
+    user = make_user()
+    keys = [api_key_create(user=user, name=name)[1] for name in ("a", "b")]
+    for raw_key in keys:
+        assert api_key_authenticate(raw_key=raw_key) == user
+    assert user_password_changed(user=user) == 2
+    assert [api_key_authenticate(raw_key=raw_key) for raw_key in keys] == [None, None]
+
+
+def test_keys_authenticate_from_the_database_when_redis_is_down(make_user, monkeypatch):
+    user = make_user()
+    _api_key, raw_key = api_key_create(user=user, name="bot")
+
+    def unreachable(*args, **kwargs):
+        raise RedisConnectionError("down")
+
+    monkeypatch.setattr("accounts.services.cache.get", unreachable)
+    monkeypatch.setattr("accounts.services.cache.set", unreachable)
+    assert api_key_authenticate(raw_key=raw_key) == user
+    assert api_key_authenticate(raw_key="fc_unknown") is None

@@ -33,6 +33,13 @@ def cached(market):
     return price_cache.cache_get(price_cache.snapshot_key(market.slug))
 
 
+def database(market):
+    """The snapshot rebuilt from the database, with the bodies rendered from it: what the cache must hold."""
+    snapshot = market_snapshot_build(market_id=market.pk)
+    assert snapshot is not None
+    return price_cache.snapshot_rendered(snapshot)
+
+
 def rebuilt_from_database(queries):
     # Only the database rebuild reads the market's resolutions.
     return any('"markets_resolution"' in query["sql"] for query in queries.captured_queries)
@@ -61,7 +68,7 @@ def test_snapshot_after_each_trade_equals_a_database_rebuild(market, make_user, 
             side=side,
             shares=shares,
         )
-        assert cached(market) == market_snapshot_build(market_id=market.pk)
+        assert cached(market) == database(market)
     assert cached(market)["market"]["trader_count"] == 2
 
 
@@ -73,14 +80,14 @@ def test_refresh_after_a_trade_reads_no_database_when_the_cache_is_current(
     with CaptureQueriesContext(connection) as queries:
         trade(django_capture_on_commit_callbacks, user=user, market=market, outcome_code="C", side="buy", shares="1")
     assert not rebuilt_from_database(queries)
-    assert cached(market) == market_snapshot_build(market_id=market.pk)
+    assert cached(market) == database(market)
 
 
 def test_stale_or_missing_snapshot_is_rebuilt_from_the_database(market, make_user, django_capture_on_commit_callbacks):
     user = make_user()
     # Nothing cached: the refresh cannot know the trader count, so it reads the database.
     trade(django_capture_on_commit_callbacks, user=user, market=market, outcome_code="A", side="buy", shares="1")
-    assert cached(market) == market_snapshot_build(market_id=market.pk)
+    assert cached(market) == database(market)
     # A snapshot of another version (a callback that ran out of order) is not built upon either.
     stale = cached(market)
     trade(django_capture_on_commit_callbacks, user=user, market=market, outcome_code="B", side="buy", shares="1")
@@ -88,7 +95,7 @@ def test_stale_or_missing_snapshot_is_rebuilt_from_the_database(market, make_use
     with CaptureQueriesContext(connection) as queries:
         trade(django_capture_on_commit_callbacks, user=user, market=market, outcome_code="D", side="buy", shares="1")
     assert rebuilt_from_database(queries)
-    assert cached(market) == market_snapshot_build(market_id=market.pk)
+    assert cached(market) == database(market)
 
 
 def test_trade_dated_by_its_caller_is_rebuilt_from_the_database(market, make_user, django_capture_on_commit_callbacks):
@@ -105,7 +112,7 @@ def test_trade_dated_by_its_caller_is_rebuilt_from_the_database(market, make_use
         shares="1",
         now=timezone.now() - timedelta(hours=1),
     )
-    assert cached(market) == market_snapshot_build(market_id=market.pk)
+    assert cached(market) == database(market)
 
 
 def test_a_snapshot_that_cannot_be_rebuilt_is_dropped_not_left_stale(

@@ -15,11 +15,12 @@ from markets.services import market_create
 
 pytestmark = [pytest.mark.django_db, pytest.mark.usefixtures("isolated_cache")]
 
-# A trade by API key: authentication, the market lookup, the locked trade itself (idempotency key, market,
-# outcomes, wallet, position, trade, ledger transaction and entries, balances, price point) and the response.
+# A trade by API key (authenticated from the key cache, no statement): the market lookup, the locked trade
+# itself (idempotency key, market, outcomes, wallet, position, trade, ledger transaction and entries, balances,
+# price point) and the response.
 # Inside a test's transaction each atomic block is a SAVEPOINT/RELEASE pair, counted here; in production they
 # are BEGIN/COMMIT, which the count does not see.
-TRADE_STATEMENTS = 22
+TRADE_STATEMENTS = 21
 # A cached read: answered from Redis alone.
 CACHED_READ_STATEMENTS = 0
 

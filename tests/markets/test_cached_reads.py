@@ -1,0 +1,73 @@
+"""Cached reads send bytes rendered beforehand: a hit runs no serializer, and the bytes are the ones a fresh
+render gives, with an ETag and Last-Modified that revalidate."""
+
+from datetime import timedelta
+from decimal import Decimal
+
+import pytest
+from django.utils import timezone
+from rest_framework.test import APIClient
+
+from markets.apis.history import MarketHistoryApi
+from markets.apis.markets import MarketDetailApi, MarketListApi, market_detail_render
+from markets.models import Market
+from markets.selectors.prices import market_snapshot_build
+from markets.services import market_create, trade_execute
+from markets.trade_request import TradeRequest
+
+pytestmark = [pytest.mark.django_db, pytest.mark.usefixtures("isolated_cache")]
+
+
+@pytest.fixture
+def market(make_user):
+    market = market_create(
+        slug="rendered",
+        question="Is it rendered once?",
+        kind=Market.Kind.BINARY,
+        liquidity=100,
+        closes_at=timezone.now() + timedelta(days=3),
+    )
+    trade_execute(user=make_user(), market=market, request=TradeRequest(outcome="YES", side="buy", shares=Decimal(3)))
+    return market
+
+
+def refuse(*args, **kwargs):
+    raise AssertionError("a cached read ran a serializer")
+
+
+@pytest.mark.parametrize(
+    ("path", "serializer"),
+    [
+        ("/api/v1/markets/rendered/", MarketDetailApi.OutputSerializer),
+        ("/api/v1/markets/", MarketListApi.OutputSerializer),
+        ("/api/v1/markets/rendered/history/", MarketHistoryApi.OutputSerializer),
+    ],
+)
+def test_a_cached_read_sends_the_stored_bytes_without_a_serializer(market, monkeypatch, path, serializer):
+    client = APIClient()
+    first = client.get(path)
+    assert first.status_code == 200
+    monkeypatch.setattr(serializer, "to_representation", refuse)
+    again = client.get(path)
+    assert again.status_code == 200
+    assert again.content == first.content
+    assert again["Content-Type"] == "application/json"
+    assert again["ETag"] == first["ETag"]
+    assert client.get(path, HTTP_IF_NONE_MATCH=first["ETag"]).status_code == 304
+    assert client.get(path, HTTP_IF_MODIFIED_SINCE=first["Last-Modified"]).status_code == 304
+
+
+def test_the_stored_detail_equals_a_fresh_render_after_a_trade(market, make_user, django_capture_on_commit_callbacks):
+    client = APIClient()
+    client.get("/api/v1/markets/rendered/")
+    with django_capture_on_commit_callbacks(execute=True):
+        trade_execute(
+            user=make_user(), market=market, request=TradeRequest(outcome="NO", side="buy", shares=Decimal(7))
+        )
+    cached = client.get("/api/v1/markets/rendered/")
+    snapshot = market_snapshot_build(slug="rendered")
+    assert snapshot is not None
+    body, etag = market_detail_render(snapshot)
+    assert cached.content == body
+    assert cached["ETag"] == etag
+    assert cached.json()["outcomes"][1]["shares_outstanding"] == "7.000000"
