@@ -7,7 +7,7 @@ from django.http import HttpRequest
 
 from accounts.models import Account, ApiKey, LedgerEntry, LedgerTransaction, User
 from accounts.services import user_password_changed
-from config.core.admin import ReadOnlyAdmin, ReadOnlyInline
+from config.core.admin import LABELLED_DATETIME, ReadOnlyAdmin, ReadOnlyInline
 
 
 class PasswordSetByStaffForm(AdminPasswordChangeForm):
@@ -24,6 +24,9 @@ class PasswordSetByStaffForm(AdminPasswordChangeForm):
 class ForecastleUserAdmin(UserAdmin):
     list_display = ("username", "email", "is_staff", "is_active", "date_joined")
     change_password_form = PasswordSetByStaffForm
+    formfield_overrides = LABELLED_DATETIME
+    # Plain multiple selects: Django's two-box picker puts aria-label on a bare <span> (axe-core, serious).
+    filter_horizontal = ()
 
     def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
         """Every user has a wallet in the ledger, which protects them: deactivate (is_active) instead."""

@@ -20,7 +20,7 @@ from django.utils import timezone
 from django.utils.html import format_html, format_html_join
 
 from accounts.models import User
-from config.core.admin import ReadOnlyAdmin, ReadOnlyInline
+from config.core.admin import LABELLED_DATETIME, BlankAwareValuesFilter, ReadOnlyAdmin, ReadOnlyInline
 from config.core.errors import DomainError
 from markets.forms import MarketCreateForm, ResolveForm, add_domain_error
 from markets.models import Market, Outcome, Payout, ReconciliationRun, Resolution, Trade
@@ -62,6 +62,11 @@ class ResolutionInline(ReadOnlyInline):
     ordering = ("-created_at",)
 
 
+class CategoryFilter(BlankAwareValuesFilter):
+    title = "category"
+    parameter_name = "category"
+
+
 @admin.register(Market)
 class MarketAdmin(admin.ModelAdmin):
     list_display = (
@@ -76,7 +81,8 @@ class MarketAdmin(admin.ModelAdmin):
         "resolved_at",
         "created_at",
     )
-    list_filter = ("status", "kind", "category", "closes_at")
+    list_filter = ("status", "kind", CategoryFilter, "closes_at")
+    formfield_overrides = LABELLED_DATETIME
     search_fields = ("question", "slug", "description")
     list_select_related = ("escrow",)
     date_hierarchy = "closes_at"

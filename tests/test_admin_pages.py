@@ -58,3 +58,21 @@ def test_ledger_rows_cannot_be_edited_or_deleted_from_the_admin(staff_client):
     assert staff_client.post(delete_transaction).status_code == 403
     assert staff_client.post(reverse("admin:markets_trade_delete", args=[trade.pk])).status_code == 403
     assert Account.objects.get(key="house").balance == account.balance
+
+
+def test_the_market_list_filters_by_category_with_the_blank_one_named(staff_client):
+    market_create(
+        slug="filed",
+        question="Filed under politics?",
+        kind=Market.Kind.BINARY,
+        liquidity=50,
+        closes_at=timezone.now() + timedelta(days=3),
+        category="Politics",
+    )
+    page = staff_client.get("/admin/markets/market/").content.decode()
+    assert ">(none)</a>" in page
+    assert 'href="?category="' not in page
+    blank = staff_client.get("/admin/markets/market/", {"category": "-"}).context["cl"].result_list
+    assert [market.slug for market in blank] == ["admin-walk"]
+    politics = staff_client.get("/admin/markets/market/", {"category": "Politics"}).context["cl"].result_list
+    assert [market.slug for market in politics] == ["filed"]
