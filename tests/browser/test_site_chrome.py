@@ -26,8 +26,14 @@ def test_phone_menu_shows_every_item_and_the_search_box_fits_its_placeholder(liv
         assert on_screen(box, PHONE["width"]), (name, box)
     overflow = page.locator(".nav-links").evaluate("list => list.scrollWidth - list.clientWidth")
     assert overflow <= 0
-    # The placeholder's text, measured in the input's own font, fits inside the input.
-    fits = page.locator("#id_q").evaluate(
+    # The placeholder's text, measured in the input's own font, fits inside the input, on a phone and a desktop.
+    assert placeholder_fits(page)
+    page.set_viewport_size({"width": 1280, "height": 800})
+    assert placeholder_fits(page)
+
+
+def placeholder_fits(page) -> bool:
+    return page.locator("#id_q").evaluate(
         """input => {
             const style = getComputedStyle(input);
             const context = document.createElement("canvas").getContext("2d");
@@ -36,7 +42,6 @@ def test_phone_menu_shows_every_item_and_the_search_box_fits_its_placeholder(liv
             return context.measureText(input.placeholder).width <= room;
         }"""
     )
-    assert fits
 
 
 def test_header_links_to_your_own_profile_and_logging_out_says_so(live_server, page, site):
