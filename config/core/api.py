@@ -28,6 +28,7 @@ from rest_framework.utils.encoders import JSONEncoder
 
 from config.core.cache import UNREACHABLE, cache_unreachable
 from config.core.errors import DomainError
+from config.core.ratelimit import gcra_consume
 
 if TYPE_CHECKING:
     # Only for annotations: importing DRF's views here would be circular (they load these throttles).
@@ -124,22 +125,39 @@ class ErrorSerializer(serializers.Serializer):
 
 
 class FailOpenThrottle(SimpleRateThrottle):
-    """A rate limit kept in the Django cache (Redis). Rates are read from REST_FRAMEWORK at each
-    request, so settings overrides apply. If Redis cannot be reached the request is let through:
-    losing the limit for a while is better than refusing every request."""
+    """A rate limit kept in Redis, at a constant cost: one round trip and one small value per identity,
+    whatever the rate (config.core.ratelimit.gcra_consume). "N/period" lets a burst of N through, then one
+    request every period/N; a refused request is not counted. Rates are read from REST_FRAMEWORK at each
+    request, so settings overrides apply. If Redis cannot be reached the request is let through: losing
+    the limit for a while is better than refusing every request.
+
+    A request meets exactly one limit of each view (anonymous or signed-in reads; trades): a throttle whose
+    limit does not apply to the request returns before Redis, so every request is limited in one round trip.
+    """
 
     scope: str
+    retry_after: float | None = None
 
     def get_rate(self) -> str | None:
         rate = api_settings.DEFAULT_THROTTLE_RATES.get(self.scope)
         return str(rate) if rate else None
 
     def allow_request(self, request: Request, view: "APIView") -> bool:
+        count, seconds = self.parse_rate(self.rate)
+        if count is None or seconds is None:
+            return True
+        key = self.get_cache_key(request, view)
+        if key is None:
+            return True
         try:
-            return super().allow_request(request, view)
+            self.retry_after = gcra_consume(key=key, count=count, seconds=seconds)
         except UNREACHABLE:
             cache_unreachable(f"throttle {self.scope}")
             return True
+        return self.retry_after is None
+
+    def wait(self) -> float | None:
+        return self.retry_after
 
 
 class AnonReadThrottle(FailOpenThrottle):

@@ -1,5 +1,6 @@
-"""Counting limits on website actions that have no DRF throttle: sign-ups and password-reset requests per
-client address. A fixed window in the Django cache (Redis), counted with an atomic increment.
+"""Counting limits. On website actions that have no DRF throttle (sign-ups and password-reset requests per
+client address): a fixed window in the Django cache (Redis), counted with an atomic increment. For the API's
+DRF throttles (config.core.api): `gcra_consume`, one Redis round trip and one number per identity.
 
 Like the API throttles, a limit is let through when Redis cannot be reached: losing it for a while is
 better than refusing every sign-up.
@@ -7,8 +8,10 @@ better than refusing every sign-up.
 
 import time
 from dataclasses import dataclass
+from typing import Any
 
-from django.core.cache import cache
+from django.core.cache import cache, caches
+from django.core.cache.backends.redis import RedisCache
 
 from config.core.cache import UNREACHABLE, cache_unreachable
 
@@ -45,3 +48,47 @@ def rate_limit_consume(*, scope: str, ident: str, rate: str) -> int | None:
     if used <= limit.count:
         return None
     return max(1, int((window + 1) * limit.seconds - now))
+
+
+# The generic cell rate algorithm in one round trip: the key holds the theoretical arrival time (TAT, in ms)
+# of the next request. A request is let through when, with it, the TAT stays within one period of now; it
+# then moves the TAT on by one emission interval (period / count). So `count` requests pass at once, then
+# one per interval, and the key is one number that expires when the limit has fully recovered.
+# Returns 0 when allowed, else the milliseconds until a request would be (the refused one is not counted).
+GCRA_SCRIPT = """
+local now = tonumber(ARGV[1])
+local interval = tonumber(ARGV[2])
+local period = tonumber(ARGV[3])
+local tat = now
+local stored = redis.call('GET', KEYS[1])
+if stored then tat = math.max(tonumber(stored), now) end
+local next_tat = tat + interval
+local wait = next_tat - now - period
+if wait > 0 then return math.ceil(wait) end
+redis.call('SET', KEYS[1], string.format('%.3f', next_tat), 'PX', math.ceil(next_tat - now))
+return 0
+"""
+_gcra: list[Any] = []  # the registered script (redis.commands.core.Script), made on first use
+
+
+def gcra_consume(*, key: str, count: int, seconds: float) -> float | None:
+    """Counts one request against "count per seconds" under `key` (a cache key, prefixed as the cache
+    prefixes its own) in one Redis round trip. None when it is allowed; otherwise the seconds until one
+    would be. Raises one of config.core.cache.UNREACHABLE when Redis cannot be reached: the caller decides
+    what that means (the API throttles let the request through)."""
+    backend = caches["default"]
+    if not isinstance(backend, RedisCache):
+        # A cache without Redis (the DummyCache of some tests) keeps no counters, as with DRF's throttles.
+        return None
+    # The cache's own client, so the cache's location, key prefix and timeouts apply.
+    client = backend._cache.get_client(write=True)  # type: ignore[attr-defined]
+    if not _gcra:
+        _gcra.append(client.register_script(GCRA_SCRIPT))
+    period_ms = seconds * 1000
+    # EVALSHA, loading the script first if this server does not know it yet.
+    wait_ms = _gcra[0](
+        keys=[backend.make_key(key)],
+        args=[f"{time.time() * 1000:.3f}", repr(period_ms / count), repr(period_ms)],
+        client=client,
+    )
+    return None if not wait_ms else max(0.001, int(wait_ms) / 1000)

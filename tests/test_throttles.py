@@ -1,0 +1,89 @@
+"""The API throttles count in constant cost: one Redis round trip and one small value per identity, whatever
+the rate; "N/period" lets N through at once, then one per period/N; a refused request is not counted."""
+
+from datetime import timedelta
+
+import pytest
+from django.core.cache import cache
+from django.utils import timezone
+from rest_framework.test import APIClient
+
+from accounts.services import api_key_create
+from config.core import ratelimit
+from config.core.ratelimit import gcra_consume
+from markets.models import Market
+from markets.services import market_create
+
+pytestmark = pytest.mark.usefixtures("isolated_cache")
+
+
+@pytest.fixture
+def clock(monkeypatch):
+    now = [1_800_000_000.0]
+    monkeypatch.setattr(ratelimit.time, "time", lambda: now[0])
+    return now
+
+
+def test_a_burst_of_the_rate_then_one_per_interval(clock):
+    assert [gcra_consume(key="t", count=3, seconds=60) for _ in range(3)] == [None, None, None]
+    wait = gcra_consume(key="t", count=3, seconds=60)
+    assert wait == pytest.approx(20, abs=0.01)
+    clock[0] += 19.9
+    assert gcra_consume(key="t", count=3, seconds=60) is not None  # refused again, and not counted
+    clock[0] += 0.2
+    assert gcra_consume(key="t", count=3, seconds=60) is None
+    assert gcra_consume(key="t", count=3, seconds=60) is not None
+    clock[0] += 60
+    assert [gcra_consume(key="t", count=3, seconds=60) for _ in range(4)] == [None, None, None, wait]
+
+
+def test_identities_are_counted_apart(clock):
+    assert gcra_consume(key="a", count=1, seconds=60) is None
+    assert gcra_consume(key="a", count=1, seconds=60) is not None
+    assert gcra_consume(key="b", count=1, seconds=60) is None
+
+
+def test_the_state_is_one_small_number_whatever_the_rate(clock):
+    for _ in range(500):
+        assert gcra_consume(key="busy", count=100_000, seconds=60) is None
+        clock[0] += 0.001
+    stored = cache._cache.get_client().get(cache.make_key("busy"))  # type: ignore[attr-defined]
+    assert len(stored) < 24
+    assert abs(float(stored) - clock[0] * 1000) < 1000  # the next request's time, in ms
+
+
+@pytest.mark.django_db
+def test_every_request_meets_its_limits_in_one_round_trip(make_user, monkeypatch):
+    market_create(
+        slug="limited",
+        question="Limited?",
+        kind=Market.Kind.BINARY,
+        liquidity=100,
+        closes_at=timezone.now() + timedelta(days=1),
+    )
+    calls: list[str] = []
+    original = ratelimit.gcra_consume
+
+    def counting(**kwargs):
+        calls.append(kwargs["key"])
+        return original(**kwargs)
+
+    monkeypatch.setattr("config.core.api.gcra_consume", counting)
+    anonymous = APIClient()
+    assert anonymous.get("/api/v1/markets/limited/").status_code == 200
+    assert len(calls) == 1
+    assert "anon_read" in calls[0]
+    _key, raw_key = api_key_create(user=make_user(), name="bot")
+    signed_in = APIClient()
+    signed_in.credentials(HTTP_AUTHORIZATION=f"Token {raw_key}")
+    calls.clear()
+    assert signed_in.get("/api/v1/markets/limited/").status_code == 200
+    assert len(calls) == 1
+    assert "user_read" in calls[0]
+    calls.clear()
+    trade = signed_in.post(
+        "/api/v1/markets/limited/trades/", {"outcome": "YES", "side": "buy", "amount": "1"}, format="json"
+    )
+    assert trade.status_code == 201, trade.content
+    assert len(calls) == 1
+    assert "trade" in calls[0]
