@@ -31,7 +31,7 @@ class ApiKeyAuthentication(BaseAuthentication):
         user = api_key_authenticate(raw_key=raw_key)
         if user is None:
             raise exceptions.AuthenticationFailed("The API key is unknown or revoked.")
-        # request.auth is the key's public prefix: enough for the trade throttle to count per key.
+        # request.auth is the key's public prefix: which key made a request, without its secret.
         return user, raw_key[: API_KEY_PREFIX_LENGTH + 3]
 
     def authenticate_header(self, request: Request) -> str:

@@ -27,6 +27,7 @@ from rest_framework.throttling import SimpleRateThrottle
 from rest_framework.utils.encoders import JSONEncoder
 
 from config.core.cache import UNREACHABLE, cache_unreachable
+from config.core.client_address import client_address
 from config.core.errors import DomainError
 from config.core.ratelimit import gcra_consume
 
@@ -142,6 +143,10 @@ class FailOpenThrottle(SimpleRateThrottle):
         rate = api_settings.DEFAULT_THROTTLE_RATES.get(self.scope)
         return str(rate) if rate else None
 
+    def get_ident(self, request: Request) -> str:
+        """The client address by the one rule of every per-address limit (config.core.client_address)."""
+        return client_address(request._request) or "unknown"
+
     def allow_request(self, request: Request, view: "APIView") -> bool:
         count, seconds = self.parse_rate(self.rate)
         if count is None or seconds is None:
@@ -183,17 +188,15 @@ class UserReadThrottle(FailOpenThrottle):
 
 
 class TradeThrottle(FailOpenThrottle):
-    """Trades, per API key (or per user for the website session)."""
+    """Trades, per account: all of an account's API keys and its website session share one allowance, so
+    more keys do not buy a higher rate."""
 
     scope = "trade"
 
     def get_cache_key(self, request: Request, view: "APIView") -> str | None:
         if not (request.user and request.user.is_authenticated):
             return None
-        # request.auth is the API key's prefix (accounts.authentication), None for a session.
-        key_prefix = request.auth if isinstance(request.auth, str) else ""
-        ident = f"user{request.user.pk}-key{key_prefix}" if key_prefix else f"user{request.user.pk}"
-        return self.cache_format % {"scope": self.scope, "ident": ident}
+        return self.cache_format % {"scope": self.scope, "ident": f"user{request.user.pk}"}
 
 
 class TokenThrottle(FailOpenThrottle):

@@ -312,6 +312,24 @@ def test_trades_are_throttled_per_key_with_retry_after(api, market, trader, sett
     assert Trade.objects.count() == 2
 
 
+def test_the_trade_limit_is_per_account_however_many_keys_it_holds(market, trader, settings):
+    """Issue 8, finding 3: the limit was per key, so three keys gave one account three times the rate."""
+    settings.REST_FRAMEWORK = {
+        **settings.REST_FRAMEWORK,
+        "DEFAULT_THROTTLE_RATES": {**settings.REST_FRAMEWORK["DEFAULT_THROTTLE_RATES"], "trade": "2/min"},
+    }
+    clients = []
+    for number in range(3):
+        _key, raw_key = api_key_create(user=trader, name=f"bot {number}")
+        client = APIClient()
+        client.credentials(HTTP_AUTHORIZATION=f"Token {raw_key}")
+        clients.append(client)
+    body = {"outcome": "YES", "side": "buy", "shares": "1"}
+    statuses = [client.post(TRADES, body, format="json").status_code for client in clients]
+    assert statuses == [201, 201, 429]
+    assert Trade.objects.filter(user=trader).count() == 2
+
+
 def test_throttling_fails_open_when_redis_is_down(api, market, trader, settings):
     settings.CACHES = {"default": {**settings.CACHES["default"], "LOCATION": "redis://127.0.0.1:1/0"}}
     settings.REST_FRAMEWORK = {
