@@ -13,7 +13,9 @@ from collections.abc import Callable, Mapping, Sequence
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
+from django.conf import settings
 from django.core.exceptions import PermissionDenied as DjangoPermissionDenied
+from django.core.exceptions import RequestDataTooBig
 from django.http import Http404, HttpRequest, HttpResponse, JsonResponse
 from django.utils.http import http_date, parse_http_date_safe
 from django.views import defaults
@@ -66,6 +68,11 @@ def api_exception_handler(exc: Exception, context: Mapping[str, Any]) -> Respons
     """REST_FRAMEWORK EXCEPTION_HANDLER: every exception an API view raises becomes the one error shape."""
     if isinstance(exc, DomainError):
         return Response(error_body(exc.code, exc.message, exc.fields), status=exc.http_status)
+    if isinstance(exc, RequestDataTooBig):
+        # A body without a Content-Length that grew past the limit (config.core.middleware refuses the rest).
+        limit = settings.DATA_UPLOAD_MAX_MEMORY_SIZE
+        message = f"The request body is too large: at most {limit:,} bytes are accepted."
+        return Response(error_body("payload_too_large", message), status=status.HTTP_413_REQUEST_ENTITY_TOO_LARGE)
     if isinstance(exc, Http404):
         exc = exceptions.NotFound()
     elif isinstance(exc, DjangoPermissionDenied):

@@ -86,6 +86,7 @@ MIDDLEWARE = [
     "csp.middleware.CSPMiddleware",
     "django_permissions_policy.PermissionsPolicyMiddleware",
     "config.core.middleware.RejectNulCharactersMiddleware",
+    "config.core.middleware.RejectOversizedBodyMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.common.CommonMiddleware",
@@ -247,6 +248,10 @@ API_NUM_PROXIES = int(os.environ.get("API_NUM_PROXIES", "0") or 0)
 # client address, as "<count>/<second|minute|hour|day>".
 FORECASTLE_SIGNUP_RATE = os.environ.get("SIGNUP_RATE", "5/hour")
 FORECASTLE_PASSWORD_RESET_RATE = os.environ.get("PASSWORD_RESET_RATE", "5/hour")
+# Request bodies: larger than this is a 413 (Django's default, 2.5 MB, made explicit); JSON nested deeper
+# than API_MAX_JSON_DEPTH is a 400. No request of the API needs more than a few levels.
+DATA_UPLOAD_MAX_MEMORY_SIZE = int(os.environ.get("DATA_UPLOAD_MAX_MEMORY_SIZE", str(2_621_440)))
+API_MAX_JSON_DEPTH = int(os.environ.get("API_MAX_JSON_DEPTH", "32"))
 # Active (unrevoked) API keys one account may hold.
 FORECASTLE_API_KEYS_PER_ACCOUNT = int(os.environ.get("API_KEYS_PER_ACCOUNT", "10"))
 
@@ -309,7 +314,7 @@ REST_FRAMEWORK = {
     ],
     "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.AllowAny"],
     "DEFAULT_RENDERER_CLASSES": ["rest_framework.renderers.JSONRenderer"],
-    "DEFAULT_PARSER_CLASSES": ["rest_framework.parsers.JSONParser"],
+    "DEFAULT_PARSER_CLASSES": ["config.core.parsers.BoundedJSONParser"],
     "EXCEPTION_HANDLER": "config.core.api.api_exception_handler",
     "DEFAULT_THROTTLE_CLASSES": ["config.core.api.AnonReadThrottle", "config.core.api.UserReadThrottle"],
     "DEFAULT_THROTTLE_RATES": {
