@@ -193,7 +193,7 @@ class MarketAdmin(admin.ModelAdmin):
                 add_domain_error(form, error)
             else:
                 self.log_change(request, market, f"Resolved: {resolution.get_kind_display()} ({resolution.reason})")
-                self.message_user(request, "Resolution recorded; settlement is on its way.", messages.SUCCESS)
+                self.message_user(request, "Resolution recorded; settlement queued.", messages.SUCCESS)
                 return redirect("admin:markets_market_change", market.pk)
         context = {
             **self.admin_site.each_context(request),

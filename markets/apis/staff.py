@@ -105,6 +105,12 @@ class ResolutionOutputSerializer(serializers.Serializer):
     created_at = serializers.DateTimeField()
     state = serializers.CharField()
     supersedes = serializers.IntegerField(source="supersedes_id", allow_null=True)
+    settlement = serializers.SerializerMethodField(
+        help_text="'queued' while a worker has the settlement to do, 'settled' once it has paid out."
+    )
+
+    def get_settlement(self, resolution: Resolution) -> str:
+        return "settled" if resolution.settled_at else "queued"
 
 
 class MarketResolutionApi(APIView):

@@ -12,15 +12,19 @@ the refunds exceed the escrow (other traders' profits were taken out of it) the 
 difference in, so every refund is paid in full.
 """
 
+import logging
 from collections.abc import Sequence
 from datetime import datetime
 from decimal import Decimal
+from functools import partial
 
 from celery import current_app
 from django.contrib.auth.models import AnonymousUser
 from django.core.exceptions import PermissionDenied
 from django.db import transaction
 from django.utils import timezone
+from kombu.exceptions import OperationalError as KombuOperationalError
+from redis.exceptions import RedisError
 
 from accounts.models import User
 from accounts.money import CREDIT_PLACES, CREDIT_QUANTUM
@@ -29,6 +33,8 @@ from markets.errors import InvalidInput, MarketStateError
 from markets.locks import market_lock
 from markets.models import Market, Outcome, Resolution
 from markets.services.changes import market_changed
+
+logger = logging.getLogger(__name__)
 
 SETTLE_TASK = "markets.tasks.market_settle"
 MAX_REASON_LENGTH = 2000
@@ -58,7 +64,17 @@ def _split_payouts(values: Sequence[object], count: int) -> list[Decimal]:
 
 def settlement_enqueue(*, market_id: int) -> None:
     """After commit, by name: the worker must see the committed resolution, and a rollback sends nothing."""
-    transaction.on_commit(lambda: current_app.send_task(SETTLE_TASK, args=[market_id]))
+    transaction.on_commit(partial(_settlement_send, market_id))
+
+
+def _settlement_send(market_id: int) -> None:
+    """Sends the settlement message. If the broker cannot take it, the resolution stands all the same (it is
+    committed, and the market reads `resolving`): the sweeper (markets.tasks.settlements_sweep) enqueues
+    every market stuck in `resolving` once the broker is back, so nothing is lost and nobody sees an error."""
+    try:
+        current_app.send_task(SETTLE_TASK, args=[market_id])
+    except (KombuOperationalError, RedisError, OSError):
+        logger.warning("market %s: settlement not queued, the broker is unreachable; the sweeper will", market_id)
 
 
 def market_resolve(

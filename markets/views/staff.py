@@ -69,7 +69,7 @@ def resolve_view(request: HttpRequest, slug: str) -> HttpResponse:
             except DomainError as error:
                 add_domain_error(form, error)
             else:
-                messages.success(request, "Resolution recorded; settlement is on its way.")
+                messages.success(request, "Resolution recorded; settlement queued.")
                 return redirect("markets:staff-resolutions")
         else:
             confirming = True
