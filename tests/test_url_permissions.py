@@ -1,0 +1,240 @@
+"""Every URL pattern of the URLconf, walked from the resolver, is requested as an anonymous visitor, an
+ordinary user (who owns the objects in the URL), another user, and staff; each gets what its access rule
+says. The rules are listed per route name below: a new route that is not listed fails this test, so none
+can skip the check. The admin's routes follow one rule: staff only (its login page aside).
+"""
+
+import re
+from collections.abc import Iterator
+from dataclasses import dataclass
+from datetime import timedelta
+
+import pytest
+from django.contrib import admin
+from django.test import Client
+from django.urls import URLPattern, URLResolver, get_resolver
+from django.urls.resolvers import RegexPattern
+from django.utils import timezone
+from rest_framework.test import APIClient
+
+from accounts.models import ApiKey
+from accounts.services import api_key_create
+from markets.models import Market
+from markets.services import market_create, trade_execute
+
+pytestmark = [pytest.mark.django_db, pytest.mark.usefixtures("isolated_cache")]
+
+ROLES = ("anonymous", "user", "other", "staff")
+
+# Access rules. "public": everyone may. "login": any signed-in user. "staff": staff only. "owner": only
+# the user the object in the URL belongs to (others get a 404, not a hint that it exists). "guest": a page
+# for the signed-out (the signed-in are sent on). A rule per method; a method not listed answers 405.
+# "login-form": as "login", but the signed-out get the form back with "Log in or sign up to trade" (422),
+# so the htmx trade panel can show it in place.
+PUBLIC, LOGIN, STAFF, OWNER, GUEST, LOGIN_FORM = "public", "login", "staff", "owner", "guest", "login-form"
+RULES: dict[str, dict[str, str]] = {
+    # The API.
+    "api-me": {"GET": LOGIN},
+    "api-auth-token": {"POST": PUBLIC},
+    "api-markets": {"GET": PUBLIC, "POST": STAFF},
+    "api-market-detail": {"GET": PUBLIC},
+    "api-market-history": {"GET": PUBLIC},
+    "api-market-quote": {"GET": PUBLIC},
+    "api-market-trades": {"GET": PUBLIC, "POST": LOGIN},
+    "api-market-resolution": {"POST": STAFF},
+    "api-me-positions": {"GET": LOGIN},
+    "api-me-trades": {"GET": LOGIN},
+    "api-leaderboard": {"GET": PUBLIC},
+    "api-user-detail": {"GET": PUBLIC},
+    "api-market-scores": {"GET": PUBLIC},
+    "api-schema": {"GET": PUBLIC},
+    "api-docs": {"GET": PUBLIC},
+    "api-redoc": {"GET": PUBLIC},
+    # Accounts.
+    "signup": {"GET": GUEST, "POST": GUEST},
+    "login": {"GET": GUEST, "POST": GUEST},
+    "logout": {"POST": PUBLIC},
+    "password_change": {"GET": LOGIN, "POST": LOGIN},
+    "password_change_done": {"GET": LOGIN},
+    "password_reset": {"GET": PUBLIC, "POST": PUBLIC},
+    "admin_password_reset": {"GET": PUBLIC, "POST": PUBLIC},
+    "password_reset_done": {"GET": PUBLIC},
+    "password_reset_confirm": {"GET": PUBLIC, "POST": PUBLIC},
+    "password_reset_complete": {"GET": PUBLIC},
+    "api-keys": {"GET": LOGIN, "POST": LOGIN},
+    "api-key-revoke": {"POST": OWNER},
+    # Pages.
+    "forecast:leaderboard": {"GET": PUBLIC},
+    "forecast:user-profile": {"GET": PUBLIC},
+    "markets:list": {"GET": PUBLIC},
+    "markets:portfolio": {"GET": LOGIN},
+    "markets:create": {"GET": STAFF, "POST": STAFF},
+    "markets:detail": {"GET": PUBLIC},
+    "markets:edit": {"GET": STAFF, "POST": STAFF},
+    "markets:live": {"GET": PUBLIC},
+    "markets:trade-preview": {"GET": PUBLIC},
+    "markets:trade": {"POST": LOGIN_FORM},
+    "markets:staff-resolutions": {"GET": STAFF},
+    "markets:staff-resolve": {"GET": STAFF, "POST": STAFF},
+}
+# Reachable by anyone: the admin's own login page and its catch-all (which redirects to it).
+ADMIN_PUBLIC = {"admin:login", "admin:logout"}
+
+
+@dataclass(frozen=True)
+class Route:
+    route: str
+    name: str
+    is_regex: bool
+
+
+def routes(patterns=None, prefix: str = "", namespace: str = "") -> Iterator[Route]:
+    for pattern in get_resolver().url_patterns if patterns is None else patterns:
+        if isinstance(pattern, URLResolver):
+            inner = namespace + (f"{pattern.namespace}:" if pattern.namespace else "")
+            yield from routes(pattern.url_patterns, prefix + str(pattern.pattern), inner)
+        elif isinstance(pattern, URLPattern):
+            yield Route(
+                prefix + str(pattern.pattern),
+                namespace + (pattern.name or ""),
+                is_regex=isinstance(pattern.pattern, RegexPattern),
+            )
+
+
+@pytest.fixture
+def world(make_user):
+    owner = make_user("owner")
+    other = make_user("other")
+    staff = make_user("staffer", is_staff=True)
+    market = market_create(
+        slug="walked",
+        question="Will every route be checked?",
+        kind=Market.Kind.BINARY,
+        liquidity=50,
+        closes_at=timezone.now() + timedelta(days=3),
+    )
+    trade_execute(user=owner, market=market, outcome_code="YES", side="buy", amount="5")
+    key, _raw = api_key_create(user=owner, name="owner's key")
+    return {"owner": owner, "other": other, "staff": staff, "market": market, "key": key}
+
+
+def concrete_path(route: Route, world) -> str:
+    if route.is_regex:
+        # The admin's catch-all: any address under /admin/ that names nothing.
+        return "/admin/nothing-here/"
+    values = {
+        "slug": world["market"].slug,
+        "username": world["owner"].username,
+        "key_id": str(world["key"].pk),
+        "market_id": str(world["market"].pk),
+        "uidb64": "MQ",
+        "token": "set-password",
+        "object_id": str(world["market"].pk),
+        "id": str(world["market"].pk),
+        "content_type_id": "1",
+    }
+    return "/" + re.sub(r"<(?:\w+:)?(\w+)>", lambda match: values[match.group(1)], route.route)
+
+
+def client_for(role: str, world, *, api: bool, fresh: bool = False):
+    """One signed-in client per role and kind, reused across the walk (a fresh one for what signs out)."""
+    clients = world.setdefault("clients", {})
+    if fresh or (role, api) not in clients:
+        client = APIClient() if api else Client()
+        user = {"anonymous": None, "user": world["owner"], "other": world["other"], "staff": world["staff"]}[role]
+        if user is not None:
+            client.force_login(user)
+        if fresh:
+            return client
+        clients[role, api] = client
+    return clients[role, api]
+
+
+def denied(response) -> bool:
+    if response.status_code in (401, 403, 404):
+        return True
+    location = response.headers.get("Location", "")
+    return response.status_code == 302 and ("/accounts/login/" in location or "/admin/login/" in location)
+
+
+def allowed_roles(rule: str) -> set[str]:
+    return {
+        PUBLIC: set(ROLES),
+        LOGIN: {"user", "other", "staff"},
+        LOGIN_FORM: {"user", "other", "staff"},
+        STAFF: {"staff"},
+        OWNER: {"user"},
+        GUEST: {"anonymous"},
+    }[rule]
+
+
+def request(client, method: str, path: str, *, api: bool):
+    if method == "GET":
+        return client.get(path)
+    return client.post(path, {}, format="json") if api else client.post(path, {})
+
+
+def test_every_route_has_an_access_rule():
+    unlisted = sorted(
+        {route.name or route.route for route in routes() if not route.route.startswith("admin/")} - set(RULES)
+    )
+    assert unlisted == [], f"routes without an access rule in this test: {unlisted}"
+    stale = sorted(set(RULES) - {route.name for route in routes()})
+    assert stale == [], f"rules for routes that no longer exist: {stale}"
+
+
+@pytest.mark.parametrize("role", ROLES)
+def test_every_route_answers_each_role_by_its_rule(world, role):
+    failures = []
+    for route in routes():
+        if route.route.startswith("admin/"):
+            continue
+        path = concrete_path(route, world)
+        api = path.startswith("/api/")
+        for method in ("GET", "POST"):
+            rule = RULES[route.name].get(method)
+            client = client_for(role, world, api=api, fresh=route.name == "logout")
+            response = request(client, method, path, api=api)
+            if rule is None:
+                # Who is asking is checked before the method: a refusal may come first.
+                if response.status_code != 405 and not (role not in ("staff",) and denied(response)):
+                    failures.append(f"{method} {path}: {response.status_code}, expected 405")
+                continue
+            if rule == GUEST and role != "anonymous":
+                # The signed-in are sent on (to the markets), not refused.
+                if response.status_code != 302:
+                    failures.append(f"{method} {path} as {role}: {response.status_code}, expected a redirect")
+                continue
+            if rule == LOGIN_FORM and role == "anonymous":
+                if response.status_code != 422 or "Log in or sign up to trade." not in response.content.decode():
+                    failures.append(f"{method} {path} as anonymous: {response.status_code}, expected the login prompt")
+                continue
+            expected_allowed = role in allowed_roles(rule)
+            if denied(response) == expected_allowed:
+                verdict = "denied" if expected_allowed else "allowed"
+                failures.append(f"{method} {path} as {role}: {response.status_code} ({verdict}), rule {rule}")
+    assert failures == [], "\n".join(failures)
+
+
+@pytest.mark.parametrize("role", ROLES)
+def test_every_admin_route_is_for_staff_only(world, role):
+    failures = []
+    for route in routes():
+        if not route.route.startswith("admin/") or route.name in ADMIN_PUBLIC:
+            continue
+        path = concrete_path(route, world)
+        response = client_for(role, world, api=False).get(path)
+        if role == "staff":
+            if denied(response) and response.status_code != 403 and response.status_code != 404:
+                failures.append(f"GET {path} as staff: {response.status_code}")
+        elif not denied(response):
+            failures.append(f"GET {path} as {role}: {response.status_code}, expected the admin login")
+    assert failures == [], "\n".join(failures)
+    assert admin.site.is_registered(Market)
+
+
+def test_the_owner_key_was_not_revoked_by_anyone_else(world):
+    """The walk POSTs each role to the owner's revoke address: only the owner's own request may count."""
+    for role in ("other", "staff"):
+        client_for(role, world, api=False).post(f"/accounts/api-keys/{world['key'].pk}/revoke/")
+    assert ApiKey.objects.get(pk=world["key"].pk).revoked_at is None
