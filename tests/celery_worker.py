@@ -15,9 +15,10 @@ from contextlib import contextmanager
 from pathlib import Path
 from urllib.parse import quote
 
-import redis
 from django.conf import settings
 from django.db import connection
+
+from tests.redis_namespace import namespace_delete
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -33,8 +34,9 @@ def test_database_url() -> str:
 
 
 def broker_flush() -> None:
-    """Empties this test run's own Redis database (REDIS_URL): no message of an earlier run is redelivered."""
-    redis.Redis.from_url(settings.CELERY_BROKER_URL).flushdb()
+    """Empties this test run's broker namespace (config/settings/test.py): no message of an earlier run is
+    redelivered, and nothing outside the namespace, such as a running `make run`'s queues, is touched."""
+    namespace_delete(settings.CELERY_BROKER_URL, str(settings.CELERY_BROKER_TRANSPORT_OPTIONS["global_keyprefix"]))
 
 
 class Worker:

@@ -26,5 +26,5 @@ def isolated_cache(settings):
     import uuid
 
     settings.CACHES = {
-        "default": {**settings.CACHES["default"], "KEY_PREFIX": f"test-{uuid.uuid4().hex}"},
+        "default": {**settings.CACHES["default"], "KEY_PREFIX": f"{settings.TEST_REDIS_NAMESPACE}-{uuid.uuid4().hex}"},
     }

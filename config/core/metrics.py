@@ -127,9 +127,11 @@ class CeleryQueueLength:
             "forecastle_celery_queue_length", "Messages waiting in a Celery queue.", labels=["queue"]
         )
         client = redis.Redis.from_url(broker_url, socket_connect_timeout=0.5, socket_timeout=0.5)
+        # kombu prefixes every key with the transport's global_keyprefix when one is set (the tests set one).
+        prefix = str(settings.CELERY_BROKER_TRANSPORT_OPTIONS.get("global_keyprefix", ""))
         try:
             for queue in celery_queue_names():
-                family.add_metric([queue], client.llen(queue))
+                family.add_metric([queue], client.llen(prefix + queue))
         except redis.RedisError as error:
             logger.warning("could not read the Celery queue length for /metrics: %s", error)
             return

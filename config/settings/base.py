@@ -352,7 +352,7 @@ CELERY_TASK_IGNORE_RESULT = True
 CELERY_TASK_ACKS_LATE = True
 CELERY_TASK_REJECT_ON_WORKER_LOST = True
 CELERY_WORKER_PREFETCH_MULTIPLIER = 1
-CELERY_BROKER_TRANSPORT_OPTIONS = {"visibility_timeout": 3600}
+CELERY_BROKER_TRANSPORT_OPTIONS: dict[str, object] = {"visibility_timeout": 3600}
 # A worker (or beat) that loses the broker keeps trying to reconnect for as long as it takes, at start-up
 # too, instead of exiting after 100 tries: state lives in PostgreSQL and the sweepers catch up afterwards.
 CELERY_BROKER_CONNECTION_RETRY = True

@@ -4,7 +4,7 @@ carries FORECASTLE_TEST_DB when it is set (pytest-xdist appends its own worker s
 import os
 
 from config.settings.base import *  # noqa: F403
-from config.settings.base import DATABASES
+from config.settings.base import CACHES, CELERY_BROKER_TRANSPORT_OPTIONS, DATABASES
 
 DEBUG = False
 PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
@@ -26,3 +26,13 @@ FORECASTLE_PASSWORD_RESET_RATE = "10000/hour"  # noqa: S105 (a rate, not a passw
 # A second connection to the test database, as a stand-in replica for the read-replica router's tests
 # (tests/operations/test_replica_router.py sets DATABASE_REPLICAS = ["replica"]; nothing else uses it).
 DATABASES["replica"] = {**DATABASES["default"], "TEST": {"MIRROR": "default"}}
+
+# Everything the tests keep in Redis lives under one namespace, so a test run can share a Redis server, even
+# its database number, with a running `make run` (whose keys have no such prefix) or with another test run
+# (FORECASTLE_TEST_DB differs): cache keys carry it as their prefix (and the cache's clear() deletes only
+# those), Celery's broker keys and queues carry it as kombu's global key prefix, and tests empty the broker
+# by deleting that prefix's keys, never the database.
+TEST_REDIS_NAMESPACE = "forecastle-test" + os.environ.get("FORECASTLE_TEST_DB", "")
+CACHES["default"]["BACKEND"] = "tests.redis_namespace.NamespacedRedisCache"
+CACHES["default"]["KEY_PREFIX"] = TEST_REDIS_NAMESPACE
+CELERY_BROKER_TRANSPORT_OPTIONS = {**CELERY_BROKER_TRANSPORT_OPTIONS, "global_keyprefix": f"{TEST_REDIS_NAMESPACE}:"}
