@@ -21,6 +21,7 @@ from accounts.models import ApiKey
 from accounts.services import api_key_create
 from markets.models import Market
 from markets.services import market_create, trade_execute
+from tests.factories import trade_request
 
 pytestmark = [pytest.mark.django_db, pytest.mark.usefixtures("isolated_cache")]
 
@@ -113,7 +114,7 @@ def world(make_user):
         liquidity=50,
         closes_at=timezone.now() + timedelta(days=3),
     )
-    trade_execute(user=owner, market=market, outcome_code="YES", side="buy", amount="5")
+    trade_execute(user=owner, market=market, request=trade_request("YES", "buy", amount="5"))
     key, _raw = api_key_create(user=owner, name="owner's key")
     return {"owner": owner, "other": other, "staff": staff, "market": market, "key": key}
 
