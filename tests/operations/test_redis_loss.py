@@ -13,17 +13,21 @@ from markets.models import Market, Payout
 from markets.services import markets_reconcile
 from tests.celery_worker import broker_flush, celery_worker, wait_for
 from tests.markets.settlement_helpers import buy, open_market
+from tests.redis_namespace import namespace_delete
 
 pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.slow]
 
 SWEEP_TASK = "markets.tasks.settlements_sweep"
 
 
+BROKER_PREFIX = str(settings.CELERY_BROKER_TRANSPORT_OPTIONS.get("global_keyprefix", ""))
+
+
 def redis_flush() -> None:
-    """Empties every Redis database the service uses (in tests: this run's own database, never another's)."""
-    urls = {str(settings.CACHES["default"]["LOCATION"]), settings.CELERY_BROKER_URL}
-    for url in urls:
-        redis.Redis.from_url(url).flushdb()
+    """Empties everything the service keeps in Redis. In tests that is this run's namespace (its cache prefix and
+    its broker prefix, config/settings/test.py), never the whole database: a `make run` may share it."""
+    namespace_delete(str(settings.CACHES["default"]["LOCATION"]), f"{settings.CACHES['default']['KEY_PREFIX']}:")
+    namespace_delete(settings.CELERY_BROKER_URL, BROKER_PREFIX)
 
 
 def status(market: Market) -> str:
@@ -31,7 +35,7 @@ def status(market: Market) -> str:
 
 
 def pending_messages() -> int:
-    return int(redis.Redis.from_url(settings.CELERY_BROKER_URL).llen("celery"))
+    return int(redis.Redis.from_url(settings.CELERY_BROKER_URL).llen(f"{BROKER_PREFIX}celery"))
 
 
 def test_losing_everything_in_redis_loses_no_trade_read_or_settlement(make_user):
