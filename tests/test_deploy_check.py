@@ -11,9 +11,9 @@ ROOT = Path(__file__).resolve().parent.parent
 
 
 def deploy_check(**overrides: str) -> subprocess.CompletedProcess[str]:
-    environment = {
-        key: value for key, value in os.environ.items() if key not in {"DEBUG", "SECURE_SSL_REDIRECT", "ALLOWED_HOSTS"}
-    }
+    # Only what a production process would have: nothing of the test run's own environment (the browser tests,
+    # for one, set DJANGO_ALLOW_ASYNC_UNSAFE, which the deploy check rightly refuses).
+    environment = {key: os.environ[key] for key in ("PATH", "HOME", "LANG") if key in os.environ}
     environment.update(
         DJANGO_SETTINGS_MODULE="config.settings.production",
         SECRET_KEY=secrets.token_urlsafe(60),
