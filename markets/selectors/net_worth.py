@@ -43,20 +43,29 @@ holdings AS (
     FROM grid JOIN markets_trade trade ON trade.user_id = %(user_id)s AND trade.created_at <= grid.at
     GROUP BY grid.at, trade.market_id, trade.outcome_id
 ),
-valued AS (
-    SELECT holdings.at,
-           SUM(holdings.shares * COALESCE(price.probability, outcome.initial_probability::numeric)) AS value
-    FROM holdings
-    JOIN markets_outcome outcome ON outcome.id = holdings.outcome_id
-    JOIN markets_market market ON market.id = holdings.market_id
+-- The price vector of each held, unsettled market at each moment: one index lookup per market, not per outcome.
+priced AS (
+    SELECT held.at, held.market_id, point.probabilities
+    FROM (SELECT DISTINCT at, market_id FROM holdings WHERE shares <> 0) held
+    JOIN markets_market market ON market.id = held.market_id
     LEFT JOIN LATERAL (
-        SELECT (point.probabilities ->> outcome."index")::numeric AS probability
+        SELECT probabilities
         FROM markets_pricepoint point
-        WHERE point.market_id = holdings.market_id AND point.created_at <= holdings.at
+        WHERE point.market_id = held.market_id AND point.created_at <= held.at
         ORDER BY point.created_at DESC, point.id DESC
         LIMIT 1
-    ) price ON true
-    WHERE holdings.shares <> 0 AND (market.resolved_at IS NULL OR market.resolved_at > holdings.at)
+    ) point ON true
+    WHERE market.resolved_at IS NULL OR market.resolved_at > held.at
+),
+valued AS (
+    SELECT holdings.at,
+           SUM(holdings.shares * COALESCE(
+               (priced.probabilities ->> outcome."index")::numeric, outcome.initial_probability::numeric
+           )) AS value
+    FROM holdings
+    JOIN priced ON priced.at = holdings.at AND priced.market_id = holdings.market_id
+    JOIN markets_outcome outcome ON outcome.id = holdings.outcome_id
+    WHERE holdings.shares <> 0
     GROUP BY holdings.at
 )
 SELECT grid.at,
