@@ -9,7 +9,7 @@ STAMP := $(VENV)/.installed
 # that is not in the reviewed baseline fails `make lint`; docs/security.md says why each baselined one is safe.
 BANDIT_TARGETS := accounts config forecast markets tools bench manage.py
 
-.PHONY: run test lint format typecheck bench clean
+.PHONY: run test test-fast lint format typecheck bench clean
 
 $(STAMP): requirements.txt requirements-dev.txt
 	@command -v $(PYTHON) >/dev/null 2>&1 || { echo "Forecastle needs $(PYTHON) on the PATH"; exit 1; }
@@ -21,8 +21,16 @@ $(STAMP): requirements.txt requirements-dev.txt
 run: $(STAMP)
 	$(PY) -m tools.stack run
 
+# A local run keeps the test databases between runs (--reuse-db; new migrations still apply).
+# CI (CI=true, set by .ci/run) builds them fresh.
+REUSE_DB := $(if $(filter true 1 yes,$(CI)),,--reuse-db)
+
 test: $(STAMP)
-	$(PY) -m tools.stack test $(PYTEST_ARGS)
+	$(PY) -m tools.stack test $(REUSE_DB) $(PYTEST_ARGS)
+
+# The inner loop: all but the slow and browser tests, on two processes, quick Hypothesis profile.
+test-fast: $(STAMP)
+	$(PY) -m tools.stack test --reuse-db -q -m "not slow and not browser" -n 2 $(PYTEST_ARGS)
 
 lint: $(STAMP)
 	$(VENV)/bin/ruff check .
