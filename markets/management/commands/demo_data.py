@@ -5,6 +5,7 @@ with `now` set in the past, so the history obeys every ledger invariant exactly 
 A market that already exists is left alone (its trades too), so a second run changes nothing.
 """
 
+import json
 import math
 import os
 import random
@@ -12,6 +13,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 from decimal import ROUND_DOWN, Decimal
+from pathlib import Path
 from typing import Any
 
 from django.core.management.base import BaseCommand, CommandError
@@ -50,163 +52,30 @@ class DemoMarket:
     trade_count: int
 
 
-DEMO_MARKETS = (
-    DemoMarket(
-        slug="rutte-nato-secretary-general",
-        question="Will Mark Rutte be appointed NATO Secretary-General by 1 July 2024?",
-        category="Politics",
-        description=(
-            "Jens Stoltenberg's term as NATO Secretary-General ends on 1 October 2024 and the 32 allies must agree "
-            "on a successor by consensus. Outgoing Dutch prime minister Mark Rutte declared his candidacy and quickly "
-            "won the backing of the United States, the United Kingdom, France and Germany. Hungary, Slovakia and "
-            "Turkey held out for assurances, and Romania's president Klaus Iohannis entered the race in March."
-        ),
-        resolution_criteria=(
-            "Resolves YES if, on or before 1 July 2024 (23:59 CET), the North Atlantic Council formally appoints "
-            "Mark Rutte as the next NATO Secretary-General, as announced on nato.int. An informal endorsement, a "
-            "leak or a statement by individual allies is not enough. Resolves NO otherwise."
-        ),
-        outcomes=None,
-        initial_probabilities=(0.6, 0.4),
-        belief_at_end=(0.91, 0.09),
-        liquidity=150,
-        opened_days_ago=HISTORY_DAYS,
-        closes_in_days=28,
-        trade_count=110,
-    ),
-    DemoMarket(
-        slug="next-nato-secretary-general",
-        question="Who will be the next NATO Secretary-General?",
-        category="Politics",
-        description=(
-            "The allies choose Jens Stoltenberg's successor by consensus. Declared or widely discussed candidates "
-            "include Dutch prime minister Mark Rutte, Estonian prime minister Kaja Kallas, Latvian foreign minister "
-            "Edgars Rinkēvičs and Romanian president Klaus Iohannis."
-        ),
-        resolution_criteria=(
-            "Resolves to the person the North Atlantic Council formally appoints as the 14th Secretary-General of "
-            "NATO, as announced on nato.int. Resolves OTHER if anyone not listed is appointed. If no appointment "
-            "is made before the market's close, the market stays closed until one is."
-        ),
-        outcomes=(
-            ("RUTTE", "Mark Rutte"),
-            ("KALLAS", "Kaja Kallas"),
-            ("RINKEVICS", "Edgars Rinkēvičs"),
-            ("IOHANNIS", "Klaus Iohannis"),
-            ("OTHER", "Other"),
-        ),
-        initial_probabilities=(0.45, 0.2, 0.1, 0.1, 0.15),
-        belief_at_end=(0.88, 0.03, 0.03, 0.02, 0.04),
-        liquidity=200,
-        opened_days_ago=HISTORY_DAYS - 1,
-        closes_in_days=35,
-        trade_count=110,
-    ),
-    DemoMarket(
-        slug="ecb-deposit-rate-cut-next-meeting",
-        question="Will the ECB lower its deposit facility rate at its next monetary policy meeting?",
-        category="Economics",
-        description=(
-            "Euro-area inflation has fallen back towards the 2% target while growth stays weak. Markets price "
-            "further easing, but several Governing Council members have warned against moving too fast."
-        ),
-        resolution_criteria=(
-            "Resolves YES if the press release of the first scheduled ECB monetary policy meeting after this market "
-            "opens announces a lower deposit facility rate. Resolves NO if the rate is held or raised."
-        ),
-        outcomes=None,
-        initial_probabilities=(0.5, 0.5),
-        belief_at_end=(0.68, 0.32),
-        liquidity=100,
-        opened_days_ago=30,
-        closes_in_days=21,
-        trade_count=40,
-    ),
-    DemoMarket(
-        slug="warmest-year-on-record-copernicus",
-        question="Will this calendar year be the warmest on record according to Copernicus (C3S)?",
-        category="Science",
-        description=(
-            "The Copernicus Climate Change Service publishes global mean surface air temperature from the ERA5 "
-            "reanalysis each month. Recent years have repeatedly set new records, helped by El Niño."
-        ),
-        resolution_criteria=(
-            "Resolves YES if the Copernicus Global Climate Highlights report for the calendar year in which this "
-            "market opened ranks it as the warmest year in the ERA5 record. Resolves NO otherwise."
-        ),
-        outcomes=None,
-        initial_probabilities=(0.5, 0.5),
-        belief_at_end=(0.35, 0.65),
-        liquidity=100,
-        opened_days_ago=36,
-        closes_in_days=42,
-        trade_count=35,
-    ),
-    DemoMarket(
-        slug="next-champions-league-winner",
-        question="Who will win the next UEFA Champions League final?",
-        category="Sports",
-        description="The favourites for Europe's top club competition, with every other club grouped under Other.",
-        resolution_criteria=(
-            "Resolves to the club that wins the next UEFA Champions League final, as reported by uefa.com, "
-            "including after extra time or penalties. Resolves OTHER for any club not listed."
-        ),
-        outcomes=(
-            ("REAL", "Real Madrid"),
-            ("MANCITY", "Manchester City"),
-            ("BAYERN", "Bayern Munich"),
-            ("ARSENAL", "Arsenal"),
-            ("OTHER", "Other"),
-        ),
-        initial_probabilities=(0.2, 0.2, 0.15, 0.1, 0.35),
-        belief_at_end=(0.27, 0.14, 0.13, 0.16, 0.3),
-        liquidity=150,
-        opened_days_ago=33,
-        closes_in_days=49,
-        trade_count=45,
-    ),
-    DemoMarket(
-        slug="open-weights-model-tops-lmarena",
-        question="Will an open-weights model reach first place on the LMArena text leaderboard before this closes?",
-        category="Technology",
-        description=(
-            "The LMArena (formerly Chatbot Arena) text leaderboard ranks language models by crowd-sourced blind "
-            "comparisons. Proprietary models have held the top spot for most of its history."
-        ),
-        resolution_criteria=(
-            "Resolves YES if, at any time before the market closes, a model whose weights are publicly downloadable "
-            "is ranked first (alone or tied) on the LMArena text leaderboard's default view, as shown by an archived "
-            "snapshot. Resolves NO otherwise."
-        ),
-        outcomes=None,
-        initial_probabilities=(0.25, 0.75),
-        belief_at_end=(0.18, 0.82),
-        liquidity=80,
-        opened_days_ago=25,
-        closes_in_days=30,
-        trade_count=30,
-    ),
-    DemoMarket(
-        slug="brent-above-90-before-close",
-        question="Will Brent crude settle above $90 a barrel on any trading day before this market closes?",
-        category="Economics",
-        description=(
-            "Brent has traded in a range through the year, pushed up by supply cuts and tension in the Middle East "
-            "and pulled down by weak demand in China. This market closed before the end of the demo history."
-        ),
-        resolution_criteria=(
-            "Resolves YES if the ICE Brent front-month futures contract settles above $90.00 on any trading day "
-            "between the market's opening and its close. Resolves NO otherwise."
-        ),
-        outcomes=None,
-        initial_probabilities=(0.3, 0.7),
-        belief_at_end=(0.08, 0.92),
-        liquidity=80,
-        opened_days_ago=40,
-        closes_in_days=-6,
-        trade_count=35,
-    ),
-)
+# The markets' texts and shapes: demo_markets.json, beside this file.
+DEMO_MARKETS_FILE = Path(__file__).with_name("demo_markets.json")
+
+
+def demo_markets_load(path: Path = DEMO_MARKETS_FILE) -> tuple[DemoMarket, ...]:
+    """The demo markets of the data file; each opens within the demo history."""
+    markets = []
+    for entry in json.loads(path.read_text(encoding="utf-8")):
+        outcomes = entry.pop("outcomes")
+        spec = DemoMarket(
+            **entry
+            | {
+                "outcomes": tuple((code, label) for code, label in outcomes) if outcomes is not None else None,
+                "initial_probabilities": tuple(entry["initial_probabilities"]),
+                "belief_at_end": tuple(entry["belief_at_end"]),
+            }
+        )
+        if not 0 < spec.opened_days_ago <= HISTORY_DAYS:
+            raise ValueError(f"{spec.slug} opens outside the {HISTORY_DAYS}-day demo history")
+        markets.append(spec)
+    return tuple(markets)
+
+
+DEMO_MARKETS = demo_markets_load()
 
 
 @dataclass
