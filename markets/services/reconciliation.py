@@ -1,4 +1,4 @@
-"""Reconciliation: every invariant of DESIGN.md, checked with set-based queries."""
+"""Reconciliation: every invariant of docs/ledger.md, checked with set-based queries."""
 
 import logging
 from datetime import datetime
