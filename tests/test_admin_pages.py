@@ -11,7 +11,7 @@ from django.utils import timezone
 from accounts.models import Account, LedgerTransaction
 from config.core.admin import ReadOnlyAdmin
 from markets.models import Market, Trade
-from markets.services import market_create, trade_execute
+from markets.services import trade_execute
 from tests.factories import trade_request
 
 pytestmark = pytest.mark.django_db
@@ -20,9 +20,9 @@ READ_ONLY_MODELS = {"account", "ledgertransaction", "trade", "resolution", "payo
 
 
 @pytest.fixture
-def staff_client(client, make_user):
+def staff_client(make_market, client, make_user):
     staff = make_user("root", is_staff=True)
-    market = market_create(
+    market = make_market(
         slug="admin-walk",
         question="Will the admin render?",
         kind=Market.Kind.BINARY,
@@ -60,8 +60,8 @@ def test_ledger_rows_cannot_be_edited_or_deleted_from_the_admin(staff_client):
     assert Account.objects.get(key="house").balance == account.balance
 
 
-def test_the_market_list_filters_by_category_with_the_blank_one_named(staff_client):
-    market_create(
+def test_the_market_list_filters_by_category_with_the_blank_one_named(staff_client, make_market):
+    make_market(
         slug="filed",
         question="Filed under politics?",
         kind=Market.Kind.BINARY,

@@ -7,17 +7,14 @@ that refuses them on an open market too (403, or the login redirect of a staff p
 """
 
 from collections.abc import Iterator
-from datetime import timedelta
 
 import pytest
 from django.urls import URLPattern, URLResolver, get_resolver
-from django.utils import timezone
 from rest_framework.test import APIClient
 
-from markets.models import Market, Trade
-from markets.services import market_create
+from markets.models import Trade
 
-pytestmark = [pytest.mark.django_db, pytest.mark.usefixtures("isolated_cache")]
+pytestmark = pytest.mark.django_db
 
 METHODS = ("get", "post", "put", "patch", "delete")
 # Enough for every endpoint to get past its input checks to the market lookup: a valid trade (body or query).
@@ -57,20 +54,9 @@ def test_the_walk_finds_the_routes_it_must():
     assert len(PAGE_ROUTES) >= 5
 
 
-def make(slug: str, *, open_now: bool) -> Market:
-    return market_create(
-        slug=slug,
-        question=f"Will {slug} happen?",
-        kind=Market.Kind.BINARY,
-        liquidity=100,
-        closes_at=timezone.now() + timedelta(days=30),
-        open_now=open_now,
-    )
-
-
 @pytest.fixture
-def markets():
-    return make("the-draft", open_now=False), make("the-open-one", open_now=True)
+def markets(make_market):
+    return make_market("the-draft", open_now=False), make_market("the-open-one")
 
 
 def call(client, method: str, path: str):

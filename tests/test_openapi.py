@@ -24,10 +24,11 @@ from schemathesis.specs.openapi.checks import (
 from accounts.services import api_key_create
 from config.wsgi import application
 from markets.models import Market
-from markets.services import market_create, trade_execute
+from markets.services import trade_execute
 from tests.factories import trade_request
+from tests.hypothesis_profiles import examples
 
-pytestmark = [pytest.mark.django_db, pytest.mark.usefixtures("isolated_cache")]
+pytestmark = pytest.mark.django_db
 
 
 def test_the_schema_validates_without_warnings(tmp_path):
@@ -62,13 +63,13 @@ def test_swagger_ui_loads_from_our_own_static_files():
 
 
 @pytest.fixture
-def fuzz_world(db, make_user, settings):
+def fuzz_world(make_market, db, make_user, settings):
     """A market with some history and a funded trader whose key the fuzzer sends; throttles opened wide."""
     settings.REST_FRAMEWORK = {
         **settings.REST_FRAMEWORK,
         "DEFAULT_THROTTLE_RATES": dict.fromkeys(settings.REST_FRAMEWORK["DEFAULT_THROTTLE_RATES"], "100000/min"),
     }
-    market = market_create(
+    market = make_market(
         slug="rutte-nato",
         question="Will Mark Rutte be appointed NATO Secretary-General by 1 July 2024?",
         kind=Market.Kind.BINARY,
@@ -91,9 +92,10 @@ def fuzz_world(db, make_user, settings):
 schema = schemathesis.openapi.from_wsgi("/api/schema/", application)
 
 
+@pytest.mark.slow
 @schema.parametrize()
 @settings(
-    max_examples=30,
+    max_examples=examples(30),
     deadline=None,
     suppress_health_check=list(HealthCheck),
     derandomize=True,

@@ -1,21 +1,19 @@
 """Contract tests of auth/token/, me/, me/positions/ and me/trades/."""
 
-from datetime import timedelta
 from decimal import Decimal
 
 import pytest
 from django.db import connection
 from django.test.utils import CaptureQueriesContext
-from django.utils import timezone
 from rest_framework.test import APIClient
 
 from accounts.models import ApiKey
 from accounts.services import api_key_create
-from markets.models import Market, Outcome
-from markets.services import market_create, trade_execute
+from markets.models import Outcome
+from markets.services import trade_execute
 from tests.factories import trade_request
 
-pytestmark = [pytest.mark.django_db, pytest.mark.usefixtures("isolated_cache")]
+pytestmark = pytest.mark.django_db
 
 TOKEN = "/api/v1/auth/token/"
 
@@ -31,16 +29,6 @@ def authed(user):
     client = APIClient()
     client.credentials(HTTP_AUTHORIZATION=f"Token {raw_key}")
     return client
-
-
-def make_market(slug="rutte-nato"):
-    return market_create(
-        slug=slug,
-        question="Will Mark Rutte be appointed NATO Secretary-General by 1 July 2024?",
-        kind=Market.Kind.BINARY,
-        liquidity=100,
-        closes_at=timezone.now() + timedelta(days=30),
-    )
 
 
 def test_a_password_buys_a_key_that_works_and_is_stored_hashed(make_user):
@@ -121,9 +109,9 @@ def test_me_needs_credentials(path):
     assert_error(APIClient().get(path), 401, "not_authenticated")
 
 
-def test_positions_show_value_and_profit(make_user):
+def test_positions_show_value_and_profit(make_market, make_user):
     user = make_user("ana")
-    market = make_market()
+    market = make_market("rutte-nato")
     trade_execute(user=user, market=market, request=trade_request("YES", "buy", shares="10"))
     client = authed(user)
     body = client.get("/api/v1/me/").json()
@@ -141,9 +129,9 @@ def test_positions_show_value_and_profit(make_user):
     assert Decimal(position["profit"]) == value - Decimal("5.124948")
 
 
-def test_my_trades_are_mine_newest_first(make_user):
+def test_my_trades_are_mine_newest_first(make_market, make_user):
     user, other = make_user("ana"), make_user("bo")
-    market = make_market()
+    market = make_market("rutte-nato")
     trade_execute(user=user, market=market, request=trade_request("YES", "buy", shares="10"))
     trade_execute(user=other, market=market, request=trade_request("NO", "buy", shares="3"))
     trade_execute(user=user, market=market, request=trade_request("YES", "sell", shares="4"))
@@ -155,7 +143,7 @@ def test_my_trades_are_mine_newest_first(make_user):
 
 
 @pytest.mark.parametrize("path", ["/api/v1/me/trades/", "/api/v1/me/positions/"])
-def test_my_lists_use_a_constant_number_of_queries(make_user, settings, path):
+def test_my_lists_use_a_constant_number_of_queries(make_market, make_user, settings, path):
     settings.CACHES = {"default": {"BACKEND": "django.core.cache.backends.dummy.DummyCache"}}
     user = make_user("ana")
     for index in range(4):

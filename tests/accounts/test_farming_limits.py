@@ -7,7 +7,7 @@ from rest_framework.test import APIClient
 from accounts.models import ApiKey, User
 from accounts.services import api_key_create
 
-pytestmark = [pytest.mark.django_db, pytest.mark.usefixtures("isolated_cache")]
+pytestmark = pytest.mark.django_db
 
 
 def sign_up(client, username, **extra):

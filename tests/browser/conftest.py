@@ -54,21 +54,20 @@ def screenshot(page):
 
 
 @pytest.fixture
-def site(db):
+def site(make_user, make_market):
     """The seeded markets, a resolved and scored one, staff ("staffer") and a trader ("trader") holding
     Yes in the Rutte market and Kaja Kallas in the successor market."""
-    from accounts.services import user_create
     from markets.models import Market
     from markets.services import trade_execute
     from tests.browser.site import PASSWORD, seed_awaiting_resolution, seed_markets, seed_resolved_market
 
-    seed_markets()
-    staff = user_create(username="staffer", password=PASSWORD, is_staff=True, is_superuser=True)
-    seed_resolved_market(staff=staff)
-    trader = user_create(username="trader", password=PASSWORD)
+    seed_markets(make_market, make_user)
+    staff = make_user("staffer", password=PASSWORD, is_staff=True)
+    seed_resolved_market(make_market, staff=staff)
+    trader = make_user("trader", password=PASSWORD)
     for slug, code in (("rutte-nato", "YES"), ("next-nato-sg", "KALLAS")):
         trade_execute(
             user=trader, market=Market.objects.get(slug=slug), request=trade_request(code, "buy", amount="30")
         )
-    seed_awaiting_resolution(trader=trader)
+    seed_awaiting_resolution(make_market, trader=trader)
     return staff

@@ -10,10 +10,10 @@ from unittest import mock
 from django.utils import timezone
 
 from accounts.models import User
-from accounts.services import user_create
 from forecast import services as forecast_services
 from markets.models import Market
-from markets.services import market_create, market_resolve, market_settle, trade_execute
+from markets.services import market_resolve, market_settle, trade_execute
+from tests.conftest import MakeMarket, MakeUser
 from tests.factories import trade_request
 
 PASSWORD = "a-long-password-9"
@@ -21,10 +21,10 @@ PASSWORD = "a-long-password-9"
 BLOCKING_IMPACTS = ("serious", "critical")
 
 
-def seed_markets() -> Market:
+def seed_markets(make_market: MakeMarket, make_user: MakeUser) -> Market:
     """The Rutte market with a week of history, and a few neighbours for the markets list."""
     start = timezone.now() - timedelta(days=8)
-    rutte = market_create(
+    rutte = make_market(
         slug="rutte-nato",
         question="Will Mark Rutte be appointed NATO Secretary-General by 1 July 2024?",
         kind="binary",
@@ -35,7 +35,7 @@ def seed_markets() -> Market:
         resolution_criteria="Resolves YES if NATO announces Mark Rutte's appointment on or before 1 July 2024.",
         now=start,
     )
-    successor = market_create(
+    successor = make_market(
         slug="next-nato-sg",
         question="Who will be the next NATO Secretary-General?",
         kind="multiple",
@@ -51,7 +51,7 @@ def seed_markets() -> Market:
         category="Politics",
         now=start,
     )
-    ai_act = market_create(
+    ai_act = make_market(
         slug="ai-act",
         question="Will the EU AI Act enter into force before August 2024?",
         kind="binary",
@@ -60,7 +60,7 @@ def seed_markets() -> Market:
         category="Technology",
         now=start,
     )
-    traders = [user_create(username=f"forecaster{i}", password=PASSWORD) for i in range(3)]
+    traders = [make_user(f"forecaster{i}", password=PASSWORD) for i in range(3)]
     moves = [
         (rutte, "YES", "40"),
         (successor, "RUTTE", "90"),
@@ -83,11 +83,11 @@ def seed_markets() -> Market:
     return rutte
 
 
-def seed_resolved_market(*, staff: User) -> Market:
+def seed_resolved_market(make_market: MakeMarket, *, staff: User) -> Market:
     """A market the seeded forecasters traded, resolved, settled and scored, so the leaderboard and
     profiles have rows. Settlement runs here, not on a worker (nothing is sent to the broker)."""
     start = timezone.now() - timedelta(days=20)
-    market = market_create(
+    market = make_market(
         slug="eurovision-2024",
         question="Will Switzerland win Eurovision 2024?",
         kind="binary",
@@ -114,10 +114,10 @@ def seed_resolved_market(*, staff: User) -> Market:
     return market
 
 
-def seed_awaiting_resolution(*, trader: User) -> Market:
+def seed_awaiting_resolution(make_market: MakeMarket, *, trader: User) -> Market:
     """A market whose close time has passed, so it waits in the staff resolution queue."""
     start = timezone.now() - timedelta(days=12)
-    market = market_create(
+    market = make_market(
         slug="ecb-june-cut",
         question="Will the ECB cut its deposit rate at its June 2024 meeting?",
         kind="binary",

@@ -17,8 +17,8 @@ def wait_for_preview(page, text):
     expect(page.locator("#trade-preview")).to_contain_text(text)
 
 
-def test_signup_trade_by_amount_and_forecast_sell_and_overspend(live_server, page, screenshot):
-    rutte = seed_markets()
+def test_signup_trade_by_amount_and_forecast_sell_and_overspend(make_user, make_market, live_server, page, screenshot):
+    rutte = seed_markets(make_market, make_user)
     page.goto(f"{live_server.url}/accounts/signup/?next=/markets/{rutte.slug}/")
     page.get_by_label("Username").fill("newcomer")
     page.get_by_label("Password", exact=True).fill("a-long-password-9")

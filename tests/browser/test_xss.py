@@ -15,9 +15,10 @@ import pytest
 from django.utils import timezone
 from playwright.sync_api import expect
 
-from accounts.services import user_create
 from forecast.services import leaderboards_rebuild, market_score
-from markets.services import market_create, market_resolve, market_settle, trade_execute
+from markets.models import Market
+from markets.services import market_resolve, market_settle, trade_execute
+from tests.conftest import MakeMarket, MakeUser
 from tests.factories import trade_request
 
 pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
@@ -45,13 +46,13 @@ window.alert = function () { window.__xss.push("alert"); };
 """
 
 
-def seed():
+def seed(make_user: MakeUser, make_market: MakeMarket) -> tuple[Market, Market, Market]:
     now = timezone.now()
-    staff = user_create(username="staffer", password="a-long-password-1", is_staff=True, is_superuser=True)
-    trader = user_create(username="trader", password="a-long-password-2")
-    others = [user_create(username=f"peer{i}", password=None) for i in range(2)]
+    staff = make_user("staffer", password="a-long-password-1", is_staff=True)
+    trader = make_user("trader", password="a-long-password-2")
+    others = [make_user(f"peer{i}") for i in range(2)]
     outcomes = [("A", payload("label")), ("B", payload("label2")), ("C", "Plain")]
-    live = market_create(
+    live = make_market(
         slug="payload-live",
         question=payload("question"),
         description=payload("description"),
@@ -62,7 +63,7 @@ def seed():
         outcomes=outcomes,
         now=now - timedelta(days=3),
     )
-    settled = market_create(
+    settled = make_market(
         slug="payload-settled",
         question=payload("question") + " settled",
         description=payload("description"),
@@ -73,7 +74,7 @@ def seed():
         outcomes=outcomes,
         now=now - timedelta(days=5),
     )
-    due = market_create(
+    due = make_market(
         slug="payload-due",
         question=payload("question") + " due",
         category=payload("category"),
@@ -123,8 +124,8 @@ def assert_inert(page, url: str, shown: str) -> None:
     assert page.evaluate("window.__violations") == [], f"CSP violations on {url}"
 
 
-def test_typed_text_never_runs_on_any_page(live_server, chromium):
-    live, settled, _due = seed()
+def test_typed_text_never_runs_on_any_page(make_market, make_user, live_server, chromium):
+    live, settled, _due = seed(make_user, make_market)
     base = live_server.url
     label_text = "L</script><img src=x onerror=window.__xss.push('label')>"
 
@@ -156,10 +157,10 @@ def test_typed_text_never_runs_on_any_page(live_server, chromium):
         context.close()
 
 
-def test_admin_and_api_docs_run_under_the_policy(live_server, chromium):
+def test_admin_and_api_docs_run_under_the_policy(make_user, live_server, chromium):
     """The pages nobody types into still work under the CSP: Swagger UI and Redoc render the schema and
     the admin's own scripts run, with no violation."""
-    user_create(username="staffer", password="a-long-password-1", is_staff=True, is_superuser=True)
+    make_user("staffer", password="a-long-password-1", is_staff=True)
     base = live_server.url
     context = chromium.new_context(viewport={"width": 1280, "height": 1000})
     context.add_init_script(WATCH)

@@ -9,8 +9,9 @@ import pytest
 from django.utils import timezone
 
 from accounts.models import User
+from forecast import services as forecast_services
 from markets.models import Market
-from markets.services import market_create, market_resolve, market_settle, trade_execute
+from markets.services import market_resolve, market_settle, trade_execute
 from tests.factories import trade_request
 
 DAY = timedelta(days=1)
@@ -83,12 +84,12 @@ def reference_scores(scenario: Scenario, payouts: list[float]) -> dict[str, dict
 
 
 @pytest.fixture
-def traded_market(make_user):
+def traded_market(make_user, make_market):
     """A binary market open for 8 days: alice, bob and carol trade at different times; not yet resolved."""
 
     def build(slug: str = "rutte-nato", *, opens_at: datetime | None = None) -> Scenario:
         opens_at = opens_at or timezone.now() - 20 * DAY
-        market = market_create(
+        market = make_market(
             slug=slug,
             question="Will Mark Rutte be appointed NATO Secretary-General by 1 July 2024?",
             kind=Market.Kind.BINARY,
@@ -118,3 +119,17 @@ def traded_market(make_user):
         return scenario
 
     return build
+
+
+@pytest.fixture
+def scored(traded_market, settings):
+    """Two markets resolved (YES, then NO), scored, and the leaderboards rebuilt."""
+    settings.FORECASTLE_BRIER_MIN_MARKETS = 1
+    first = traded_market("first")
+    first.resolve(outcome="YES", at=first.closes_at)
+    second = traded_market("second")
+    second.resolve(outcome="NO", at=second.closes_at)
+    for scenario in (first, second):
+        forecast_services.market_score(market_id=scenario.market.pk)
+    forecast_services.leaderboards_rebuild()
+    return first, second

@@ -5,7 +5,7 @@ import pytest
 from forecast import services
 from forecast.models import LeaderboardEntry, MarketScore
 
-pytestmark = [pytest.mark.django_db, pytest.mark.usefixtures("isolated_cache")]
+pytestmark = pytest.mark.django_db
 
 
 def test_staff_list_scores_and_rescore_a_market(client, traded_market):

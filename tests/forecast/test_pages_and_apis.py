@@ -12,21 +12,7 @@ from forecast import services
 from forecast.models import LeaderboardEntry, MarketScore
 from tests.forecast.conftest import DAY
 
-pytestmark = [pytest.mark.django_db, pytest.mark.usefixtures("isolated_cache")]
-
-
-@pytest.fixture
-def scored(traded_market, settings):
-    """Two markets resolved (YES, then NO), scored, and the leaderboards rebuilt."""
-    settings.FORECASTLE_BRIER_MIN_MARKETS = 1
-    first = traded_market("first")
-    first.resolve(outcome="YES", at=first.closes_at)
-    second = traded_market("second")
-    second.resolve(outcome="NO", at=second.closes_at)
-    for scenario in (first, second):
-        services.market_score(market_id=scenario.market.pk)
-    services.leaderboards_rebuild()
-    return first, second
+pytestmark = pytest.mark.django_db
 
 
 def count_queries(client, url):

@@ -11,7 +11,7 @@ from config.celery import app
 from forecast import services, tasks
 from forecast.models import MarketScore
 from markets.models import Market, Resolution
-from markets.services import market_create, market_resolve, market_settle
+from markets.services import market_resolve, market_settle
 
 pytestmark = pytest.mark.django_db
 
@@ -94,10 +94,10 @@ def test_a_settlement_whose_scoring_may_still_be_queued_is_left_alone(traded_mar
     assert enqueued == [scenario.market.pk]
 
 
-def test_an_untraded_market_and_an_unsettled_one_are_never_enqueued(make_user, traded_market, enqueued):
+def test_an_untraded_market_and_an_unsettled_one_are_never_enqueued(make_market, make_user, traded_market, enqueued):
     staff = make_user("staff-quiet", is_staff=True)
     opens_at = timezone.now() - timedelta(days=10)
-    quiet = market_create(
+    quiet = make_market(
         slug="quiet-market",
         question="Will anyone trade this?",
         kind=Market.Kind.BINARY,

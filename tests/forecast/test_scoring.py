@@ -9,6 +9,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from forecast import scoring
+from tests.hypothesis_profiles import examples
 
 LN2 = math.log(2)
 
@@ -142,7 +143,7 @@ def markets(draw):
     return outcomes, traders, who, times, probabilities, payouts
 
 
-@settings(max_examples=200, deadline=None)
+@settings(max_examples=examples(200), deadline=None)
 @given(markets())
 def test_peer_scores_sum_to_zero_and_scores_stay_in_range(market):
     outcomes, traders, who, times, probabilities, payouts = market
@@ -165,7 +166,7 @@ def test_peer_scores_sum_to_zero_and_scores_stay_in_range(market):
     assert s.calibration_weight.sum(axis=1) == pytest.approx(s.coverage * outcomes)
 
 
-@settings(max_examples=100, deadline=None)
+@settings(max_examples=examples(100), deadline=None)
 @given(outcome_counts, st.integers(min_value=0, max_value=4), st.floats(min_value=0, max_value=50))
 def test_the_uniform_forecast_has_baseline_zero(outcomes, winner, start):
     s = scoring.score_market(
@@ -180,7 +181,7 @@ def test_the_uniform_forecast_has_baseline_zero(outcomes, winner, start):
     assert s.baseline[0] == pytest.approx(0.0, abs=1e-9)
 
 
-@settings(max_examples=100, deadline=None)
+@settings(max_examples=examples(100), deadline=None)
 @given(outcome_counts, st.integers(min_value=0, max_value=4))
 def test_a_perfect_forecast_has_brier_zero_log_zero_and_baseline_hundred(outcomes, winner):
     winner %= outcomes
@@ -193,7 +194,7 @@ def test_a_perfect_forecast_has_brier_zero_log_zero_and_baseline_hundred(outcome
     assert s.baseline[0] == pytest.approx(100.0)
 
 
-@settings(max_examples=100, deadline=None)
+@settings(max_examples=examples(100), deadline=None)
 @given(markets())
 def test_the_vectorised_peer_score_matches_a_direct_integration(market):
     _outcomes, traders, who, times, probabilities, payouts = market

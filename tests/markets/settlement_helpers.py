@@ -1,37 +1,13 @@
 """Shared helpers for the resolution and settlement tests: markets with traders, and the payouts
 each user should receive, computed independently of the SQL in markets.services.settlement."""
 
-from datetime import timedelta
 from decimal import ROUND_FLOOR, Decimal
-
-from django.utils import timezone
 
 from accounts.models import Account, User
 from accounts.money import CREDIT_QUANTUM, ZERO
 from markets.models import Market, Position
-from markets.services import market_create, trade_execute
+from markets.services import trade_execute
 from tests.factories import trade_request
-
-
-def open_market(*, slug: str, staff: User, outcomes: int = 2, liquidity: str = "100") -> Market:
-    if outcomes == 2:
-        return market_create(
-            slug=slug,
-            question=f"Will {slug} happen?",
-            kind=Market.Kind.BINARY,
-            liquidity=liquidity,
-            closes_at=timezone.now() + timedelta(days=7),
-            created_by=staff,
-        )
-    return market_create(
-        slug=slug,
-        question=f"Which {slug}?",
-        kind=Market.Kind.MULTIPLE,
-        liquidity=liquidity,
-        outcomes=[(f"O{i}", f"Outcome {i}") for i in range(outcomes)],
-        closes_at=timezone.now() + timedelta(days=7),
-        created_by=staff,
-    )
 
 
 def buy(user: User, market: Market, code: str, amount: str) -> None:

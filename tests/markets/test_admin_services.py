@@ -13,7 +13,7 @@ from django.utils import timezone
 
 from accounts.services import ledger_reconcile
 from markets.models import Market, Outcome
-from markets.services import market_create, markets_reconcile, trade_execute
+from markets.services import markets_reconcile, trade_execute
 from tests.factories import trade_request
 
 pytestmark = pytest.mark.django_db
@@ -72,8 +72,8 @@ def change_form(client, market):
 
 
 @pytest.fixture
-def traded_market(make_user):
-    market = market_create(
+def traded_market(make_user, make_market):
+    market = make_market(
         slug="small-b",
         question="Will b stay small?",
         kind=Market.Kind.BINARY,

@@ -5,30 +5,17 @@ from datetime import UTC, datetime, timedelta
 import pytest
 from django.db import connection
 from django.test.utils import CaptureQueriesContext
-from django.utils import timezone
 from rest_framework.test import APIClient
 
 from markets.models import Market, Outcome, PricePoint
-from markets.services import market_close, market_create, trade_execute
+from markets.services import market_close, trade_execute
 from markets.services.price_cache import prices_refresh
 from tests.factories import trade_request
 
-pytestmark = [pytest.mark.django_db, pytest.mark.usefixtures("isolated_cache")]
+pytestmark = pytest.mark.django_db
 
 DEAD_REDIS = "redis://127.0.0.1:1/0"
-
-
-def make_market(slug="rutte-nato", *, category="politics", open_now=True, liquidity=100, **extra):
-    return market_create(
-        slug=slug,
-        question=extra.pop("question", "Will Mark Rutte be appointed NATO Secretary-General by 1 July 2024?"),
-        kind=extra.pop("kind", Market.Kind.BINARY),
-        liquidity=liquidity,
-        category=category,
-        closes_at=timezone.now() + timedelta(days=30),
-        open_now=open_now,
-        **extra,
-    )
+RUTTE_QUESTION = "Will Mark Rutte be appointed NATO Secretary-General by 1 July 2024?"
 
 
 @pytest.fixture
@@ -37,8 +24,8 @@ def client():
 
 
 @pytest.fixture
-def market():
-    return make_market()
+def market(make_market):
+    return make_market("rutte-nato", question=RUTTE_QUESTION, category="politics")
 
 
 def assert_error(response, status, code):
@@ -52,7 +39,7 @@ def assert_error(response, status, code):
     return body["error"]
 
 
-def test_list_shows_public_markets_with_probabilities(client, market):
+def test_list_shows_public_markets_with_probabilities(make_market, client, market):
     make_market("draft-market", open_now=False)
     response = client.get("/api/v1/markets/")
     assert response.status_code == 200
@@ -65,7 +52,7 @@ def test_list_shows_public_markets_with_probabilities(client, market):
     assert row["closes_at"].endswith("Z")
 
 
-def test_list_filters_search_and_ordering(client, market, make_user):
+def test_list_filters_search_and_ordering(make_market, client, market, make_user):
     other = make_market(
         "next-nato-chief",
         category="nato",
@@ -86,7 +73,7 @@ def test_list_filters_search_and_ordering(client, market, make_user):
     assert [r["slug"] for r in by_creation] == ["rutte-nato", "next-nato-chief"]
 
 
-def test_list_pages_with_cursors(client):
+def test_list_pages_with_cursors(make_market, client):
     for index in range(5):
         make_market(f"market-{index}")
     seen = []
@@ -260,7 +247,7 @@ def test_history_rejects_bad_windows(client, market, query, field):
 
 
 @pytest.mark.parametrize("url", ["/api/v1/markets/", "/api/v1/markets/{slug}/trades/"])
-def test_list_query_count_does_not_grow_with_page_size(client, make_user, settings, url):
+def test_list_query_count_does_not_grow_with_page_size(make_market, client, make_user, settings, url):
     settings.CACHES = {"default": {"BACKEND": "django.core.cache.backends.dummy.DummyCache"}}
     user = make_user()
     for index in range(6):

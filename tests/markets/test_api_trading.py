@@ -1,39 +1,28 @@
 """Contract tests of quotes and trades: responses, error statuses, and the database after each write."""
 
 import threading
-from datetime import timedelta
 from decimal import Decimal
 
 import pytest
 from django.db import connection
-from django.utils import timezone
 from rest_framework.test import APIClient
 
 from accounts.models import ApiKey
 from accounts.services import api_key_create, api_key_revoke, wallet_get
 from markets.models import IdempotencyKey, Market, Position, Trade
-from markets.services import market_close, market_create, markets_reconcile, trade_execute
+from markets.services import market_close, markets_reconcile, trade_execute
 from tests.factories import trade_request
 
-pytestmark = [pytest.mark.django_db, pytest.mark.usefixtures("isolated_cache")]
+pytestmark = pytest.mark.django_db
 
 TRADES = "/api/v1/markets/rutte-nato/trades/"
 QUOTE = "/api/v1/markets/rutte-nato/quote/"
-
-
-def make_market(slug="rutte-nato"):
-    return market_create(
-        slug=slug,
-        question="Will Mark Rutte be appointed NATO Secretary-General by 1 July 2024?",
-        kind=Market.Kind.BINARY,
-        liquidity=100,
-        closes_at=timezone.now() + timedelta(days=30),
-    )
+RUTTE_QUESTION = "Will Mark Rutte be appointed NATO Secretary-General by 1 July 2024?"
 
 
 @pytest.fixture
-def market():
-    return make_market()
+def market(make_market):
+    return make_market("rutte-nato", question=RUTTE_QUESTION)
 
 
 @pytest.fixture
@@ -143,14 +132,13 @@ def test_a_forecast_below_the_price_buys_the_other_outcome_on_a_binary_market(ap
     assert markets_reconcile() == []
 
 
-def test_a_forecast_below_the_price_sells_on_a_larger_market(api, trader):
-    market = market_create(
+def test_a_forecast_below_the_price_sells_on_a_larger_market(make_market, api, trader):
+    market = make_market(
         slug="nato",
         question="Who will be the next NATO Secretary-General?",
         kind=Market.Kind.MULTIPLE,
         outcomes=[("RUTTE", "Rutte"), ("KALLAS", "Kallas"), ("OTHER", "Other")],
         liquidity=100,
-        closes_at=timezone.now() + timedelta(days=30),
     )
     trade_execute(user=trader, market=market, request=trade_request("RUTTE", "buy", shares="50"))
     body = {"outcome": "RUTTE", "forecast": True, "probability": "0.4", "min_proceeds": "1"}
@@ -394,8 +382,8 @@ def test_an_empty_idempotency_key_is_400(api, market, trader):
 
 
 @pytest.mark.django_db(transaction=True)
-def test_the_same_key_sent_concurrently_trades_once(make_user):
-    make_market()
+def test_the_same_key_sent_concurrently_trades_once(make_market, make_user):
+    make_market("rutte-nato")
     trader = make_user("racer")
     _key, raw_key = api_key_create(user=trader, name="race")
     body = {"outcome": "YES", "side": "buy", "shares": "10"}

@@ -15,9 +15,8 @@ from rest_framework.test import APIClient
 from accounts.services import api_key_create
 from config.core.numbers import ascii_decimal, is_ascii_decimal
 from markets.models import Market, Resolution, Trade
-from markets.services import market_create
 
-pytestmark = [pytest.mark.django_db, pytest.mark.usefixtures("isolated_cache")]
+pytestmark = pytest.mark.django_db
 
 FULL_WIDTH_12 = "\uff11\uff12"
 ARABIC_INDIC_12 = "\u0661\u0662"
@@ -27,8 +26,8 @@ FOREIGN = [FULL_WIDTH_12, ARABIC_INDIC_12, "1_000", "\u0967\u0968"]  # the last:
 
 
 @pytest.fixture
-def market():
-    return market_create(
+def market(make_market):
+    return make_market(
         slug="rutte-nato",
         question="Will Mark Rutte be appointed NATO Secretary-General by 1 July 2024?",
         kind=Market.Kind.BINARY,

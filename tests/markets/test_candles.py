@@ -15,8 +15,10 @@ from rest_framework.test import APIClient
 from config.celery import app as celery_app
 from markets.models import Market, PriceCandle, PriceCandleWatermark, PricePoint
 from markets.selectors.prices import BUCKET_ORIGIN, INTERVALS, price_candles
-from markets.services import candles_roll_up, market_create, trade_execute
+from markets.services import candles_roll_up, trade_execute
+from tests.conftest import MakeMarket
 from tests.factories import trade_request
+from tests.hypothesis_profiles import examples
 
 pytestmark = pytest.mark.django_db
 
@@ -132,16 +134,10 @@ def candle_rows() -> list[tuple[Any, ...]]:
     )
 
 
-def open_market(slug: str, outcomes: int) -> Market:
-    codes = [("YES", "Yes"), ("NO", "No")] if outcomes == 2 else [(f"O{i}", f"Option {i}") for i in range(outcomes)]
-    return market_create(
-        slug=slug,
-        question=f"Question {slug}?",
-        kind=Market.Kind.BINARY if outcomes == 2 else Market.Kind.MULTIPLE,
-        outcomes=codes,
-        liquidity=100,
-        closes_at=BASE + timedelta(days=60),
-        now=BASE,
+def open_market(make_market: MakeMarket, slug: str, outcomes: int) -> Market:
+    """A market opened at BASE, the origin of the points' times (YES/NO when binary, O0... otherwise)."""
+    return make_market(
+        slug, outcomes=None if outcomes == 2 else outcomes, now=BASE, closes_at=BASE + timedelta(days=60)
     )
 
 
@@ -189,18 +185,19 @@ windows = st.lists(
 )
 
 
-@settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@pytest.mark.slow
+@settings(max_examples=examples(25), deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(
     paths=st.lists(point_paths, min_size=1, max_size=3),
     windows=windows,
     first_run=st.integers(0, SPAN + 3600),
     second_run=st.integers(0, 2 * 86400),
 )
-def test_rolled_up_read_equals_the_on_the_fly_candles(paths, windows, first_run, second_run):
+def test_rolled_up_read_equals_the_on_the_fly_candles(make_market, paths, windows, first_run, second_run):
     with transaction.atomic():
         markets = []
         for number, (outcomes, before, _after) in enumerate(paths):
-            market = open_market(f"path-{number}", outcomes)
+            market = open_market(make_market, f"path-{number}", outcomes)
             add_points(market, before)
             markets.append((market, outcomes))
         # Every interval over the whole span too, so the roll-up's rows are read in full buckets.
@@ -221,8 +218,8 @@ def test_rolled_up_read_equals_the_on_the_fly_candles(paths, windows, first_run,
         transaction.set_rollback(True)
 
 
-def binary_market_with_points(slug: str = "rolled") -> Market:
-    market = open_market(slug, 2)
+def binary_market_with_points(make_market: MakeMarket, slug: str = "rolled") -> Market:
+    market = open_market(make_market, slug, 2)
     add_points(
         market,
         [(seconds, [p, 1 - p]) for seconds, p in [(30, 0.6), (400, 0.55), (4000, 0.7), (90000, 0.2), (90030, 0.3)]],
@@ -230,9 +227,9 @@ def binary_market_with_points(slug: str = "rolled") -> Market:
     return market
 
 
-def test_the_read_serves_completed_buckets_from_the_rolled_up_rows():
+def test_the_read_serves_completed_buckets_from_the_rolled_up_rows(make_market):
     """Not just equal by accident: a row changed behind the roll-up's back shows in the read."""
-    market = binary_market_with_points()
+    market = binary_market_with_points(make_market)
     assert candles_roll_up(now=BASE + timedelta(days=3)) > 0
     bucket = datetime(2026, 3, 2, 9, 0, tzinfo=UTC)
     PriceCandle.objects.filter(market=market, interval="1h", bucket_start=bucket).update(high=[0.99, 0.01])
@@ -245,8 +242,8 @@ def test_the_read_serves_completed_buckets_from_the_rolled_up_rows():
     assert cut[0][3] == 0.6
 
 
-def test_only_completed_buckets_are_written_and_the_open_one_follows_later():
-    market = binary_market_with_points()
+def test_only_completed_buckets_are_written_and_the_open_one_follows_later(make_market):
+    market = binary_market_with_points(make_market)
     now = BASE + timedelta(seconds=90040)  # inside the minute of the last two points
     candles_roll_up(now=now)
     assert not PriceCandle.objects.filter(bucket_start__gt=now - INTERVALS["1m"]).exists()
@@ -262,9 +259,9 @@ def test_only_completed_buckets_are_written_and_the_open_one_follows_later():
     assert_rows_match_points()
 
 
-def test_a_second_run_changes_nothing():
-    binary_market_with_points("a")
-    binary_market_with_points("b")
+def test_a_second_run_changes_nothing(make_market):
+    binary_market_with_points(make_market, "a")
+    binary_market_with_points(make_market, "b")
     now = BASE + timedelta(days=3)
     written = candles_roll_up(now=now)
     first = candle_rows()
@@ -277,8 +274,8 @@ def test_a_second_run_changes_nothing():
     assert candle_rows() == first
 
 
-def test_trades_after_a_roll_up_are_rolled_up_by_the_next(make_user):
-    market = open_market("traded", 2)
+def test_trades_after_a_roll_up_are_rolled_up_by_the_next(make_market, make_user):
+    market = open_market(make_market, "traded", 2)
     user = make_user()
     trade_execute(
         user=user, market=market, request=trade_request("YES", "buy", shares="10"), now=BASE + timedelta(hours=1)
@@ -299,46 +296,46 @@ def test_trades_after_a_roll_up_are_rolled_up_by_the_next(make_user):
     assert_reads_match([(market, 2)], windows)
 
 
-def test_market_ids_limit_the_roll_up():
-    rolled = binary_market_with_points("one")
-    skipped = binary_market_with_points("two")
+def test_market_ids_limit_the_roll_up(make_market):
+    rolled = binary_market_with_points(make_market, "one")
+    skipped = binary_market_with_points(make_market, "two")
     candles_roll_up(now=BASE + timedelta(days=3), market_ids=[rolled.pk])
     assert PriceCandle.objects.filter(market=rolled).exists()
     assert not PriceCandle.objects.filter(market=skipped).exists()
 
 
-def test_the_history_api_answers_the_same_before_and_after_a_roll_up(settings):
-    market = binary_market_with_points("rutte-nato")
+def test_the_history_api_answers_the_same_before_and_after_a_roll_up(make_market, isolated_cache):
+    market = binary_market_with_points(make_market, "rutte-nato")
     client = APIClient()
     queries = [
         {"interval": interval, "start": "2026-03-02T09:31:10Z", "end": "2026-03-04T00:00:00Z"}
         for interval in ("5m", "1h", "1d")
     ] + [{"interval": "1m", "start": "2026-03-03T09:00:00Z", "end": "2026-03-03T10:00:30Z"}]
 
-    def bodies(prefix: str) -> list[bytes]:
+    def bodies() -> list[bytes]:
         # A cache of its own, so the second round is computed again rather than read from the first.
-        settings.CACHES = {"default": {**django_settings.CACHES["default"], "KEY_PREFIX": prefix}}
+        isolated_cache()
         responses = [client.get(f"/api/v1/markets/{market.slug}/history/", query) for query in queries]
         assert all(response.status_code == 200 for response in responses)
         return [response.content for response in responses]
 
-    before = bodies("candles-before")
+    before = bodies()
     assert candles_roll_up(now=BASE + timedelta(days=3)) > 0
-    assert bodies("candles-after") == before
+    assert bodies() == before
 
 
-def test_the_beat_schedule_runs_a_registered_roll_up_task():
+def test_the_beat_schedule_runs_a_registered_roll_up_task(make_market):
     tasks = [str(entry["task"]) for entry in django_settings.CELERY_BEAT_SCHEDULE.values()]
     [task] = [task for task in tasks if "candles" in task]
     celery_app.loader.import_default_modules()
     assert task in celery_app.tasks
-    binary_market_with_points()
+    binary_market_with_points(make_market)
     assert celery_app.tasks[task].apply().get() > 0
 
 
 @pytest.mark.django_db(transaction=True)
-def test_concurrent_roll_ups_leave_one_correct_set_of_candles():
-    markets = [binary_market_with_points(f"busy-{number}") for number in range(6)]
+def test_concurrent_roll_ups_leave_one_correct_set_of_candles(make_market):
+    markets = [binary_market_with_points(make_market, f"busy-{number}") for number in range(6)]
     now = BASE + timedelta(days=3)
     barrier = threading.Barrier(2)
     written: list[int] = []

@@ -42,6 +42,7 @@ from markets.errors import (
 from markets.models import Market, Outcome, Position, PricePoint, Trade
 from markets.services import market_close, market_create, markets_reconcile, trade_execute
 from tests.factories import trade_request
+from tests.hypothesis_profiles import examples
 
 # What a trader may legitimately be told; anything else (a 500, an IntegrityError) fails the test.
 EXPECTED_REFUSALS = (InvalidInput, InsufficientFunds, InsufficientShares, PriceMoved, MarketClosed)
@@ -277,11 +278,12 @@ class LedgerMachine(RuleBasedStateMachine):
         assert actual == self.model.balances
 
 
+@pytest.mark.slow
 def test_random_trading_keeps_every_ledger_invariant(db):
     run_state_machine_as_test(
         LedgerMachine,
         settings=hypothesis_settings(
-            max_examples=20,
+            max_examples=examples(20),
             stateful_step_count=30,
             deadline=None,
             suppress_health_check=[HealthCheck.too_slow, HealthCheck.filter_too_much],

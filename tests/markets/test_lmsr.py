@@ -17,10 +17,11 @@ from hypothesis import strategies as st
 from mpmath import mp, mpf
 
 from markets import lmsr
+from tests.hypothesis_profiles import examples
 
 DPS = 50
 TOLERANCE = 1e-9
-SETTINGS = settings(max_examples=200, deadline=None, database=None)
+SETTINGS = settings(max_examples=examples(200), deadline=None, database=None)
 
 Market = tuple[list[float], float, int]
 

@@ -1,8 +1,6 @@
 """markets.locks: the one helper every market lock goes through (docs/concurrency.md)."""
 
 import threading
-from datetime import timedelta
-from itertools import count
 from pathlib import Path
 from typing import TypedDict
 
@@ -11,25 +9,12 @@ from django.db import OperationalError, connections, transaction
 from django.db.models import OuterRef, Subquery
 from django.db.transaction import TransactionManagementError
 from django.test.utils import CaptureQueriesContext
-from django.utils import timezone
 from django_stubs_ext import WithAnnotations
 
 from markets.locks import market_lock, markets_lock
 from markets.models import Market, Outcome
-from markets.services import market_create
 
 ROOT = Path(__file__).resolve().parents[2]
-SLUGS = count(1)
-
-
-def open_market() -> Market:
-    return market_create(
-        slug=f"lock-{next(SLUGS)}",
-        question="Locked?",
-        kind=Market.Kind.BINARY,
-        liquidity=100,
-        closes_at=timezone.now() + timedelta(days=1),
-    )
 
 
 class FirstOutcome(TypedDict):
@@ -57,8 +42,8 @@ def row_is_locked(market_id: int) -> bool:
 
 
 @pytest.mark.django_db(transaction=True)
-def test_the_lock_holds_the_row_until_the_transaction_ends():
-    market = open_market()
+def test_the_lock_holds_the_row_until_the_transaction_ends(make_market):
+    market = make_market()
     with transaction.atomic():
         locked = market_lock(market_id=market.pk)
         assert locked == market
@@ -67,8 +52,8 @@ def test_the_lock_holds_the_row_until_the_transaction_ends():
 
 
 @pytest.mark.django_db
-def test_a_joined_or_annotated_query_locks_the_market_alone():
-    market = open_market()
+def test_a_joined_or_annotated_query_locks_the_market_alone(make_market):
+    market = make_market()
     first = Outcome.objects.filter(market=OuterRef("pk")).order_by("index").values("code")[:1]
     with CaptureQueriesContext(transaction.get_connection()) as queries:
         locked: WithAnnotations[Market, FirstOutcome] = market_lock(
@@ -88,15 +73,15 @@ def test_a_missing_market_raises_unless_missing_is_allowed():
 
 
 @pytest.mark.django_db(transaction=True)
-def test_a_lock_outside_a_transaction_is_refused():
-    market = open_market()
+def test_a_lock_outside_a_transaction_is_refused(make_market):
+    market = make_market()
     with pytest.raises(TransactionManagementError):
         market_lock(market_id=market.pk)
 
 
 @pytest.mark.django_db
-def test_many_markets_are_locked_in_id_order():
-    markets = [open_market() for _ in range(3)]
+def test_many_markets_are_locked_in_id_order(make_market):
+    markets = [make_market() for _ in range(3)]
     with CaptureQueriesContext(transaction.get_connection()) as queries:
         ids = markets_lock(query=Market.objects.filter(pk__in=[m.pk for m in reversed(markets)]))
     assert ids == sorted(m.pk for m in markets)

@@ -14,33 +14,33 @@ from accounts.money import CREDIT_QUANTUM, average_price, position_value
 from config.core import cache as shared_cache
 from markets.models import Market, Outcome, Position
 from markets.selectors.listing import SORTS
-from markets.services import market_close, market_create, trade_execute
+from markets.services import market_close, trade_execute
 from tests.factories import trade_request
 
-pytestmark = [pytest.mark.django_db, pytest.mark.usefixtures("isolated_cache")]
-
-
-def make(slug: str, *, question: str, category: str = "", description: str = "", days: int = 30) -> Market:
-    return market_create(
-        slug=slug,
-        question=question,
-        description=description,
-        category=category,
-        kind=Market.Kind.BINARY,
-        liquidity=100,
-        closes_at=timezone.now() + timedelta(days=days),
-    )
+pytestmark = pytest.mark.django_db
 
 
 @pytest.fixture
-def markets(make_user):
+def markets(make_market, make_user):
     trader = make_user("trader")
     made = [
-        make("rutte-nato", question="Will Mark Rutte lead NATO?", category="politics", days=40),
-        make("rain-tomorrow", question="Will it rain?", description="NATO summit weather.", days=10),
-        make("nato-budget", question="Will the budget pass?", days=20),
-        make("elections", question="Who wins?", category="nato affairs", days=30),
-        make("quiet", question="Nothing here?", days=50),
+        make_market(
+            "rutte-nato",
+            question="Will Mark Rutte lead NATO?",
+            category="politics",
+            closes_at=timezone.now() + timedelta(days=40),
+        ),
+        make_market(
+            "rain-tomorrow",
+            question="Will it rain?",
+            description="NATO summit weather.",
+            closes_at=timezone.now() + timedelta(days=10),
+        ),
+        make_market("nato-budget", question="Will the budget pass?", closes_at=timezone.now() + timedelta(days=20)),
+        make_market(
+            "elections", question="Who wins?", category="nato affairs", closes_at=timezone.now() + timedelta(days=30)
+        ),
+        make_market("quiet", question="Nothing here?", closes_at=timezone.now() + timedelta(days=50)),
     ]
     for market, amount in zip(made, ["5", "50", "20", "1", "9"], strict=True):
         trade_execute(user=trader, market=market, request=trade_request("YES", "buy", amount=amount))
@@ -73,8 +73,8 @@ def test_one_rounding_rule_for_a_value_and_an_average_price():
     assert average_price(Decimal("1"), Decimal("0")) == 0
 
 
-def test_the_portfolio_page_and_the_api_value_a_position_alike(client, make_user):
-    market = make("rutte-nato", question="Will Mark Rutte lead NATO?")
+def test_the_portfolio_page_and_the_api_value_a_position_alike(make_market, client, make_user):
+    market = make_market("rutte-nato", question="Will Mark Rutte lead NATO?")
     trader = make_user("holder")
     trade_execute(user=trader, market=market, request=trade_request("YES", "buy", shares="12.345671"))
     shares = Position.objects.get(user=trader).shares

@@ -11,15 +11,15 @@ from django.utils import timezone
 from markets import cache as price_cache
 from markets.models import Market
 from markets.selectors.prices import market_snapshot, market_snapshot_build
-from markets.services import market_create, trade_execute
+from markets.services import trade_execute
 from tests.factories import trade_request
 
-pytestmark = [pytest.mark.django_db, pytest.mark.usefixtures("isolated_cache")]
+pytestmark = pytest.mark.django_db
 
 
 @pytest.fixture
-def market():
-    return market_create(
+def market(make_market):
+    return make_market(
         slug="four-way",
         question="Which of four?",
         kind=Market.Kind.MULTIPLE,

@@ -6,7 +6,7 @@ from django.utils import timezone
 
 from markets.models import Market, Payout, Position, Resolution
 from markets.services import market_resolve, market_settle
-from tests.markets.settlement_helpers import buy, open_market
+from tests.markets.settlement_helpers import buy
 
 pytestmark = pytest.mark.django_db
 
@@ -17,8 +17,8 @@ def staff(make_user):
 
 
 @pytest.fixture
-def market(staff, make_user):
-    market = open_market(slug="hail", staff=staff)
+def market(make_market, staff, make_user):
+    market = make_market("hail", created_by=staff)
     buy(make_user("trader"), market, "YES", "30")
     Market.objects.filter(pk=market.pk).update(status=Market.Status.CLOSED, closed_at=timezone.now())
     market.refresh_from_db()
@@ -78,8 +78,8 @@ def test_the_staff_queue_table_uses_the_site_table_style(staff, market):
     assert '<table class="table">' not in page
 
 
-def test_the_trade_preview_does_not_inherit_the_submit_buttons_disabled_elt(make_user, staff):
-    open_market(slug="rain", staff=staff)
+def test_the_trade_preview_does_not_inherit_the_submit_buttons_disabled_elt(make_market, make_user, staff):
+    make_market("rain", created_by=staff)
     client = Client()
     client.force_login(make_user("forecaster"))
     page = client.get("/markets/rain/").content.decode()
@@ -91,8 +91,10 @@ def test_the_trade_preview_does_not_inherit_the_submit_buttons_disabled_elt(make
     ("kind", "outcome", "paid", "profit"),
     [("outcome", "YES", True, True), ("outcome", "NO", False, False), ("annulled", None, True, False)],
 )
-def test_a_settled_markets_position_panel_shows_what_the_settlement_paid(staff, make_user, kind, outcome, paid, profit):
-    market = open_market(slug="sleet", staff=staff)
+def test_a_settled_markets_position_panel_shows_what_the_settlement_paid(
+    make_market, staff, make_user, kind, outcome, paid, profit
+):
+    market = make_market("sleet", created_by=staff)
     trader = make_user("holder")
     buy(trader, market, "YES", "30")
     market_resolve(market=market, user=staff, kind=kind, outcome_code=outcome, reason="Settled for the test.")

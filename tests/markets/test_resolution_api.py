@@ -5,7 +5,7 @@ from django.utils import timezone
 from rest_framework.test import APIClient
 
 from markets.models import Market, Resolution
-from tests.markets.settlement_helpers import buy, open_market
+from tests.markets.settlement_helpers import buy
 
 pytestmark = pytest.mark.django_db
 
@@ -16,8 +16,8 @@ def staff(make_user):
 
 
 @pytest.fixture
-def market(staff, make_user):
-    market = open_market(slug="snow", staff=staff)
+def market(make_market, staff, make_user):
+    market = make_market("snow", created_by=staff)
     buy(make_user("trader"), market, "YES", "25")
     return market
 
@@ -93,10 +93,8 @@ def test_unknown_market_is_a_404(staff):
     assert response.status_code == 404
 
 
-def test_a_draft_market_is_a_409(staff):
-    from markets.services import market_create
-
-    draft = market_create(
+def test_a_draft_market_is_a_409(make_market, staff):
+    draft = make_market(
         slug="draft",
         question="Draft?",
         kind="binary",

@@ -9,7 +9,7 @@ from django.utils import timezone
 
 from markets.models import Market, Resolution
 from markets.services import market_resolve
-from tests.markets.settlement_helpers import buy, open_market
+from tests.markets.settlement_helpers import buy
 
 pytestmark = pytest.mark.django_db
 
@@ -20,8 +20,8 @@ def staff(make_user):
 
 
 @pytest.fixture
-def market(staff, make_user):
-    market = open_market(slug="hail", staff=staff)
+def market(make_market, staff, make_user):
+    market = make_market("hail", created_by=staff)
     buy(make_user("trader"), market, "YES", "30")
     Market.objects.filter(pk=market.pk).update(status=Market.Status.CLOSED, closed_at=timezone.now())
     market.refresh_from_db()

@@ -13,24 +13,23 @@ from accounts.services import system_account
 from markets.errors import InvalidInput, MarketStateError
 from markets.models import Market, Payout, ReconciliationRun, Resolution
 from markets.services import (
-    market_create,
     market_resolve,
     market_settle,
     markets_reconcile,
     markets_stuck_in_resolving,
     reconciliation_run,
 )
-from tests.markets.settlement_helpers import balances, buy, expected_payouts, open_market, sell
+from tests.markets.settlement_helpers import balances, buy, expected_payouts, sell
 
 pytestmark = pytest.mark.django_db
 
 
 @pytest.fixture
-def traded(make_user):
+def traded(make_market, make_user):
     """A binary market: three traders on YES/NO, one of whom took a profit by selling."""
     staff = make_user("staff", is_staff=True)
     alice, bob, carol = make_user("alice"), make_user("bob"), make_user("carol")
-    market = open_market(slug="rain", staff=staff)
+    market = make_market("rain", created_by=staff)
     buy(alice, market, "YES", "50")
     buy(bob, market, "YES", "120")
     buy(carol, market, "NO", "40")
@@ -166,9 +165,9 @@ def test_bad_resolutions_are_refused_and_write_nothing(traded, kwargs, field):
     assert not Resolution.objects.exists()
 
 
-def test_a_draft_market_cannot_be_resolved(make_user):
+def test_a_draft_market_cannot_be_resolved(make_market, make_user):
     staff = make_user("staff", is_staff=True)
-    market = market_create(
+    market = make_market(
         slug="draft",
         question="Draft?",
         kind="binary",
@@ -224,14 +223,14 @@ def test_concurrent_settlements_pay_once(traded):
     assert markets_reconcile() == []
 
 
-def test_re_resolution_takes_back_a_spent_payout_only_down_to_zero(traded, make_user):
+def test_re_resolution_takes_back_a_spent_payout_only_down_to_zero(make_market, traded, make_user):
     """A winner who spent the payout cannot go below zero when a re-resolution takes it back: the house
     writes off the part the wallet no longer holds, and the books still balance."""
     market, staff, users = traded
     bob = users[1]
     market_resolve(market=market, user=staff, kind="outcome", outcome_code="YES", reason="Rained.")
     market_settle(market_id=market.pk)
-    other = open_market(slug="elsewhere", staff=staff)
+    other = make_market("elsewhere", created_by=staff)
     buy(bob, other, "YES", str(balances([bob])[bob.pk]))  # spends everything, payout included
     assert balances([bob])[bob.pk] < Decimal("0.01")
 

@@ -11,10 +11,11 @@ from hypothesis import strategies as st
 
 from accounts.models import Account
 from accounts.money import ZERO
-from accounts.services import system_account, user_create
+from accounts.services import system_account
 from markets.models import Market
 from markets.services import market_resolve, market_settle, markets_reconcile
-from tests.markets.settlement_helpers import balances, buy, expected_payouts, open_market, sell
+from tests.hypothesis_profiles import examples
+from tests.markets.settlement_helpers import balances, buy, expected_payouts, sell
 
 pytestmark = pytest.mark.django_db
 
@@ -39,15 +40,16 @@ def escrow_before_settlement(market: Market) -> Decimal:
     return market.subsidy + sum((t.amount if t.side == "buy" else -t.amount for t in market.trades.all()), start=ZERO)
 
 
-@settings(max_examples=30, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@pytest.mark.slow
+@settings(max_examples=examples(30), deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(
     steps=st.lists(resolutions(), min_size=1, max_size=6), amounts=st.lists(st.integers(1, 200), min_size=4, max_size=4)
 )
-def test_random_resolution_sequences_keep_the_books_right(db, steps, amounts):
+def test_random_resolution_sequences_keep_the_books_right(make_user, make_market, db, steps, amounts):
     with transaction.atomic():
-        staff = user_create(username="staff", password=None, is_staff=True)
-        users = [user_create(username=f"trader{i}", password=None) for i in range(3)]
-        market = open_market(slug="property", staff=staff, outcomes=OUTCOMES)
+        staff = make_user("staff", is_staff=True)
+        users = [make_user(f"trader{i}") for i in range(3)]
+        market = make_market("property", created_by=staff, outcomes=OUTCOMES)
         buy(users[0], market, "O0", str(amounts[0]))
         buy(users[1], market, "O1", str(amounts[1]))
         buy(users[2], market, "O2", str(amounts[2]))

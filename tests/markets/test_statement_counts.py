@@ -11,9 +11,8 @@ from rest_framework.test import APIClient
 
 from accounts.services import api_key_create
 from markets.models import Market
-from markets.services import market_create
 
-pytestmark = [pytest.mark.django_db, pytest.mark.usefixtures("isolated_cache")]
+pytestmark = pytest.mark.django_db
 
 # A trade by API key (authenticated from the key cache, no statement): the market lookup, the locked trade
 # itself (idempotency key, market, outcomes, wallet, position, trade, ledger transaction and entries, balances,
@@ -26,8 +25,8 @@ CACHED_READ_STATEMENTS = 0
 
 
 @pytest.fixture
-def market():
-    return market_create(
+def market(make_market):
+    return make_market(
         slug="counted",
         question="Is every statement counted?",
         kind=Market.Kind.MULTIPLE,

@@ -16,8 +16,8 @@ pytestmark = pytest.mark.django_db
 
 
 @pytest.fixture
-def market():
-    return market_create(
+def market(make_market):
+    return make_market(
         slug="rutte-nato",
         question="Will Mark Rutte be appointed NATO Secretary-General by 1 July 2024?",
         kind=Market.Kind.BINARY,

@@ -11,7 +11,7 @@ from accounts.models import Account, LedgerEntry, LedgerTransaction
 from markets.errors import InvalidInput
 from markets.models import IdempotencyKey, Market, Outcome, Position, PricePoint, Trade
 from markets.services import market_create, trade_execute
-from tests.factories import MarketFactory, trade_request
+from tests.factories import trade_request
 
 pytestmark = pytest.mark.django_db
 
@@ -41,8 +41,8 @@ def rows() -> dict[str, object]:
 
 
 @pytest.fixture
-def market():
-    return MarketFactory(slug="rutte-nato", liquidity=100)
+def market(make_market):
+    return make_market("rutte-nato")
 
 
 @pytest.fixture

@@ -19,10 +19,10 @@ from django.db.models import Sum
 from django.utils import timezone
 
 from accounts.models import Account, LedgerEntry, User
-from accounts.services import user_create
 from markets.errors import InsufficientFunds, InsufficientShares
 from markets.models import Market, Outcome, Position, Trade
-from markets.services import market_create, markets_reconcile, trade_execute
+from markets.services import markets_reconcile, trade_execute
+from tests.conftest import MakeMarket, MakeUser
 from tests.factories import trade_request
 
 pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.slow]
@@ -144,13 +144,13 @@ def _assert_consistent(seen: Outcomes, users: list[User]) -> None:
     assert markets_reconcile() == []
 
 
-def _users(count: int) -> list[User]:
-    return [user_create(username=f"racer{index}", password=None) for index in range(count)]
+def _users(make_user: MakeUser, count: int) -> list[User]:
+    return [make_user(f"racer{index}") for index in range(count)]
 
 
-def _market(slug: str, outcomes: int = 2) -> Market:
+def _market(make_market: MakeMarket, slug: str, outcomes: int = 2) -> Market:
     binary = outcomes == 2
-    return market_create(
+    return make_market(
         slug=slug,
         question=f"Question {slug}?",
         kind=Market.Kind.BINARY if binary else Market.Kind.MULTIPLE,
@@ -160,19 +160,23 @@ def _market(slug: str, outcomes: int = 2) -> Market:
     )
 
 
-def test_sixteen_threads_on_one_hot_market():
+def test_sixteen_threads_on_one_hot_market(make_user, make_market):
     # Fewer users than threads: two threads share each wallet and race on its row too.
-    users = _users(8)
-    seen = _run(users=users, markets=[_market("hot")], threads=16)
+    users = _users(make_user, 8)
+    seen = _run(users=users, markets=[_market(make_market, "hot")], threads=16)
     _assert_consistent(seen, users)
     assert seen.refused["insufficient_funds"] > 0
     assert seen.refused["insufficient_shares"] > 0
 
 
-def test_twenty_four_threads_across_several_markets():
+def test_twenty_four_threads_across_several_markets(make_user, make_market):
     # Each wallet is traded from several markets at once, under different market locks.
-    users = _users(6)
-    markets = [_market("first"), _market("second", outcomes=3), _market("third", outcomes=5)]
+    users = _users(make_user, 6)
+    markets = [
+        _market(make_market, "first"),
+        _market(make_market, "second", outcomes=3),
+        _market(make_market, "third", outcomes=5),
+    ]
     seen = _run(users=users, markets=markets, threads=24)
     _assert_consistent(seen, users)
     assert Trade.objects.values("market").distinct().count() == len(markets)

@@ -5,28 +5,19 @@ from datetime import timedelta
 from decimal import Decimal
 
 import pytest
-from django.core.cache import cache
 from django.utils import timezone
 
 from accounts.models import Account
 from markets.models import Market, Position, Trade
 from markets.services import market_close, trade_execute
 from tests.factories import trade_request
-from tests.markets.test_views_pages import make_market
 
 pytestmark = pytest.mark.django_db
 HTMX = {"HTTP_HX_REQUEST": "true"}
 
 
-@pytest.fixture(autouse=True)
-def _clear_cache():
-    cache.clear()
-    yield
-    cache.clear()
-
-
 @pytest.fixture
-def market():
+def market(make_market):
     return make_market("rutte")
 
 
@@ -271,7 +262,7 @@ def test_trade_form_requires_csrf(market, trader):
     assert not Trade.objects.exists()
 
 
-def test_multiple_choice_trade(client, trader):
+def test_multiple_choice_trade(make_market, client, trader):
     make_market("next-sg", kind="multiple")
     response = client.post(
         "/markets/next-sg/trade/", {"outcome": "KALLAS", "side": "buy", "mode": "probability", "value": "40"}, **HTMX

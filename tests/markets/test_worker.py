@@ -19,7 +19,7 @@ from markets.services import market_resolve, markets_reconcile
 from markets.services.settlement import PAUSE_ENV
 from markets.tasks import settlements_sweep
 from tests.celery_worker import broker_flush, celery_worker, wait_for
-from tests.markets.settlement_helpers import balances, buy, expected_payouts, open_market, sell
+from tests.markets.settlement_helpers import balances, buy, expected_payouts, sell
 
 pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.slow]
 
@@ -77,10 +77,10 @@ def assert_paid_exactly_once(market: Market, per_share: list[Decimal]) -> None:
     assert markets_reconcile() == []
 
 
-def test_worker_settles_what_staff_resolve_through_the_api(make_user):
+def test_worker_settles_what_staff_resolve_through_the_api(make_market, make_user):
     staff = make_user("staff", is_staff=True)
     alice, bob, carol = make_user("alice"), make_user("bob"), make_user("carol")
-    market = open_market(slug="e2e", staff=staff, outcomes=3)
+    market = make_market("e2e", created_by=staff, outcomes=3)
     buy(alice, market, "O0", "40")
     buy(bob, market, "O1", "75")
     buy(carol, market, "O2", "20")

@@ -15,7 +15,7 @@ from psycopg import sql
 from markets.services import market_resolve, market_settle
 from tests.celery_worker import ROOT
 from tests.celery_worker import test_database_url as database_url
-from tests.markets.settlement_helpers import buy, open_market, sell
+from tests.markets.settlement_helpers import buy, sell
 from tools import backup
 
 pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.slow]
@@ -81,16 +81,18 @@ def test_no_client_of_the_servers_version_is_a_clear_error(monkeypatch, tmp_path
         backup.client_directory(99)
 
 
-def test_a_dump_taken_while_trading_restores_clean_with_every_balance_equal(make_user, tmp_path, restored_url):
+def test_a_dump_taken_while_trading_restores_clean_with_every_balance_equal(
+    make_market, make_user, tmp_path, restored_url
+):
     staff = make_user("staff", is_staff=True)
     traders = [make_user(f"trader{index}") for index in range(4)]
-    settled = open_market(slug="settled", staff=staff, outcomes=3)
+    settled = make_market("settled", created_by=staff, outcomes=3)
     for index, trader in enumerate(traders):
         buy(trader, settled, f"O{index % 3}", "30")
     sell(traders[0], settled, "O0", "5")
     market_resolve(market=settled, user=staff, kind="outcome", outcome_code="O1", reason="It was O1.")
     assert market_settle(market_id=settled.pk) is not None
-    busy = open_market(slug="busy", staff=staff)
+    busy = make_market("busy", created_by=staff)
 
     # Trades keep committing while pg_dump runs: its one snapshot holds each wholly or not at all.
     stop = threading.Event()
@@ -127,10 +129,10 @@ def test_a_dump_taken_while_trading_restores_clean_with_every_balance_equal(make
     assert 0 <= trades_after_snapshot <= len(traded)
 
 
-def test_a_quiet_database_restores_with_every_balance_and_row_equal(make_user, tmp_path, restored_url):
+def test_a_quiet_database_restores_with_every_balance_and_row_equal(make_market, make_user, tmp_path, restored_url):
     staff = make_user("staff", is_staff=True)
     alice, bob = make_user("alice"), make_user("bob")
-    market = open_market(slug="quiet", staff=staff)
+    market = make_market("quiet", created_by=staff)
     buy(alice, market, "YES", "40")
     buy(bob, market, "NO", "25")
     market_resolve(market=market, user=staff, kind="outcome", outcome_code="YES", reason="Yes.")

@@ -16,7 +16,7 @@ from config.core.request_context import REQUEST_ID_HEADER, request_id_var
 from config.settings.base import logging_config
 from markets.models import Market
 from tests.celery_worker import ROOT, broker_flush, celery_worker, wait_for
-from tests.markets.settlement_helpers import buy, open_market
+from tests.markets.settlement_helpers import buy
 
 SETTLE_TASK = "markets.tasks.market_settle"
 SCORE_TASK = "forecast.tasks.market_score"
@@ -121,12 +121,12 @@ def test_production_settings_log_json_by_default():
 
 @pytest.mark.slow
 @pytest.mark.django_db(transaction=True)
-def test_the_request_id_reaches_the_tasks_the_request_enqueues(make_user):
+def test_the_request_id_reaches_the_tasks_the_request_enqueues(make_user, make_market):
     """Staff resolve through the API; the settlement task (and the scoring it enqueues in turn) log under the
     resolution request's id, in the worker's JSON log lines."""
     broker_flush()
     staff, alice = make_user("staff", is_staff=True), make_user("alice")
-    market = open_market(slug="traced", staff=staff)
+    market = make_market("traced", created_by=staff)
     buy(alice, market, "YES", "25")
     client = APIClient()
     client.force_login(staff)

@@ -21,7 +21,7 @@ from markets.errors import InsufficientFunds
 from markets.services import market_resolve, market_settle, reconciliation_run
 from tests.celery_worker import ROOT, broker_flush, celery_worker, wait_for
 from tests.celery_worker import test_database_url as worker_database_url
-from tests.markets.settlement_helpers import buy, open_market
+from tests.markets.settlement_helpers import buy
 
 TOKEN = "scrape-secret-0123456789"
 
@@ -90,9 +90,9 @@ class TestMetrics:
         samples = scrape()
         assert samples[("forecastle_http_requests_total", tuple(sorted(labels.items())))] == before + 1
 
-    def test_trades_rejections_and_trade_latency(self, make_user):
+    def test_trades_rejections_and_trade_latency(self, make_user, make_market):
         staff, alice = make_user("staff", is_staff=True), make_user("alice")
-        market = open_market(slug="metered", staff=staff)
+        market = make_market("metered", created_by=staff)
         bought = value("forecastle_trades_total", side="buy")
         executed = value("forecastle_trade_duration_seconds_count", result="executed")
         refused = value("forecastle_trades_rejected_total", reason="insufficient_funds")
@@ -103,11 +103,11 @@ class TestMetrics:
         assert value("forecastle_trade_duration_seconds_count", result="executed") == executed + 1
         assert value("forecastle_trades_rejected_total", reason="insufficient_funds") == refused + 1
 
-    def test_settlement_scoring_and_the_backlog(self, make_user):
+    def test_settlement_scoring_and_the_backlog(self, make_user, make_market):
         from forecast.services import market_score
 
         staff, alice, bob = make_user("staff", is_staff=True), make_user("alice"), make_user("bob")
-        market = open_market(slug="settled", staff=staff)
+        market = make_market("settled", created_by=staff)
         buy(alice, market, "YES", "10")
         buy(bob, market, "NO", "10")
         market_resolve(market=market, user=staff, kind="outcome", outcome_code="YES", reason="It did.")

@@ -12,7 +12,7 @@ from accounts.services import api_key_create
 from markets.models import Market, Payout
 from markets.services import markets_reconcile
 from tests.celery_worker import broker_flush, celery_worker, wait_for
-from tests.markets.settlement_helpers import buy, open_market
+from tests.markets.settlement_helpers import buy
 from tests.redis_namespace import namespace_delete
 
 pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.slow]
@@ -38,11 +38,11 @@ def pending_messages() -> int:
     return int(redis.Redis.from_url(settings.CELERY_BROKER_URL).llen(f"{BROKER_PREFIX}celery"))
 
 
-def test_losing_everything_in_redis_loses_no_trade_read_or_settlement(make_user):
+def test_losing_everything_in_redis_loses_no_trade_read_or_settlement(make_market, make_user):
     broker_flush()
     staff, alice, bob = make_user("staff", is_staff=True), make_user("alice"), make_user("bob")
-    traded = open_market(slug="traded", staff=staff)
-    queued = open_market(slug="queued", staff=staff)
+    traded = make_market("traded", created_by=staff)
+    queued = make_market("queued", created_by=staff)
     buy(alice, queued, "YES", "30")
     buy(bob, queued, "NO", "20")
     _key, raw_key = api_key_create(user=alice, name="redis-loss")
