@@ -78,7 +78,8 @@ def _sparklines(market_ids: list[int], since: datetime) -> dict[int, list[list[f
 
 
 def market_cards(markets: list[Market], *, now: datetime | None = None) -> list[MarketCard]:
-    """Cards for a page of markets: three queries for the whole page (outcomes, 24h prices, sparklines)."""
+    """Cards for a page of markets: four queries for the whole page (outcomes, the prices a day ago and
+    at the sparkline's start, sparklines)."""
     now = now or timezone.now()
     if not markets:
         return []
