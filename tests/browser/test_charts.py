@@ -13,7 +13,6 @@ from playwright.sync_api import expect
 from accounts.models import User
 from markets.models import Market
 from markets.selectors.portfolio import portfolio_get
-from markets.services import market_create
 from tests.browser.site import login
 
 pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
@@ -104,9 +103,9 @@ def test_a_binary_chart_draws_yes_only_in_the_yes_buttons_colour(live_server, pa
     assert rgb_of(swatches.nth(1).evaluate("s => getComputedStyle(s).backgroundColor")) == no
 
 
-def test_a_new_markets_chart_starts_at_its_opening_price_and_time(live_server, page, site):
+def test_a_new_markets_chart_starts_at_its_opening_price_and_time(live_server, page, site, make_market):
     opened = timezone.now() - timedelta(minutes=5)
-    market = market_create(
+    market = make_market(
         slug="fresh",
         question="Will this fresh market open at 30%?",
         kind="binary",

@@ -10,26 +10,15 @@ from django.utils import timezone
 
 from accounts.models import User
 from accounts.selectors import user_balance
-from markets.models import Market, Outcome, Payout, PricePoint, Trade
+from markets.models import Outcome, Payout, PricePoint, Trade
 from markets.selectors.net_worth import net_worth_chart, user_net_worth_history
 from markets.selectors.portfolio import portfolio_get
-from markets.services import market_create, market_resolve, market_settle, trade_execute
+from markets.services import market_resolve, market_settle, trade_execute
 from tests.factories import trade_request
 
 pytestmark = pytest.mark.django_db
 
 START = timezone.now() - timedelta(days=10)
-
-
-def binary(slug: str, *, closes_in: timedelta = timedelta(days=30)) -> Market:
-    return market_create(
-        slug=slug,
-        question=f"{slug}?",
-        kind="binary",
-        liquidity=Decimal("100"),
-        closes_at=START + closes_in,
-        now=START,
-    )
 
 
 def reference(user: User, at: datetime, balance_now: Decimal) -> tuple[Decimal, Decimal]:
@@ -57,10 +46,13 @@ def reference(user: User, at: datetime, balance_now: Decimal) -> tuple[Decimal, 
     return balance, value
 
 
-def test_the_history_matches_a_replay_at_every_point_and_ends_at_the_portfolio(make_user, django_assert_num_queries):
+def test_the_history_matches_a_replay_at_every_point_and_ends_at_the_portfolio(
+    make_market, make_user, django_assert_num_queries
+):
     staff = make_user("staff", is_staff=True)
     trader, other = make_user("trader"), make_user("other")
-    rain, sun = binary("rain"), binary("sun", closes_in=timedelta(days=5))
+    rain = make_market("rain", question="rain?", closes_at=START + timedelta(days=30), now=START)
+    sun = make_market("sun", question="sun?", closes_at=START + timedelta(days=5), now=START)
     steps = [
         (trader, rain, "YES", "buy", {"amount": "100"}, 1),
         (other, rain, "YES", "buy", {"amount": "200"}, 2),
