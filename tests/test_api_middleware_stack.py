@@ -11,7 +11,6 @@ from django.utils import timezone
 
 from config.core.wsgi import forecastle_wsgi_application, uses_api_stack
 from markets.models import Market
-from markets.services import market_create
 
 
 @pytest.mark.parametrize(
@@ -71,9 +70,8 @@ def call(application, path, **headers):
 
 
 @pytest.mark.django_db
-@pytest.mark.usefixtures("isolated_cache")
-def test_an_api_read_through_the_short_stack_keeps_its_headers():
-    market_create(
+def test_an_api_read_through_the_short_stack_keeps_its_headers(make_market):
+    make_market(
         slug="short-stack",
         question="Shorter?",
         kind=Market.Kind.BINARY,

@@ -12,15 +12,15 @@ from markets.apis.history import MarketHistoryApi
 from markets.apis.markets import MarketDetailApi, MarketListApi, market_detail_render
 from markets.models import Market
 from markets.selectors.prices import market_snapshot_build
-from markets.services import market_create, trade_execute
+from markets.services import trade_execute
 from markets.trade_request import TradeRequest
 
-pytestmark = [pytest.mark.django_db, pytest.mark.usefixtures("isolated_cache")]
+pytestmark = pytest.mark.django_db
 
 
 @pytest.fixture
-def market(make_user):
-    market = market_create(
+def market(make_user, make_market):
+    market = make_market(
         slug="rendered",
         question="Is it rendered once?",
         kind=Market.Kind.BINARY,
