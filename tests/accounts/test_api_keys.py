@@ -4,6 +4,7 @@ import hashlib
 from datetime import timedelta
 
 import pytest
+from django.core.cache import caches
 from redis.exceptions import ConnectionError as RedisConnectionError
 
 from accounts.errors import InvalidInput
@@ -113,7 +114,9 @@ def test_keys_authenticate_from_the_database_when_redis_is_down(make_user, monke
     def unreachable(*args, **kwargs):
         raise RedisConnectionError("down")
 
-    monkeypatch.setattr("accounts.services.cache.get", unreachable)
-    monkeypatch.setattr("accounts.services.cache.set", unreachable)
+    # Patched on the cache object itself, not through django.core.cache.cache (a proxy that resolves to
+    # whichever object the cache handler holds when the patch is undone, after the test's cache is reset).
+    monkeypatch.setattr(caches["default"], "get", unreachable)
+    monkeypatch.setattr(caches["default"], "set", unreachable)
     assert api_key_authenticate(raw_key=raw_key) == user
     assert api_key_authenticate(raw_key="fc_unknown") is None
