@@ -11,7 +11,7 @@ from rest_framework.test import APIClient
 from config.core.api import api_exception_handler
 from config.core.parsers import json_depth_exceeds
 
-pytestmark = [pytest.mark.django_db, pytest.mark.usefixtures("isolated_cache")]
+pytestmark = pytest.mark.django_db
 
 TOKEN = "/api/v1/auth/token/"
 

@@ -12,9 +12,6 @@ from accounts.services import api_key_create
 from config.core import ratelimit
 from config.core.ratelimit import gcra_consume
 from markets.models import Market
-from markets.services import market_create
-
-pytestmark = pytest.mark.usefixtures("isolated_cache")
 
 
 @pytest.fixture
@@ -53,8 +50,8 @@ def test_the_state_is_one_small_number_whatever_the_rate(clock):
 
 
 @pytest.mark.django_db
-def test_every_request_meets_its_limits_in_one_round_trip(make_user, monkeypatch):
-    market_create(
+def test_every_request_meets_its_limits_in_one_round_trip(make_user, make_market, monkeypatch):
+    make_market(
         slug="limited",
         question="Limited?",
         kind=Market.Kind.BINARY,

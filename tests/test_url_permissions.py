@@ -20,10 +20,10 @@ from rest_framework.test import APIClient
 from accounts.models import ApiKey
 from accounts.services import api_key_create
 from markets.models import Market
-from markets.services import market_create, trade_execute
+from markets.services import trade_execute
 from tests.factories import trade_request
 
-pytestmark = [pytest.mark.django_db, pytest.mark.usefixtures("isolated_cache")]
+pytestmark = pytest.mark.django_db
 
 ROLES = ("anonymous", "user", "other", "staff")
 
@@ -103,11 +103,11 @@ def routes(patterns=None, prefix: str = "", namespace: str = "") -> Iterator[Rou
 
 
 @pytest.fixture
-def world(make_user):
+def world(make_user, make_market):
     owner = make_user("owner")
     other = make_user("other")
     staff = make_user("staffer", is_staff=True)
-    market = market_create(
+    market = make_market(
         slug="walked",
         question="Will every route be checked?",
         kind=Market.Kind.BINARY,

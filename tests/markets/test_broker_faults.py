@@ -14,7 +14,7 @@ from markets.models import Market
 from markets.services import markets_reconcile
 from markets.tasks import settlements_sweep
 from tests.celery_worker import celery_worker, wait_for
-from tests.markets.settlement_helpers import buy, open_market
+from tests.markets.settlement_helpers import buy
 from tests.redis_server import broker_at, redis_server
 
 pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.slow]
@@ -29,9 +29,9 @@ def test_workers_retry_the_broker_forever():
     assert current_app.conf.broker_connection_retry_on_startup is True
 
 
-def test_a_resolution_while_the_broker_is_down_is_queued_and_the_sweeper_settles_it(make_user):
+def test_a_resolution_while_the_broker_is_down_is_queued_and_the_sweeper_settles_it(make_market, make_user):
     staff = make_user("staff", is_staff=True)
-    market = open_market(slug="broker-down", staff=staff, outcomes=3)
+    market = make_market("broker-down", created_by=staff, outcomes=3)
     buy(make_user("alice"), market, "O0", "30")
     buy(make_user("bob"), market, "O1", "20")
     client = APIClient()
@@ -64,9 +64,9 @@ def test_a_resolution_while_the_broker_is_down_is_queued_and_the_sweeper_settles
     assert markets_reconcile() == []
 
 
-def test_the_staff_page_says_settlement_queued_while_the_broker_is_down(client, make_user):
+def test_the_staff_page_says_settlement_queued_while_the_broker_is_down(make_market, client, make_user):
     staff = make_user("staff", is_staff=True)
-    market = open_market(slug="page-broker-down", staff=staff, outcomes=3)
+    market = make_market("page-broker-down", created_by=staff, outcomes=3)
     client.force_login(staff)
     with redis_server() as redis, broker_at(redis.url):
         redis.stop()
