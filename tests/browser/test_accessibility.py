@@ -40,7 +40,7 @@ STAFF_PAGES = [
 ]
 
 # The admin, Django's own pages with the site's fixes (labelled date and time boxes, named filters, underlined
-# breadcrumbs). The API docs (Swagger UI, ReDoc) are vendored third-party pages and are not audited here.
+# breadcrumbs).
 ADMIN_PAGES = [
     "/admin/",
     "/admin/markets/market/",
@@ -103,6 +103,28 @@ def test_every_page_passes_the_accessibility_audit(live_server, page, site):
     expect(page.get_by_role("button", name="Confirm and settle")).to_be_visible()
     if violations := axe_violations(page):
         failures["resolve confirm step"] = describe(violations)
+    assert not failures, "\n\n".join(f"{where}:\n{what}" for where, what in failures.items())
+
+
+def test_the_api_docs_pass_the_accessibility_audit(live_server, page):
+    """Swagger UI and ReDoc, vendored pages with the site's fixes (static/css/api-docs.css, static/js/api-docs.js)."""
+    failures = {}
+    for viewport in (DESKTOP, PHONE):
+        page.set_viewport_size(viewport)
+        for path, ready in (("/api/docs/", ".opblock"), ("/api/redoc/", "[data-section-id]")):
+            response = page.goto(f"{live_server.url}{path}")
+            assert response is not None, path
+            assert response.status == 200, path
+            page.locator(ready).first.wait_for()
+            if violations := axe_violations(page):
+                failures[f"{path} at {viewport['width']}px"] = describe(violations)
+    # An operation opened, as a reader opens one to see its parameters and example.
+    page.set_viewport_size(DESKTOP)
+    page.goto(f"{live_server.url}/api/docs/")
+    page.locator(".opblock-summary").first.click()
+    page.locator(".opblock-body").first.wait_for()
+    if violations := axe_violations(page):
+        failures["/api/docs/ with an operation open"] = describe(violations)
     assert not failures, "\n\n".join(f"{where}:\n{what}" for where, what in failures.items())
 
 
