@@ -1,10 +1,16 @@
 """A trader's net worth over time: their balance plus their positions at the prices of each moment.
 
 One SQL statement computes every point, set-based. The balance is walked back from today's balance
-through the money the trader's trades and settlements moved after each moment, so it ends exactly at
-the wallet's balance; the positions at each moment are the shares the trades had left, valued at the
-market's last price point at or before that moment (nothing once the market has settled: the payout
-is then in the balance).
+through every entry the ledger posted to the trader's wallet after each moment, so it ends exactly at
+the wallet's balance and follows everything that moved it: trades, payouts and refunds, the reversal of
+a re-resolved market's payout (with what was written off), and any other movement. Each entry is placed
+at the time of what caused it, on the market's clock: a trade's entry at the trade, a settlement's at
+the resolution's settlement, a reversal's at the reversal; any other at its ledger transaction's time.
+The sign-up grant counts as older than the history.
+
+The positions at each moment are the shares the trades had left, valued at the market's last price
+point at or before that moment, and at nothing once the market's first settlement paid it out (the
+payout is then in the balance; a re-resolution reverses and pays again through the balance too).
 """
 
 from dataclasses import dataclass
@@ -30,12 +36,18 @@ grid AS (
     FROM span, generate_series(0, %(steps)s) AS step
 ),
 flows AS (
-    SELECT created_at AS at, CASE WHEN side = 'buy' THEN -amount ELSE amount END AS delta
-    FROM markets_trade WHERE user_id = %(user_id)s
-    UNION ALL
-    SELECT payout.created_at, payout.amount
-    FROM markets_payout payout JOIN markets_resolution resolution ON resolution.id = payout.resolution_id
-    WHERE payout.user_id = %(user_id)s AND resolution.is_current
+    SELECT COALESCE(trade.created_at, settled.settled_at, reversed.reversed_at, tx.created_at) AS at,
+           entry.amount AS delta
+    FROM accounts_account wallet
+    JOIN accounts_ledgerentry entry ON entry.account_id = wallet.id
+    JOIN accounts_ledgertransaction tx ON tx.id = entry.transaction_id AND tx.kind <> 'signup_grant'
+    LEFT JOIN markets_trade trade ON trade.ledger_transaction_id = tx.id
+    LEFT JOIN markets_resolution settled
+        ON tx.kind IN ('payout', 'refund')
+        AND settled.id = substring(tx.reference FROM '^settlement:([0-9]+)$')::bigint
+    LEFT JOIN markets_resolution reversed
+        ON tx.kind = 'reversal' AND reversed.id = substring(tx.reference FROM '^reversal:([0-9]+)$')::bigint
+    WHERE wallet.user_id = %(user_id)s AND wallet.kind = 'wallet'
 ),
 holdings AS (
     SELECT grid.at, trade.market_id, trade.outcome_id,
@@ -43,11 +55,11 @@ holdings AS (
     FROM grid JOIN markets_trade trade ON trade.user_id = %(user_id)s AND trade.created_at <= grid.at
     GROUP BY grid.at, trade.market_id, trade.outcome_id
 ),
--- The price vector of each held, unsettled market at each moment: one index lookup per market, not per outcome.
+-- The price vector of each held, not yet settled market at each moment: one index lookup per market, not per
+-- outcome.
 priced AS (
     SELECT held.at, held.market_id, point.probabilities
     FROM (SELECT DISTINCT at, market_id FROM holdings WHERE shares <> 0) held
-    JOIN markets_market market ON market.id = held.market_id
     LEFT JOIN LATERAL (
         SELECT probabilities
         FROM markets_pricepoint point
@@ -55,7 +67,10 @@ priced AS (
         ORDER BY point.created_at DESC, point.id DESC
         LIMIT 1
     ) point ON true
-    WHERE market.resolved_at IS NULL OR market.resolved_at > held.at
+    WHERE NOT EXISTS (
+        SELECT 1 FROM markets_resolution resolution
+        WHERE resolution.market_id = held.market_id AND resolution.settled_at <= held.at
+    )
 ),
 valued AS (
     SELECT holdings.at,
