@@ -10,10 +10,16 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from playwright.sync_api import expect
 
 from tests.factories import trade_request
 
 os.environ["DJANGO_ALLOW_ASYNC_UNSAFE"] = "true"
+
+# How long a step or an expect() waits for the page before it fails. Generous, because a loaded machine (CI, or
+# several test runs at once) can take seconds to render; a passing step never waits longer than it must.
+BROWSER_TIMEOUT_MS = 20_000
+expect.set_options(timeout=BROWSER_TIMEOUT_MS)
 
 SCREENSHOTS = Path(__file__).resolve().parents[2] / "test-artifacts" / "screenshots"
 CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking"]
@@ -35,7 +41,7 @@ def chromium():
 @pytest.fixture
 def page(chromium) -> Iterator:
     context = chromium.new_context(viewport={"width": 1280, "height": 1100})
-    context.set_default_timeout(8000)
+    context.set_default_timeout(BROWSER_TIMEOUT_MS)
     page = context.new_page()
     yield page
     context.close()

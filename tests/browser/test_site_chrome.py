@@ -132,7 +132,7 @@ def test_admin_says_leaderboard_entries_and_offers_no_delete_it_would_refuse(liv
 def test_swagger_examples_are_valid_and_public_endpoints_show_no_lock(live_server, page, site):
     page.goto(f"{live_server.url}/api/docs/")
     trade = page.locator("#operations-v1-markets_trades_create")
-    expect(trade).to_be_visible(timeout=15000)
+    expect(trade).to_be_visible()
     trade.locator(".opblock-summary-control").click()
     example = trade.locator("[data-name=examplePanel] code").first
     expect(example).to_contain_text('"outcome"')
@@ -163,7 +163,7 @@ def test_redoc_loads_nothing_from_another_site(live_server, page, site):
     page.on("request", record)
     page.on("requestfailed", record_refusal)
     page.goto(f"{live_server.url}/api/redoc/")
-    expect(page.get_by_role("heading", name=re.compile("Forecastle API"))).to_be_visible(timeout=15000)
+    expect(page.get_by_role("heading", name=re.compile("Forecastle API"))).to_be_visible()
     expect(page.get_by_text("Buy or sell an outcome").first).to_be_attached()
     page.wait_for_load_state("networkidle")
     # ReDoc's bundle asks for its maker's logo; the page's policy refuses it before it leaves the browser.

@@ -170,7 +170,7 @@ def test_admin_and_api_docs_run_under_the_policy(make_user, live_server, chromiu
         expect(page.locator(".swagger-ui .info .title")).to_contain_text("Forecastle API")
         assert page.evaluate("window.__violations") == []
         page.goto(f"{base}/api/redoc/")
-        expect(page.locator("h1")).to_contain_text("Forecastle API", timeout=15000)
+        expect(page.locator("h1")).to_contain_text("Forecastle API")
         # Only Redoc's "powered by" logo from its CDN is refused (img-src): the site works offline.
         violations = page.evaluate("window.__violations")
         assert all(v.startswith("img-src https://cdn.redoc.ly/") for v in violations), violations

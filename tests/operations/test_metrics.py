@@ -231,8 +231,8 @@ def test_gunicorn_workers_add_up_in_one_scrape(tmp_path: Path):
                     raise
                 time.sleep(0.2)
         for _ in range(20):
-            urllib.request.urlopen(f"{base}/api/v1/markets/", timeout=10)  # noqa: S310
-        text = urllib.request.urlopen(f"{base}/metrics", timeout=10).read().decode()  # noqa: S310
+            urllib.request.urlopen(f"{base}/api/v1/markets/", timeout=30)  # noqa: S310
+        text = urllib.request.urlopen(f"{base}/metrics", timeout=30).read().decode()  # noqa: S310
     finally:
         process.terminate()
         process.wait(timeout=20)
