@@ -132,7 +132,8 @@ def test_the_users(loaded):
     assert admin.is_superuser
     assert admin.check_password("a-demo-admin-secret")
     output, _history = loaded
-    assert "http://127.0.0.1:8000/admin/" in output
+    # The address `make run` serves on: WEB_ADDRESS, as the command reads it.
+    assert f"http://{os.environ.get('WEB_ADDRESS', '127.0.0.1:8000')}/admin/" in output
     assert "a-demo-admin-secret" in output
     traders = User.objects.filter(username__in=["alice", "bob", "carol", "dave", "erin", "frank"])
     assert traders.count() == 6
