@@ -59,6 +59,19 @@ def _receive(proceeds: float) -> Decimal:
     return credits_to_receive(max(proceeds - abs(proceeds) * FLOAT_MARGIN, 0.0))
 
 
+def _shares_within(state: list[float], b: float, index: int, money: Decimal) -> Decimal:
+    """The most shares `money` buys once their cost is rounded up by `_pay`, in one rounding.
+
+    `money` is on the quantum, so `_pay(cost) <= money` exactly when `cost * (1 + FLOAT_MARGIN) <= money`: the
+    float inverse of that bound, rounded down, is the answer. The inverse is exact to about 1e-15 of the shares,
+    under one quantum up to MAX_SHARES, so the only correction ever needed is a single quantum.
+    """
+    quantity = shares_down(lmsr.shares_for_amount(state, b, index, float(money) / (1.0 + FLOAT_MARGIN)))
+    if quantity > ZERO and _pay(lmsr.trade_cost(state, b, index, float(quantity))) > money:
+        quantity -= CREDIT_QUANTUM
+    return quantity
+
+
 def _forecast(before: list[float], index: int, target: float) -> tuple[int, str, float]:
     """(outcome index, side, target) of the trade that moves outcome `index` to the forecast `target`.
 
@@ -95,10 +108,7 @@ def price_trade(*, request: TradeRequest, liquidity: Decimal, outcomes: Sequence
         buying = side == Trade.Side.BUY
         money = request.amount
         if buying:
-            quantity = shares_down(lmsr.shares_for_amount(state, b, index, float(money)))
-            # Rounding the cost up may pass the amount by a quantum: give up shares until it fits.
-            while quantity > ZERO and _pay(lmsr.trade_cost(state, b, index, float(quantity))) > money:
-                quantity -= CREDIT_QUANTUM
+            quantity = _shares_within(state, b, index, money)
         else:
             if float(money) >= lmsr.max_sale_proceeds(state, b, index):
                 raise InvalidInput("No number of shares sold can pay that much.", field="amount")
