@@ -15,7 +15,8 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 from django.conf import settings
-from django.core.cache import cache
+from django.core.cache import cache, caches
+from django.core.cache.backends.redis import RedisCache
 
 from config.core.cache import UNREACHABLE, cache_add, cache_delete, cache_get, cache_unreachable
 from config.core.cache import cache_set as cache_store
@@ -29,6 +30,7 @@ __all__ = [
     "list_generation",
     "list_generation_bump",
     "snapshot_key",
+    "snapshot_store",
 ]
 
 if TYPE_CHECKING:
@@ -104,3 +106,43 @@ def list_generation_bump() -> None:
         cache_store(LIST_GENERATION_KEY, time.time_ns(), timeout=GENERATION_SECONDS)
     except UNREACHABLE:
         cache_unreachable("invalidation of the cached market lists")
+
+
+# A market's new snapshot and a new generation of cached lists, in one round trip: the SET of the snapshot, then
+# the INCR of the generation, or a new generation from the clock when it was evicted (list_generation_bump).
+_STORE_SCRIPT = """
+redis.call('SET', KEYS[1], ARGV[1], 'EX', ARGV[2])
+if redis.call('EXISTS', KEYS[2]) == 1 then
+  redis.call('INCR', KEYS[2])
+else
+  redis.call('SET', KEYS[2], ARGV[3], 'EX', ARGV[4])
+end
+return 0
+"""
+_store_script: list[Any] = []  # the registered script (redis.commands.core.Script), made on first use
+
+
+def snapshot_store(key: str, snapshot: "MarketSnapshot") -> None:
+    """cache_set of a market's snapshot then list_generation_bump, in one Redis round trip (after every trade)."""
+    backend = caches["default"]
+    if not isinstance(backend, RedisCache):
+        cache_set(key, snapshot)
+        list_generation_bump()
+        return
+    try:
+        # The cache's own client and serializer, so `cache.get` reads the snapshot as if `cache.set` stored it.
+        client = backend._cache.get_client(write=True)  # type: ignore[attr-defined]
+        if not _store_script:
+            _store_script.append(client.register_script(_STORE_SCRIPT))
+        _store_script[0](
+            keys=[backend.make_key(key), backend.make_key(LIST_GENERATION_KEY)],
+            args=[
+                backend._cache._serializer.dumps(snapshot),  # type: ignore[attr-defined]
+                ttl(),
+                time.time_ns(),
+                GENERATION_SECONDS,
+            ],
+            client=client,
+        )
+    except UNREACHABLE:
+        cache_unreachable("write of a market snapshot and invalidation of the cached market lists")

@@ -49,5 +49,6 @@ def prices_refresh(market_id: int, trade: TradeChange | None = None) -> None:
             price_cache.cache_delete(price_cache.snapshot_key(trade.market.slug))
         snapshot = None
     if snapshot is not None:
-        price_cache.cache_set(price_cache.snapshot_key(snapshot["market"]["slug"]), snapshot)
-    price_cache.list_generation_bump()
+        price_cache.snapshot_store(price_cache.snapshot_key(snapshot["market"]["slug"]), snapshot)
+    else:
+        price_cache.list_generation_bump()
