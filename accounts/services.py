@@ -1,6 +1,7 @@
 """Writes of the accounts app. Every movement of money goes through ledger_post (one transaction, entries
-from Python) or ledger_post_set (many transactions, entries computed by the database), and PostgreSQL
-refuses to commit a transaction whose entries do not sum to zero (migration 0002)."""
+from Python), ledger_post_params (the same, inside the caller's own statement: a trade) or ledger_post_set (many
+transactions, entries computed by the database), and PostgreSQL refuses to commit a transaction whose entries do
+not sum to zero (migration 0002)."""
 
 import hashlib
 import secrets
@@ -115,6 +116,77 @@ def ledger_post(
     return ledger_transaction
 
 
+# Table names are the models' own, never input: the f-strings below build no SQL from user data.
+ACCOUNT_TABLE = Account._meta.db_table
+ENTRY_TABLE = LedgerEntry._meta.db_table
+TRANSACTION_TABLE = LedgerTransaction._meta.db_table
+
+# ledger_post as common table expressions, for a caller that writes its own rows in the same statement (a trade).
+# The accounts are locked in id order before their balances move, as in BALANCE_UPDATE_SQL; the caller's other
+# expressions may refer to `ledger_transaction` (its id) and `ledger_balances` (id, balance of each account).
+LEDGER_POST_CTES = f"""
+    ledger_transaction AS (
+        INSERT INTO {TRANSACTION_TABLE} (kind, memo, reference, created_at)
+        VALUES (%(ledger_kind)s, %(ledger_memo)s, %(ledger_reference)s, %(ledger_at)s)
+        RETURNING id
+    ),
+    ledger_entries AS (
+        INSERT INTO {ENTRY_TABLE} (transaction_id, account_id, amount)
+        SELECT ledger_transaction.id, move.id, move.amount
+        FROM ledger_transaction,
+            unnest(%(ledger_accounts)s::bigint[], %(ledger_amounts)s::numeric[]) AS move(id, amount)
+    ),
+    ledger_locked AS (
+        SELECT account.id FROM {ACCOUNT_TABLE} AS account
+        WHERE account.id = ANY(%(ledger_accounts)s::bigint[]) ORDER BY account.id FOR UPDATE
+    ),
+    ledger_balances AS (
+        UPDATE {ACCOUNT_TABLE} AS account SET balance = account.balance + move.amount
+        FROM ledger_locked
+        JOIN unnest(%(ledger_accounts)s::bigint[], %(ledger_amounts)s::numeric[]) AS move(id, amount)
+            ON move.id = ledger_locked.id
+        WHERE account.id = ledger_locked.id
+        RETURNING account.id, account.balance
+    )"""  # noqa: S608
+
+
+def ledger_post_params(
+    *,
+    kind: LedgerTransaction.Kind,
+    entries: Sequence[tuple[Account | int, Decimal]],
+    at: datetime,
+    memo: str = "",
+    reference: str | None = None,
+) -> dict[str, Any]:
+    """ledger_post for a caller that writes in one statement: the parameters of LEDGER_POST_CTES, which the caller
+    puts in its own `WITH`. The entries are checked here as ledger_post checks them (quantized, at least one,
+    summing to zero), and the database checks the sum again at commit (migration 0002). A wallet the entries
+    would take below zero makes the statement fail on its CHECK: `ledger_refusal` turns that into
+    InsufficientFunds."""
+    moves = _netted(entries)
+    if not moves:
+        raise LedgerImbalance("a ledger transaction needs at least one non-zero entry")
+    if sum(moves.values(), ZERO) != ZERO:
+        raise LedgerImbalance(f"entries sum to {sum(moves.values(), ZERO)}, not zero")
+    ordered = sorted(moves)
+    return {
+        "ledger_kind": str(kind),
+        "ledger_memo": memo[:255],
+        "ledger_reference": reference,
+        "ledger_at": at,
+        "ledger_accounts": ordered,
+        "ledger_amounts": [moves[account_id] for account_id in ordered],
+    }
+
+
+def ledger_refusal(error: IntegrityError) -> InsufficientFunds | None:
+    """InsufficientFunds when `error` is an account's CHECK balance >= 0 refusing a posting; None otherwise."""
+    constraint = getattr(getattr(error.__cause__, "diag", None), "constraint_name", None)
+    if constraint == "account_balance_non_negative":
+        return InsufficientFunds("Not enough credits for this operation.")
+    return None
+
+
 @dataclass(frozen=True)
 class EntryQuery:
     """Entries the database computes, for postings too large to pass through Python: `sql` is a SELECT of
@@ -147,9 +219,6 @@ class PostedSet:
     written_off: Decimal
 
 
-# Table names are the models' own, never input: the f-strings below build no SQL from user data.
-ACCOUNT_TABLE = Account._meta.db_table
-ENTRY_TABLE = LedgerEntry._meta.db_table
 # The reserved parameter that carries the transaction id into an EntryQuery's INSERT.
 QUERY_TRANSACTION_PARAMETER = "ledger_transaction_id"
 

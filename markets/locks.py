@@ -5,11 +5,20 @@ trades, opening, closing, resolving, settling and scoring. Take it first, before
 account (wallets after it, in id order), inside a short `transaction.atomic()`; Django refuses a row
 lock outside a transaction."""
 
+from collections.abc import Mapping
 from typing import Any, Literal, TypeVar, overload
 
+from django.db import connection
 from django.db.models import QuerySet
 
 from markets.models import Market
+
+# Every column of the market, in the model's field order (Model.from_db takes them positionally).
+_MARKET_FIELDS = [field.attname for field in Market._meta.concrete_fields]
+_MARKET_LOCK_SQL = "SELECT {columns} FROM {table} WHERE id = %s FOR UPDATE".format(  # noqa: S608  # nosec B608 - model names
+    columns=", ".join(connection.ops.quote_name(field.column) for field in Market._meta.concrete_fields),
+    table=connection.ops.quote_name(Market._meta.db_table),
+)
 
 # The caller's query may annotate the market (a subclass type for mypy): the lock returns that type.
 _Locked = TypeVar("_Locked", bound=Market)
@@ -45,3 +54,24 @@ def market_lock(*, market_id: int, query: QuerySet[Any] | None = None, missing_o
 def markets_lock(*, query: QuerySet[Market]) -> list[int]:
     """Locks every market `query` selects, in id order (so two such calls cannot deadlock); their ids."""
     return list(query.select_for_update(of=("self",)).order_by("pk").values_list("pk", flat=True))
+
+
+def market_lock_and_read(
+    *, market_id: int, sql: str, params: Mapping[str, Any]
+) -> tuple[Market, tuple[Any, ...]] | None:
+    """market_lock for the trade path: locks the market's row and reads what the caller reads under the lock, in
+    one round trip; (the fresh market, the first row of `sql`), or None when there is no such market.
+
+    The two are separate statements sent together (psycopg's pipeline mode; with the transaction's BEGIN when
+    this opens it), not one: in READ COMMITTED a statement reads with the snapshot it started with, so a read in
+    the statement that waited for the lock would miss what the lock's previous holder committed meanwhile. The
+    second statement starts once the lock is granted and sees all of it."""
+    with connection.cursor() as lock_cursor, connection.cursor() as read_cursor:
+        with connection.connection.pipeline():
+            lock_cursor.execute(_MARKET_LOCK_SQL, [market_id])
+            read_cursor.execute(sql, params)
+        market_row = lock_cursor.fetchone()
+        row = read_cursor.fetchone()
+    if market_row is None:
+        return None
+    return Market.from_db(connection.alias, _MARKET_FIELDS, market_row), row

@@ -38,7 +38,8 @@ def by_code(codes: list[str], probabilities: list[float]) -> dict[str, float]:
 
 
 class TradeOutputSerializer(serializers.Serializer):
-    """A trade as the public sees it; outcome codes come from the market's prefetched outcomes."""
+    """A trade as the public sees it; outcome codes come from the context's `outcome_codes` when the caller has
+    them (the trade service returns them), else from the market's prefetched outcomes."""
 
     id = serializers.IntegerField()
     market = serializers.SlugField(source="market.slug")
@@ -53,7 +54,8 @@ class TradeOutputSerializer(serializers.Serializer):
     created_at = serializers.DateTimeField()
 
     def _codes(self, trade: Trade) -> list[str]:
-        return [outcome.code for outcome in trade.market.outcomes.all()]
+        codes: list[str] | None = self.context.get("outcome_codes")
+        return codes if codes is not None else [outcome.code for outcome in trade.market.outcomes.all()]
 
     def get_average_price(self, trade: Trade) -> str:
         return f"{trade.average_price:.6f}"

@@ -266,18 +266,20 @@ class MarketTradesApi(APIView):
         )
         body.is_valid(raise_exception=True)
         trade_request: TradeRequest = body.validated_data["request"]
-        market = public_market_or_404(slug)
+        # The market's id from its cached snapshot (a draft has none: 404); the trade reads the market itself.
+        market_id = snapshot_or_404(slug)["id"]
         user: User = request.user  # type: ignore[assignment]
-        result = trade_execute(user=user, market=market, request=trade_request)
-        trade = market_trades(market_id=market.pk).get(pk=result.trade.pk)
-        codes = [outcome.code for outcome in trade.market.outcomes.all()]
+        result = trade_execute(user=user, market=market_id, request=trade_request)
+        # Built from what the service returns: the trade is not read again.
+        codes = result.outcome_codes
         data = self.OutputSerializer(
             {
-                "trade": trade,
+                "trade": result.trade,
                 "probabilities": by_code(codes, result.probabilities),
                 "balance": result.balance,
-                "position": {"outcome": trade.outcome.code, "shares": result.position_shares},
+                "position": {"outcome": result.trade.outcome.code, "shares": result.position_shares},
                 "replayed": result.replayed,
-            }
+            },
+            context={"outcome_codes": codes},
         ).data
         return Response(data, status=status.HTTP_200_OK if result.replayed else status.HTTP_201_CREATED)

@@ -2,65 +2,155 @@
 
 It takes a TradeRequest (markets.trade_request), parsed and checked at the edge, and prices it with
 markets.pricing.price_trade. Lock order: the market row, then the wallet row. Locks are held for pricing
-and writes only, inside one short transaction.
+and writes only, inside one short transaction of four statements (docs/trading.md): the market's lock; one
+read of the wallet (locked), the outcomes, the trader's positions, the last price point and the idempotency
+key; one statement that writes the ledger transaction, its entries and balances, the trade, the position, the
+outcomes, the volume, the price point and the key; the commit.
 """
 
+import json
 from dataclasses import dataclass
 from datetime import datetime
 from decimal import Decimal
-from typing import TYPE_CHECKING, TypedDict
+from typing import Any
 
-from django.db import IntegrityError, transaction
-from django.db.models import F, OuterRef, Subquery
+from django.db import IntegrityError, connection, transaction
+from django.db.models import Model
 from django.utils import timezone
 
-from accounts.models import LedgerTransaction, User
+from accounts.models import Account, LedgerTransaction, User
 from accounts.money import ZERO
 from accounts.selectors import user_balance
-from accounts.services import ledger_post, wallet_lock
+from accounts.services import LEDGER_POST_CTES, ledger_post_params, ledger_refusal, wallet_key, wallet_lock
 from markets.errors import IdempotencyConflict, InsufficientFunds, InsufficientShares, MarketClosed, PriceMoved
-from markets.locks import market_lock
+from markets.locks import market_lock_and_read
 from markets.metrics import trade_observed
 from markets.models import IdempotencyKey, Market, Outcome, Position, PricePoint, Trade
 from markets.pricing import TradeQuote, price_trade
 from markets.services.changes import TradeChange, market_changed
 from markets.trade_request import TradeRequest
 
-if TYPE_CHECKING:
-    # A development dependency (django-stubs-ext): for the annotation only.
-    from django_stubs_ext import WithAnnotations
-
-
-class PreviousVersion(TypedDict):
-    """What the trade's market lock also reads: the id of the price point the trade follows."""
-
-    previous_version: int | None
-
 
 @dataclass(frozen=True)
 class TradeResult:
+    # The trade as written, with its market, outcome and user attached (nothing re-read).
     trade: Trade
     probabilities: list[float]
     balance: Decimal
     position_shares: Decimal
+    # The market's outcome codes in index order: they label `probabilities` and the trade's vectors.
+    outcome_codes: list[str]
     # True when an idempotency key matched an earlier request and nothing was traded now.
     replayed: bool = False
 
 
+def _table(model: type[Model]) -> str:
+    return connection.ops.quote_name(model._meta.db_table)
+
+
+_OUTCOME_FIELDS = [field.attname for field in Outcome._meta.concrete_fields]
+
+# Read right after the market's lock, so with a snapshot that sees every trade committed before it: the wallet
+# (locked: the market, then the wallet), every column of the outcomes in index order, the trader's positions in
+# the market, the price point the trade will follow (see TradeChange) and the idempotency key's earlier use.
+# Positions are not locked: only trades and settlement write them, under the market lock held here.
+_TRADE_READ_SQL = """
+    SELECT wallet.id, wallet.balance, outcome.*, position.outcome_ids, position.shares,
+           (SELECT point.id FROM {price_point} AS point WHERE point.market_id = %(market)s
+            ORDER BY point.created_at DESC, point.id DESC LIMIT 1),
+           used.fingerprint, used.trade_id
+    FROM (SELECT {outcome_arrays} FROM {outcome} AS row WHERE row.market_id = %(market)s) AS outcome
+    CROSS JOIN (
+        SELECT array_agg(row.outcome_id) AS outcome_ids, array_agg(row.shares) AS shares
+        FROM {position} AS row WHERE row.user_id = %(user)s AND row.market_id = %(market)s
+    ) AS position
+    LEFT JOIN (SELECT id, balance FROM {account} WHERE key = %(wallet)s FOR UPDATE) AS wallet ON true
+    LEFT JOIN {idempotency_key} AS used ON used.user_id = %(user)s AND used.key = %(key)s::varchar
+""".format(  # noqa: S608  # nosec B608 - model names only
+    price_point=_table(PricePoint),
+    outcome_arrays=", ".join(
+        f"array_agg(row.{connection.ops.quote_name(field.column)} ORDER BY row.index)"
+        for field in Outcome._meta.concrete_fields
+    ),
+    outcome=_table(Outcome),
+    position=_table(Position),
+    account=_table(Account),
+    idempotency_key=_table(IdempotencyKey),
+)
+
+# Everything a trade writes, in one statement after the ledger's own expressions (accounts.services).
+_TRADE_WRITE_SQL = """
+    WITH {ledger},
+    trade AS (
+        INSERT INTO {trade} (market_id, outcome_id, user_id, side, shares, amount,
+                             probabilities_before, probabilities_after, ledger_transaction_id, created_at)
+        SELECT %(market)s, %(outcome)s, %(user)s, %(side)s, %(shares)s, %(amount)s,
+               %(before)s::jsonb, %(after)s::jsonb, ledger_transaction.id, %(at)s
+        FROM ledger_transaction
+        RETURNING id
+    ),
+    position_moved AS (
+        UPDATE {position}
+        SET shares = shares + %(share_change)s, net_cost = net_cost + %(cost_change)s, updated_at = %(now)s
+        WHERE user_id = %(user)s AND outcome_id = %(outcome)s AND NOT %(new_position)s::boolean
+    ),
+    position_opened AS (
+        INSERT INTO {position} (user_id, market_id, outcome_id, shares, net_cost, updated_at)
+        SELECT %(user)s, %(market)s, %(outcome)s, %(share_change)s, %(cost_change)s, %(now)s
+        WHERE %(new_position)s::boolean
+    ),
+    outcome AS (
+        UPDATE {outcome} AS row
+        SET probability = moved.probability, shares_outstanding = row.shares_outstanding + moved.shares
+        FROM unnest(%(outcome_ids)s::bigint[], %(probabilities)s::float8[], %(outcome_shares)s::numeric[])
+            AS moved(id, probability, shares)
+        WHERE row.id = moved.id
+    ),
+    volume AS (UPDATE {market} SET volume = volume + %(amount)s WHERE id = %(market)s),
+    point AS (
+        INSERT INTO {price_point} (market_id, probabilities, trade_id, created_at)
+        SELECT %(market)s, %(after)s::jsonb, trade.id, %(at)s FROM trade
+        RETURNING id
+    ),
+    used AS (
+        INSERT INTO {idempotency_key} (user_id, key, fingerprint, trade_id, created_at)
+        SELECT %(user)s, %(key)s::varchar, %(fingerprint)s, trade.id, %(now)s FROM trade
+        WHERE %(key)s::varchar IS NOT NULL
+    )
+    SELECT trade.id, point.id, ledger_transaction.id FROM trade, point, ledger_transaction
+""".format(  # noqa: S608  # nosec B608 - model names and the ledger's constant expressions
+    ledger=LEDGER_POST_CTES,
+    trade=_table(Trade),
+    position=_table(Position),
+    outcome=_table(Outcome),
+    market=_table(Market),
+    price_point=_table(PricePoint),
+    idempotency_key=_table(IdempotencyKey),
+)
+
+
 def _replay(user: User, key: str, fingerprint: str) -> TradeResult | None:
-    record = IdempotencyKey.objects.select_related("trade").filter(user=user, key=key).first()
+    """The first result of the request that used this key, or None if no request used it."""
+    record = IdempotencyKey.objects.filter(user=user, key=key).values_list("fingerprint", "trade_id").first()
     if record is None:
         return None
-    if record.fingerprint != fingerprint:
+    return _replayed(user, fingerprint=fingerprint, used=record)
+
+
+def _replayed(user: User, *, fingerprint: str, used: tuple[str, int]) -> TradeResult:
+    """The result of the trade `used` recorded (its fingerprint, its trade), if it was this same request."""
+    used_fingerprint, trade_id = used
+    if used_fingerprint != fingerprint:
         raise IdempotencyConflict("This Idempotency-Key was already used for a different request.")
-    trade = record.trade
+    trade = Trade.objects.select_related("market", "outcome", "user").get(pk=trade_id)
     position = Position.objects.filter(user=user, outcome_id=trade.outcome_id).first()
-    balance = user_balance(user=user)
+    codes = Outcome.objects.filter(market_id=trade.market_id).order_by("index").values_list("code", flat=True)
     return TradeResult(
         trade=trade,
         probabilities=list(trade.probabilities_after),
-        balance=balance,
+        balance=user_balance(user=user),
         position_shares=position.shares if position else ZERO,
+        outcome_codes=list(codes),
         replayed=True,
     )
 
@@ -69,18 +159,22 @@ def _replay(user: User, key: str, fingerprint: str) -> TradeResult | None:
 def trade_execute(
     *,
     user: User,
-    market: Market,
+    market: Market | int,
     request: TradeRequest,
     now: datetime | None = None,
 ) -> TradeResult:
-    """Buys or sells as the request says, all or nothing.
+    """Buys or sells as the request says, all or nothing, on the market (or the market of that id: the API has
+    only the id, from the cached snapshot; a missing market raises Market.DoesNotExist).
 
     With an idempotency key, a retry of the same request returns the first result and a different
     request under the same key raises IdempotencyConflict.
     """
-    fingerprint = request.fingerprint(market_id=market.pk)
+    market_id = market if isinstance(market, int) else market.pk
+    fingerprint = request.fingerprint(market_id=market_id)
     try:
-        return _trade_execute_locked(user=user, market_id=market.pk, request=request, fingerprint=fingerprint, now=now)
+        written = _trade_execute_locked(
+            user=user, market_id=market_id, request=request, fingerprint=fingerprint, now=now
+        )
     except IntegrityError:
         # The same key raced in from another market's lock: the other request won; report it.
         if request.idempotency_key is None:
@@ -89,132 +183,226 @@ def trade_execute(
         if replay is None:
             raise
         return replay
+    if isinstance(written, TradeResult):
+        return written
+    return _result(user=user, written=written)
+
+
+@dataclass(frozen=True)
+class _Locked:
+    """What the trade read under the market lock."""
+
+    market: Market
+    outcomes: list[Outcome]
+    wallet_id: int
+    balance: Decimal
+    # Shares the trader holds in each outcome of the market (by outcome id).
+    held: dict[int, Decimal]
+    previous_version: int
+    # The idempotency key's earlier use: (fingerprint, trade id), or None.
+    used: tuple[str, int] | None
+
+
+def _read_locked(*, user: User, market_id: int, idempotency_key: str | None) -> _Locked:
+    params: dict[str, Any] = {
+        "market": market_id,
+        "user": user.pk,
+        "wallet": wallet_key(user.pk),
+        "key": idempotency_key,
+    }
+    locked = market_lock_and_read(market_id=market_id, sql=_TRADE_READ_SQL, params=params)
+    if locked is None:
+        raise Market.DoesNotExist(f"No market {market_id}.")
+    market, row = locked
+    if row[0] is None:
+        # A user made outside user_create (e.g. by createsuperuser) gets an empty wallet here, still after the
+        # market's lock; then the read runs again.
+        wallet_lock(user_id=user.pk)
+        with connection.cursor() as cursor:
+            cursor.execute(_TRADE_READ_SQL, params)
+            row = cursor.fetchone()
+    wallet_id, balance, *rest = row
+    outcome_columns = rest[: len(_OUTCOME_FIELDS)]
+    position_outcomes, position_shares, previous_version, used_fingerprint, used_trade = rest[len(_OUTCOME_FIELDS) :]
+    outcomes = [
+        Outcome.from_db(connection.alias, _OUTCOME_FIELDS, values) for values in zip(*outcome_columns, strict=True)
+    ]
+    return _Locked(
+        market=market,
+        outcomes=outcomes,
+        wallet_id=wallet_id,
+        balance=balance,
+        held=dict(zip(position_outcomes or [], position_shares or [], strict=True)),
+        previous_version=previous_version or 0,
+        used=None if used_fingerprint is None else (used_fingerprint, used_trade),
+    )
 
 
 @transaction.atomic
 def _trade_execute_locked(
     *, user: User, market_id: int, request: TradeRequest, fingerprint: str, now: datetime | None
-) -> TradeResult:
-    # One round trip for the market's lock, its escrow (locked later, with the wallet, in id order: `of`
-    # keeps the join from locking it now) and the price point the trade follows (see TradeChange).
-    market: WithAnnotations[Market, PreviousVersion] = market_lock(
-        market_id=market_id,
-        query=Market.objects.select_related("escrow").annotate(
-            previous_version=Subquery(
-                PricePoint.objects.filter(market=OuterRef("pk")).order_by("-created_at", "-id").values("id")[:1]
-            )
-        ),
-    )
+) -> "TradeResult | _Written":
     idempotency_key = request.idempotency_key
-    if idempotency_key is not None:
-        replay = _replay(user, idempotency_key, fingerprint)
-        if replay is not None:
-            return replay
+    locked = _read_locked(user=user, market_id=market_id, idempotency_key=idempotency_key)
+    if locked.used is not None:
+        return _replayed(user, fingerprint=fingerprint, used=locked.used)
+    market, outcomes = locked.market, locked.outcomes
     # A trade dated by its caller (demo history) may not be the market's latest price change.
     dated_by_caller = now is not None
-    now = now or timezone.now()
+    written_at = timezone.now()
+    now = now or written_at
     if not market.is_tradeable(now):
         raise MarketClosed("This market is closed for trading.")
-    outcomes = list(market.outcomes.all())
     quote = price_trade(request=request, liquidity=market.liquidity, outcomes=outcomes)
     # A forecast may trade another outcome or side than the request names: the quote says which.
-    outcome = next(o for o in outcomes if o.code == quote.outcome_code)
-    side = quote.side
-    wallet = wallet_lock(user_id=user.pk)
-    # All the user's positions in this market (the market lock already serialises them): one tells
-    # whether the trade adds a trader to the market, for the cached snapshot's trader count.
-    held_positions = {
-        row.outcome_id: row for row in Position.objects.select_for_update().filter(user=user, market_id=market.pk)
-    }
-    position = held_positions.get(outcome.pk)
-    buying = side == Trade.Side.BUY
+    index = next(i for i, o in enumerate(outcomes) if o.code == quote.outcome_code)
+    outcome = outcomes[index]
+    held = locked.held.get(outcome.pk, ZERO)
+    share_change, cost_change = _checked_changes(
+        request=request, quote=quote, outcome=outcome, held=held, locked=locked
+    )
 
-    if buying:
+    ledger = ledger_post_params(
+        kind=LedgerTransaction.Kind.TRADE,
+        entries=[(locked.wallet_id, -cost_change), (market.escrow_id, cost_change)],
+        memo=f"{quote.side} {quote.shares} {outcome.code} in {market.slug}",
+        at=written_at,
+    )
+    after = json.dumps(quote.probabilities_after)
+    params: dict[str, Any] = {
+        **ledger,
+        "market": market.pk,
+        "outcome": outcome.pk,
+        "user": user.pk,
+        "side": quote.side,
+        "shares": quote.shares,
+        "amount": quote.amount,
+        "before": json.dumps(quote.probabilities_before),
+        "after": after,
+        "at": now,
+        "now": written_at,
+        "share_change": share_change,
+        "cost_change": cost_change,
+        "new_position": outcome.pk not in locked.held,
+        "outcome_ids": [o.pk for o in outcomes],
+        "probabilities": quote.probabilities_after,
+        "outcome_shares": [share_change if o is outcome else ZERO for o in outcomes],
+        "key": idempotency_key,
+        "fingerprint": fingerprint,
+    }
+    try:
+        with connection.cursor() as cursor:
+            cursor.execute(_TRADE_WRITE_SQL, params)
+            trade_id, version, ledger_transaction_id = cursor.fetchone()
+    except IntegrityError as error:
+        refusal = ledger_refusal(error)
+        if refusal is not None:
+            raise refusal from error
+        raise
+
+    return _Written(
+        locked=locked,
+        quote=quote,
+        outcome=outcome,
+        share_change=share_change,
+        cost_change=cost_change,
+        trade_id=trade_id,
+        version=version,
+        ledger_transaction_id=ledger_transaction_id,
+        at=now,
+        dated_by_caller=dated_by_caller,
+    )
+
+
+@dataclass(frozen=True)
+class _Written:
+    """What a trade wrote, as the write statement returned it: the result is built from it after the commit,
+    outside the market's lock."""
+
+    locked: _Locked
+    quote: TradeQuote
+    outcome: Outcome
+    share_change: Decimal
+    cost_change: Decimal
+    trade_id: int
+    version: int
+    ledger_transaction_id: int
+    at: datetime
+    dated_by_caller: bool
+
+
+def _result(*, user: User, written: _Written) -> TradeResult:
+    """The trade's result and its announcement (market_changed), from the rows read under the lock and moved as
+    the write statement moved them: no other writer could move them in between."""
+    locked, quote, outcome = written.locked, written.quote, written.outcome
+    market, outcomes = locked.market, locked.outcomes
+    outcome.shares_outstanding += written.share_change
+    for row, price in zip(outcomes, quote.probabilities_after, strict=True):
+        row.probability = price
+    market.volume += quote.amount
+    change = None
+    if not written.dated_by_caller:
+        change = TradeChange(
+            market=market,
+            outcomes=outcomes,
+            version=written.version,
+            previous_version=locked.previous_version,
+            updated_at=written.at,
+            new_trader=not locked.held,
+        )
+    market_changed(market_id=market.pk, trade=change)
+    trade = Trade(
+        pk=written.trade_id,
+        market=market,
+        outcome=outcome,
+        user=user,
+        side=quote.side,
+        shares=quote.shares,
+        amount=quote.amount,
+        probabilities_before=quote.probabilities_before,
+        probabilities_after=quote.probabilities_after,
+        ledger_transaction_id=written.ledger_transaction_id,
+        created_at=written.at,
+    )
+    return TradeResult(
+        trade=trade,
+        probabilities=quote.probabilities_after,
+        balance=locked.balance - written.cost_change,
+        position_shares=locked.held.get(outcome.pk, ZERO) + written.share_change,
+        outcome_codes=[o.code for o in outcomes],
+    )
+
+
+def _checked_changes(
+    *, request: TradeRequest, quote: TradeQuote, outcome: Outcome, held: Decimal, locked: _Locked
+) -> tuple[Decimal, Decimal]:
+    """(shares, credits) the trade moves into the position, signed; raises if a bound, the balance or the
+    shares held refuse it."""
+    if quote.side == Trade.Side.BUY:
         bound_cost = request.max_cost
         if bound_cost is not None and quote.amount > bound_cost:
             raise PriceMoved(
                 f"The price moved: this trade now costs {quote.amount:.2f}, more than your limit of {bound_cost:.2f}.",
                 field="max_cost",
             )
-        if quote.amount > wallet.balance:
+        if quote.amount > locked.balance:
             raise InsufficientFunds(
-                f"This trade costs {quote.amount:.2f} credits but your balance is {wallet.balance:.2f}.",
+                f"This trade costs {quote.amount:.2f} credits but your balance is {locked.balance:.2f}.",
                 field="amount",
             )
-        entries = [(wallet, -quote.amount), (market.escrow, quote.amount)]
-        share_change, cost_change = quote.shares, quote.amount
-    else:
-        held = position.shares if position else ZERO
-        if quote.shares > held:
-            raise InsufficientShares(
-                f"You hold {held:.2f} shares of {outcome.label}; this sale needs {quote.shares:.2f}.",
-                field="shares",
-            )
-        bound_proceeds = request.min_proceeds
-        if bound_proceeds is not None and quote.amount < bound_proceeds:
-            raise PriceMoved(
-                f"The price moved: this sale now pays {quote.amount:.2f}, "
-                f"less than your limit of {bound_proceeds:.2f}.",
-                field="min_proceeds",
-            )
-        entries = [(market.escrow, -quote.amount), (wallet, quote.amount)]
-        share_change, cost_change = -quote.shares, -quote.amount
-
-    ledger_transaction = ledger_post(
-        kind=LedgerTransaction.Kind.TRADE,
-        entries=entries,
-        memo=f"{side} {quote.shares} {outcome.code} in {market.slug}",
-    )
-    trade = Trade.objects.create(
-        market=market,
-        outcome=outcome,
-        user=user,
-        side=side,
-        shares=quote.shares,
-        amount=quote.amount,
-        probabilities_before=quote.probabilities_before,
-        probabilities_after=quote.probabilities_after,
-        ledger_transaction=ledger_transaction,
-        created_at=now,
-    )
-    if position is None:
-        position = Position.objects.create(
-            user=user, market=market, outcome=outcome, shares=share_change, net_cost=cost_change
+        return quote.shares, quote.amount
+    if quote.shares > held:
+        raise InsufficientShares(
+            f"You hold {held:.2f} shares of {outcome.label}; this sale needs {quote.shares:.2f}.",
+            field="shares",
         )
-    else:
-        position.shares += share_change
-        position.net_cost += cost_change
-        position.save(update_fields=["shares", "net_cost", "updated_at"])
-    # The market lock serialises every writer of its outcomes, so the rows read above are current.
-    outcome.shares_outstanding += share_change
-    for index, price in enumerate(quote.probabilities_after):
-        outcomes[index].probability = price
-    Outcome.objects.bulk_update(outcomes, ["probability", "shares_outstanding"])
-    Market.objects.filter(pk=market.pk).update(volume=F("volume") + quote.amount)
-    # What the UPDATE just wrote: the lock means no other writer moved it in between.
-    market.volume += quote.amount
-    price_point = PricePoint.objects.create(
-        market=market, probabilities=quote.probabilities_after, trade=trade, created_at=now
-    )
-    if idempotency_key is not None:
-        IdempotencyKey.objects.create(user=user, key=idempotency_key, fingerprint=fingerprint, trade=trade)
-    change = None
-    if not dated_by_caller:
-        change = TradeChange(
-            market=market,
-            outcomes=outcomes,
-            version=price_point.pk,
-            previous_version=market.previous_version or 0,
-            updated_at=now,
-            new_trader=not held_positions,
+    bound_proceeds = request.min_proceeds
+    if bound_proceeds is not None and quote.amount < bound_proceeds:
+        raise PriceMoved(
+            f"The price moved: this sale now pays {quote.amount:.2f}, less than your limit of {bound_proceeds:.2f}.",
+            field="min_proceeds",
         )
-    market_changed(market_id=market.pk, trade=change)
-    return TradeResult(
-        trade=trade,
-        probabilities=quote.probabilities_after,
-        balance=wallet.balance,
-        position_shares=position.shares,
-    )
+    return -quote.shares, -quote.amount
 
 
 def market_quote(*, market: Market, request: TradeRequest) -> TradeQuote:

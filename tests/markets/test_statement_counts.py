@@ -14,12 +14,14 @@ from markets.models import Market
 
 pytestmark = pytest.mark.django_db
 
-# A trade by API key (authenticated from the key cache, no statement): the market lookup, the locked trade
-# itself (idempotency key, market, outcomes, wallet, position, trade, ledger transaction and entries, balances,
-# price point) and the response.
+# A trade by API key (authenticated from the key cache, the market's id from the cached snapshot: no statement
+# for either), in markets.services.trading: the market's lock and one read of the wallet (locked), outcomes,
+# positions, last price point and idempotency key (two statements sent in one round trip); one statement for
+# every write (ledger transaction, entries, balances, trade, position, outcomes, volume, price point, key).
+# The response is built from what the service returns, not read back.
 # Inside a test's transaction each atomic block is a SAVEPOINT/RELEASE pair, counted here; in production they
-# are BEGIN/COMMIT, which the count does not see.
-TRADE_STATEMENTS = 21
+# are BEGIN/COMMIT, which the count does not see (BEGIN goes with the lock and the read).
+TRADE_STATEMENTS = 5
 # A cached read: answered from Redis alone.
 CACHED_READ_STATEMENTS = 0
 

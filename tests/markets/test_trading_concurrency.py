@@ -6,6 +6,7 @@ Threads start together on a barrier so their transactions really overlap on the 
 
 import random
 import threading
+import time
 import traceback
 from collections import defaultdict
 from dataclasses import dataclass, field
@@ -14,7 +15,7 @@ from decimal import Decimal
 
 import pytest
 from django.conf import settings
-from django.db import connection
+from django.db import connection, transaction
 from django.db.models import Sum
 from django.utils import timezone
 
@@ -180,3 +181,54 @@ def test_twenty_four_threads_across_several_markets(make_user, make_market):
     seen = _run(users=users, markets=markets, threads=24)
     _assert_consistent(seen, users)
     assert Trade.objects.values("market").distinct().count() == len(markets)
+
+
+def _waiting_on_a_lock(pid: int) -> bool:
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT wait_event_type FROM pg_stat_activity WHERE pid = %s", [pid])
+        row = cursor.fetchone()
+    return row is not None and row[0] == "Lock"
+
+
+def test_a_trade_that_waited_for_the_market_lock_sees_what_its_holder_committed(make_user, make_market):
+    """The trade reads under the lock with a statement started after the lock was granted: a sale that queued
+    behind the purchase of the very shares it sells finds them (one statement that locked and read together
+    would read with the snapshot taken before it waited, and find no position)."""
+    user = make_user("patient")
+    market = _market(make_market, "queued")
+    bought = threading.Event()
+    seller_pid: list[int] = []
+    sold: list[object] = []
+
+    def buyer() -> None:
+        try:
+            with transaction.atomic():
+                trade_execute(user=user, market=market, request=trade_request("YES", "buy", shares="5"))
+                bought.set()
+                # Hold the market's lock (and the new position, uncommitted) until the sale waits for it.
+                for _ in range(500):
+                    if seller_pid and _waiting_on_a_lock(seller_pid[0]):
+                        break
+                    time.sleep(0.01)
+        finally:
+            connection.close()
+
+    def seller() -> None:
+        try:
+            bought.wait(10)
+            seller_pid.append(connection.cursor().connection.info.backend_pid)
+            sold.append(trade_execute(user=user, market=market, request=trade_request("YES", "sell", shares="5")))
+        except Exception as error:
+            sold.append(error)
+        finally:
+            connection.close()
+
+    threads = [threading.Thread(target=buyer), threading.Thread(target=seller)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(30)
+    assert len(sold) == 1
+    assert not isinstance(sold[0], Exception), sold
+    assert Position.objects.get(user=user, outcome__code="YES").shares == 0
+    assert markets_reconcile() == []
