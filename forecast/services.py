@@ -86,6 +86,11 @@ def market_score(*, market_id: int) -> MarketScoreResult:
     return MarketScoreResult(market_id=market_id, scored=scored, removed=removed)
 
 
+def padded(probabilities: list[float], outcomes: int) -> list[float]:
+    """A probability vector with zeros for the outcomes added after it was recorded."""
+    return list(probabilities) + [0.0] * (outcomes - len(probabilities))
+
+
 def _score_rows(*, market: Market, resolution: Resolution, period: tuple[datetime, datetime]) -> int:
     per_share = [Decimal(str(value)) for value in resolution.payouts or []]
     trades = list(
@@ -104,7 +109,8 @@ def _score_rows(*, market: Market, resolution: Resolution, period: tuple[datetim
         traders=len(user_ids),
         trader_index=[index_of[user_id] for user_id, _, _ in trades],
         times=[(created_at - start).total_seconds() for _, created_at, _ in trades],
-        probabilities=[probabilities for _, _, probabilities in trades],
+        # A forecast made before staff added an outcome gave that outcome nothing (docs/trading.md).
+        probabilities=[padded(probabilities, len(per_share)) for _, _, probabilities in trades],
         payouts=[float(value) for value in per_share],
     )
     trade_counts = np.bincount([index_of[user_id] for user_id, _, _ in trades], minlength=len(user_ids))

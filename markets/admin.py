@@ -5,14 +5,16 @@ ledger: its add page and resolve page are plain forms calling those services.
 Once a market has opened, what prices and money depend on (kind, liquidity, slug, every outcome's code,
 index and label) is read-only: the escrow was funded for that b and those outcomes, and traders bought
 those outcomes. Its texts change through `market_update` and its close time through `market_reschedule`
-(locked and audited), never by saving the model form."""
+(locked and audited), never by saving the model form; the live controls (close early, halt, resume, add
+liquidity, add an outcome) are plain forms (markets.forms.MARKET_CONTROLS) calling their services, as
+on the staff pages."""
 
 from typing import Any, cast
 
 from django.contrib import admin, messages
 from django.core.exceptions import PermissionDenied, ValidationError
 from django.db.models import QuerySet
-from django.http import HttpRequest, HttpResponse, HttpResponseRedirect
+from django.http import Http404, HttpRequest, HttpResponse, HttpResponseRedirect
 from django.shortcuts import get_object_or_404, redirect
 from django.template.response import TemplateResponse
 from django.urls import URLPattern, path, reverse
@@ -22,8 +24,8 @@ from django.utils.html import format_html, format_html_join
 from accounts.models import User
 from config.core.admin import LABELLED_DATETIME, BlankAwareValuesFilter, ReadOnlyAdmin, ReadOnlyInline
 from config.core.errors import DomainError
-from markets.forms import MarketCreateForm, ResolveForm, add_domain_error
-from markets.models import Market, Outcome, Payout, ReconciliationRun, Resolution, Trade
+from markets.forms import MARKET_CONTROLS, MarketCreateForm, ResolveForm, add_domain_error, market_controls_for
+from markets.models import Market, MarketEvent, Outcome, Payout, ReconciliationRun, Resolution, Trade
 from markets.services import market_create, market_reschedule
 from markets.services.lifecycle import EDITABLE_TEXT_FIELDS, market_update
 
@@ -62,6 +64,15 @@ class ResolutionInline(ReadOnlyInline):
     ordering = ("-created_at",)
 
 
+class MarketEventInline(ReadOnlyInline):
+    """The audit trail of staff actions on the market (close, halt, liquidity, outcomes, text revisions)."""
+
+    model = MarketEvent
+    fields = ("created_at", "actor", "kind", "reason", "data")
+    readonly_fields = fields
+    ordering = ("-created_at",)
+
+
 class CategoryFilter(BlankAwareValuesFilter):
     title = "category"
     parameter_name = "category"
@@ -95,6 +106,9 @@ class MarketAdmin(admin.ModelAdmin):
         "closed_at",
         "resolved_at",
         "created_by",
+        "halted_at",
+        "halt_reason",
+        "control_links",
         "resolve_link",
     )
     actions = ["resolve_selected"]
@@ -119,7 +133,7 @@ class MarketAdmin(admin.ModelAdmin):
         texts = {name: form.cleaned_data[name] for name in form.changed_data if name in EDITABLE_TEXT_FIELDS}
         try:
             if texts:
-                market_update(market=stored, **texts)
+                market_update(market=stored, user=cast(User, request.user), reason="Edited in the admin.", **texts)
             if "closes_at" in form.changed_data:
                 market_reschedule(
                     market=stored, closes_at=form.cleaned_data["closes_at"], changed_by=cast(User, request.user)
@@ -149,7 +163,7 @@ class MarketAdmin(admin.ModelAdmin):
         return False
 
     def get_inlines(self, request: HttpRequest, obj: Market | None) -> list[type[admin.options.InlineModelAdmin]]:
-        return [OutcomeInline, ResolutionInline] if obj is not None else []
+        return [OutcomeInline, ResolutionInline, MarketEventInline] if obj is not None else []
 
     @admin.display(description="Escrow", ordering="escrow__balance")
     def escrow_balance(self, market: Market) -> Any:
@@ -160,8 +174,27 @@ class MarketAdmin(admin.ModelAdmin):
         url = reverse("admin:markets_market_resolve", args=[market.pk])
         return format_html('<a class="button" href="{}">Resolve, re-resolve or annul…</a>', url)
 
+    @admin.display(description="Live controls")
+    def control_links(self, market: Market) -> str:
+        actions = market_controls_for(market)
+        if not actions:
+            return "None: the market is no longer open."
+        return format_html_join(
+            " ",
+            '<a class="button" href="{}">{}</a>',
+            (
+                (reverse("admin:markets_market_control", args=[market.pk, action]), MARKET_CONTROLS[action].title)
+                for action in actions
+            ),
+        )
+
     def get_urls(self) -> list[URLPattern]:
         custom = [
+            path(
+                "<int:market_id>/control/<str:action>/",
+                self.admin_site.admin_view(self.control_view),
+                name="markets_market_control",
+            ),
             path(
                 "<int:market_id>/resolve/",
                 self.admin_site.admin_view(self.resolve_view),
@@ -204,6 +237,32 @@ class MarketAdmin(admin.ModelAdmin):
             "history": market.resolutions.select_related("created_by", "outcome"),
         }
         return TemplateResponse(request, "markets/staff/admin_resolve.html", context)
+
+    def control_view(self, request: HttpRequest, market_id: int, action: str) -> HttpResponse:
+        """One live control (close early, move the close, halt, resume, liquidity, outcome) through its service."""
+        if not request.user.is_staff:
+            raise PermissionDenied
+        form_class = MARKET_CONTROLS.get(action)
+        if form_class is None:
+            raise Http404("No such control.")
+        market = get_object_or_404(Market, pk=market_id)
+        form = form_class(request.POST or None)
+        if request.method == "POST" and form.is_valid():
+            try:
+                form.apply(market=market, user=cast(User, request.user))
+            except DomainError as error:
+                add_domain_error(form, error)
+            else:
+                self.message_user(request, f"{form.title}: done.", messages.SUCCESS)
+                return redirect("admin:markets_market_change", market.pk)
+        context = {
+            **self.admin_site.each_context(request),
+            "opts": self.model._meta,
+            "title": f"{form.title}: {market.question}",
+            "market": market,
+            "form": form,
+        }
+        return TemplateResponse(request, "markets/staff/admin_control.html", context)
 
     def add_view(self, request: HttpRequest, form_url: str = "", extra_context: dict[str, Any] | None = None) -> Any:
         """Markets are created by market_create (escrow, subsidy, outcomes), never by a model form."""

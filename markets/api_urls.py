@@ -2,9 +2,9 @@
 
 from django.urls import URLPattern, URLResolver, path
 
-from markets.apis import staff
+from markets.apis import lifecycle, staff
 from markets.apis.history import MarketHistoryApi
-from markets.apis.markets import DETAIL_RENDERING, MarketDetailApi, market_detail_render
+from markets.apis.markets import DETAIL_RENDERING, market_detail_render
 from markets.apis.portfolio import MePositionsApi, MeTradesApi
 from markets.apis.trading import MarketQuoteApi, MarketTradesApi
 from markets.cache import snapshot_renderer_register
@@ -16,11 +16,20 @@ snapshot_renderer_register(DETAIL_RENDERING, market_detail_render)
 urlpatterns: list[URLPattern | URLResolver] = [
     # GET lists markets (MarketListApi); POST creates one (staff): one view answers both methods.
     path("markets/", staff.MarketCollectionApi.as_view(), name="api-markets"),
-    path("markets/<slug:slug>/", MarketDetailApi.as_view(), name="api-market-detail"),
+    # GET reads one market (MarketDetailApi); PATCH edits its texts (staff): one view answers both methods.
+    path("markets/<slug:slug>/", lifecycle.MarketResourceApi.as_view(), name="api-market-detail"),
     path("markets/<slug:slug>/history/", MarketHistoryApi.as_view(), name="api-market-history"),
     path("markets/<slug:slug>/quote/", MarketQuoteApi.as_view(), name="api-market-quote"),
     path("markets/<slug:slug>/trades/", MarketTradesApi.as_view(), name="api-market-trades"),
     path("markets/<slug:slug>/resolution/", staff.MarketResolutionApi.as_view(), name="api-market-resolution"),
+    path("markets/<slug:slug>/close/", lifecycle.MarketCloseApi.as_view(), name="api-market-close"),
+    path("markets/<slug:slug>/extend/", lifecycle.MarketExtendApi.as_view(), name="api-market-extend"),
+    path("markets/<slug:slug>/halt/", lifecycle.MarketHaltApi.as_view(), name="api-market-halt"),
+    path("markets/<slug:slug>/resume/", lifecycle.MarketResumeApi.as_view(), name="api-market-resume"),
+    path("markets/<slug:slug>/liquidity/", lifecycle.MarketLiquidityApi.as_view(), name="api-market-liquidity"),
+    path("markets/<slug:slug>/outcomes/", lifecycle.MarketOutcomeAddApi.as_view(), name="api-market-outcomes"),
+    path("markets/<slug:slug>/events/", lifecycle.MarketEventsApi.as_view(), name="api-market-events"),
+    path("markets/<slug:slug>/revisions/", lifecycle.MarketRevisionsApi.as_view(), name="api-market-revisions"),
     path("me/positions/", MePositionsApi.as_view(), name="api-me-positions"),
     path("me/trades/", MeTradesApi.as_view(), name="api-me-trades"),
 ]

@@ -48,7 +48,7 @@ def ttl() -> int:
 
 # Part of every key: bump it when the shape of a cached value changes, so processes running the
 # new code never read values written by the old (during a rolling deploy, for example).
-FORMAT = 4
+FORMAT = 5
 
 # A renderer turns a market snapshot into a response body and its ETag (markets/api_urls.py registers the
 # market detail API's). Each snapshot is stored with what every renderer made of it, so a cached read

@@ -9,6 +9,7 @@ __all__ = [
     "InsufficientShares",
     "InvalidInput",
     "MarketClosed",
+    "MarketHalted",
     "MarketStateError",
     "PriceMoved",
 ]
@@ -17,6 +18,13 @@ __all__ = [
 class MarketClosed(DomainError):
     code = "market_closed"
     http_status = 422
+
+
+class MarketHalted(DomainError):
+    """Staff halted trading on this market for a while; the message carries their reason."""
+
+    code = "market_halted"
+    http_status = 409
 
 
 class MarketStateError(DomainError):

@@ -18,7 +18,15 @@ from config.core.errors import DomainError
 from config.core.numbers import AsciiDecimalFormField, ascii_decimal
 from markets.errors import InvalidInput
 from markets.models import Market, Outcome, Resolution, Trade
-from markets.services import market_resolve
+from markets.services import (
+    market_close,
+    market_halt,
+    market_liquidity_add,
+    market_outcome_add,
+    market_reschedule,
+    market_resolve,
+    market_resume,
+)
 from markets.trade_request import TradeRequest
 
 
@@ -247,6 +255,12 @@ class MarketEditForm(forms.Form):
     category = forms.CharField(max_length=50, required=False)
     description = forms.CharField(required=False, widget=forms.Textarea(attrs={"rows": 5}))
     resolution_criteria = forms.CharField(required=False, widget=forms.Textarea(attrs={"rows": 5}))
+    reason = forms.CharField(
+        required=False,
+        max_length=2000,
+        label="Why (public)",
+        help_text="Shown with the change in the market's public revision history, e.g. a clarification.",
+    )
 
 
 class ResolveForm(forms.Form):
@@ -308,3 +322,125 @@ class ResolveForm(forms.Form):
         if data["kind"] == Resolution.Kind.OUTCOME:
             return [(o.label, "1" if o.code == data["outcome"] else "0") for o in self.outcomes]
         return [(o.label, value) for o, value in zip(self.outcomes, data["split_values"], strict=False)]
+
+
+REASON_HELP = "Shown to everyone on the market page."
+
+
+def _reason_field(*, required: bool = True) -> forms.CharField:
+    return forms.CharField(
+        required=required,
+        max_length=2000,
+        widget=forms.Textarea(attrs={"rows": 2}),
+        help_text=REASON_HELP,
+        error_messages={"required": "Give the reason; it is shown on the market page."},
+    )
+
+
+class MarketControlForm(forms.Form):
+    """A staff control on a live market: the staff page and the admin both render it and call `apply`,
+    which calls the control's one service (markets.services.lifecycle)."""
+
+    action = ""
+    title = ""
+    button = ""
+
+    def apply(self, *, market: Market, user: User) -> None:
+        raise NotImplementedError
+
+
+class CloseEarlyForm(MarketControlForm):
+    action, title, button = "close", "Close early", "Close the market now"
+    reason = _reason_field()
+
+    def apply(self, *, market: Market, user: User) -> None:
+        market_close(market=market, user=user, reason=self.cleaned_data["reason"])
+
+
+class ExtendCloseForm(MarketControlForm):
+    action, title, button = "extend", "Move the close time", "Move the close"
+    closes_at = forms.DateTimeField(
+        label="New close time (UTC)",
+        widget=forms.DateTimeInput(attrs={"type": "datetime-local"}, format="%Y-%m-%dT%H:%M"),
+    )
+    reason = _reason_field(required=False)
+
+    def apply(self, *, market: Market, user: User) -> None:
+        data = self.cleaned_data
+        market_reschedule(market=market, closes_at=data["closes_at"], changed_by=user, reason=data["reason"])
+
+
+class HaltForm(MarketControlForm):
+    action, title, button = "halt", "Halt trading", "Halt trading"
+    reason = _reason_field()
+
+    def apply(self, *, market: Market, user: User) -> None:
+        market_halt(market=market, user=user, reason=self.cleaned_data["reason"])
+
+
+class ResumeForm(MarketControlForm):
+    action, title, button = "resume", "Resume trading", "Resume trading"
+    reason = _reason_field(required=False)
+
+    def apply(self, *, market: Market, user: User) -> None:
+        market_resume(market=market, user=user, reason=self.cleaned_data["reason"])
+
+
+class AddLiquidityForm(MarketControlForm):
+    action, title, button = "liquidity", "Add liquidity", "Raise liquidity"
+    liquidity = AsciiDecimalFormField(
+        label="New liquidity (b)",
+        max_digits=12,
+        decimal_places=4,
+        help_text="Above the current b. Prices stay as they are; the house pays the extra subsidy.",
+    )
+    reason = _reason_field()
+
+    def apply(self, *, market: Market, user: User) -> None:
+        data = self.cleaned_data
+        market_liquidity_add(market=market, user=user, liquidity=data["liquidity"], reason=data["reason"])
+
+
+class AddOutcomeForm(MarketControlForm):
+    action, title, button = "outcome", "Add an outcome", "Add the outcome"
+    label = forms.CharField(max_length=120, label="Label")
+    code = forms.CharField(
+        max_length=32, required=False, help_text="Uppercase letters, digits, '-' or '_'; made from the label if empty."
+    )
+    probability = AsciiDecimalFormField(
+        label="Starting probability (%)",
+        max_digits=6,
+        decimal_places=3,
+        help_text="0.1 to 50. Every other outcome's probability scales down by the same factor.",
+    )
+    reason = _reason_field()
+
+    def apply(self, *, market: Market, user: User) -> None:
+        data = self.cleaned_data
+        code = data["code"].strip() or slugify(data["label"]).upper().replace("-", "_")[:32]
+        market_outcome_add(
+            market=market,
+            user=user,
+            code=code,
+            label=data["label"],
+            probability=data["probability"] / 100,
+            reason=data["reason"],
+        )
+
+
+MARKET_CONTROLS: dict[str, type[MarketControlForm]] = {
+    form.action: form
+    for form in (CloseEarlyForm, ExtendCloseForm, HaltForm, ResumeForm, AddLiquidityForm, AddOutcomeForm)
+}
+
+
+def market_controls_for(market: Market) -> list[str]:
+    """The controls that apply to the market as it stands (the page shows these)."""
+    if market.status == Market.Status.DRAFT:
+        return ["extend"]
+    if market.status != Market.Status.OPEN:
+        return []
+    actions = ["close", "extend", "resume" if market.is_halted else "halt", "liquidity"]
+    if market.kind == Market.Kind.MULTIPLE:
+        actions.append("outcome")
+    return actions

@@ -1,5 +1,6 @@
 from datetime import datetime
 from decimal import Decimal
+from typing import ClassVar
 
 from django.conf import settings
 from django.contrib.postgres.fields import ArrayField
@@ -39,6 +40,10 @@ class Market(models.Model):
     closes_at = models.DateTimeField(db_index=True)
     closed_at = models.DateTimeField(null=True, blank=True)
     resolved_at = models.DateTimeField(null=True, blank=True)
+    # Set while staff have halted trading on an open market (markets.services.lifecycle.market_halt);
+    # the reason is shown to traders.
+    halted_at = models.DateTimeField(null=True, blank=True)
+    halt_reason = models.TextField(blank=True)
     created_by = models.ForeignKey(
         settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
     )
@@ -57,15 +62,72 @@ class Market(models.Model):
     def is_binary(self) -> bool:
         return self.kind == self.Kind.BINARY
 
+    @property
+    def is_halted(self) -> bool:
+        return self.halted_at is not None
+
     def is_tradeable(self, now: datetime) -> bool:
-        """Whether trades (and quotes) are taken at `now`: open, and before the close time. The clock decides,
-        not the close task: a market past its close time refuses trades before the task closes it."""
-        return Market.trading_open(status=self.status, closes_at=self.closes_at, now=now)
+        """Whether trades (and quotes) are taken at `now`: open, not halted, and before the close time. The clock
+        decides, not the close task: a market past its close time refuses trades before the task closes it."""
+        return Market.trading_open(status=self.status, closes_at=self.closes_at, now=now, halted=self.is_halted)
 
     @staticmethod
-    def trading_open(*, status: str, closes_at: datetime, now: datetime) -> bool:
-        """is_tradeable for a market known only by its status and close time (a cached snapshot)."""
-        return status == Market.Status.OPEN and closes_at > now
+    def trading_open(*, status: str, closes_at: datetime, now: datetime, halted: bool = False) -> bool:
+        """is_tradeable for a market known only by its status, close time and halt (a cached snapshot)."""
+        return status == Market.Status.OPEN and closes_at > now and not halted
+
+
+class MarketEvent(models.Model):
+    """The audit row of a staff action on a market (who, when, what, why), public on the market page.
+
+    Written only by the lifecycle services (markets.services.lifecycle) in the same transaction as the change;
+    never edited or deleted. `data` holds what changed, by kind: {"from", "to"} for a moved close time,
+    {"liquidity_from", "liquidity_to", "subsidy"} for added liquidity, {"code", "label", "probability",
+    "subsidy"} for an added outcome, and {"changes": {field: {"before", "after"}}} for a text edit (the
+    market's public revision history)."""
+
+    class Kind(models.TextChoices):
+        CLOSED = "closed", "Closed early"
+        CLOSE_MOVED = "close_moved", "Close time moved"
+        HALTED = "halted", "Trading halted"
+        RESUMED = "resumed", "Trading resumed"
+        LIQUIDITY_ADDED = "liquidity_added", "Liquidity added"
+        OUTCOME_ADDED = "outcome_added", "Outcome added"
+        EDITED = "edited", "Text edited"
+
+    market = models.ForeignKey(Market, on_delete=models.PROTECT, related_name="events")
+    kind = models.CharField(max_length=20, choices=Kind.choices)
+    actor = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="+")
+    reason = models.TextField(blank=True)
+    data = models.JSONField(default=dict)
+    created_at = models.DateTimeField(db_index=True)
+
+    class Meta:
+        ordering = ["-created_at", "-id"]
+        indexes = [models.Index(fields=["market", "-created_at"])]
+
+    def __str__(self) -> str:
+        return f"{self.market_id}: {self.get_kind_display()} by {self.actor_id}"
+
+    FIELD_LABELS: ClassVar[dict[str, str]] = {
+        "question": "Question",
+        "description": "Description",
+        "resolution_criteria": "Resolution criteria",
+        "category": "Category",
+    }
+
+    def revised_fields(self) -> list[tuple[str, str, str]]:
+        """(label, before, after) of each field a text edit changed, for the revision history."""
+        changes = (self.data or {}).get("changes", {})
+        return [
+            (self.FIELD_LABELS.get(name, name), change["before"], change["after"]) for name, change in changes.items()
+        ]
+
+    def close_times(self) -> tuple[datetime | None, datetime | None]:
+        """The close time before and after a move (close_moved)."""
+        data = self.data or {}
+        moved = [datetime.fromisoformat(data[key]) if data.get(key) else None for key in ("from", "to")]
+        return moved[0], moved[1]
 
 
 class Outcome(models.Model):

@@ -33,6 +33,9 @@ class MarketSummary(TypedDict):
     created_at: datetime
     # When the probabilities last changed (the creation, before any trade).
     updated_at: datetime
+    # Staff halted trading (an open market only); the reason is shown to traders.
+    halted: bool
+    halt_reason: str
     outcomes: list[OutcomeSummary]
 
 

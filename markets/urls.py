@@ -16,4 +16,5 @@ urlpatterns: list[URLPattern | URLResolver] = [
     path("markets/<slug:slug>/trade/", trading.trade_execute_view, name="trade"),
     path("staff/resolutions/", staff.resolution_queue_view, name="staff-resolutions"),
     path("staff/markets/<slug:slug>/resolve/", staff.resolve_view, name="staff-resolve"),
+    path("staff/markets/<slug:slug>/<str:action>/", staff.market_control_view, name="staff-control"),
 ]

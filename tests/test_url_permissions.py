@@ -43,6 +43,14 @@ RULES: dict[str, dict[str, str]] = {
     "api-market-quote": {"GET": PUBLIC},
     "api-market-trades": {"GET": PUBLIC, "POST": LOGIN},
     "api-market-resolution": {"POST": STAFF},
+    "api-market-close": {"POST": STAFF},
+    "api-market-extend": {"POST": STAFF},
+    "api-market-halt": {"POST": STAFF},
+    "api-market-resume": {"POST": STAFF},
+    "api-market-liquidity": {"POST": STAFF},
+    "api-market-outcomes": {"POST": STAFF},
+    "api-market-events": {"GET": PUBLIC},
+    "api-market-revisions": {"GET": PUBLIC},
     "api-me-positions": {"GET": LOGIN},
     "api-me-trades": {"GET": LOGIN},
     "api-leaderboard": {"GET": PUBLIC},
@@ -77,6 +85,7 @@ RULES: dict[str, dict[str, str]] = {
     "markets:trade": {"POST": LOGIN_FORM},
     "markets:staff-resolutions": {"GET": STAFF},
     "markets:staff-resolve": {"GET": STAFF, "POST": STAFF},
+    "markets:staff-control": {"GET": STAFF, "POST": STAFF},
 }
 # Reachable by anyone: the admin's own login page and its catch-all (which redirects to it).
 ADMIN_PUBLIC = {"admin:login", "admin:logout"}
@@ -133,6 +142,7 @@ def concrete_path(route: Route, world) -> str:
         "object_id": str(world["market"].pk),
         "id": str(world["market"].pk),
         "content_type_id": "1",
+        "action": "halt",
     }
     return "/" + re.sub(r"<(?:\w+:)?(\w+)>", lambda match: values[match.group(1)], route.route)
 

@@ -24,7 +24,7 @@ from config.core.api import (
 from markets import cache as price_cache
 from markets.apis.common import money_field, probability_field, snapshot_or_404
 from markets.models import Market, Resolution
-from markets.selectors.markets import ORDERINGS
+from markets.selectors.markets import HALTED_FILTER, ORDERINGS
 from markets.selectors.prices import market_summary, markets_query, read_through
 from markets.snapshot import MarketSnapshot
 
@@ -47,12 +47,18 @@ class MarketSummarySerializer(serializers.Serializer):
     closes_at = serializers.DateTimeField()
     created_at = serializers.DateTimeField()
     updated_at = serializers.DateTimeField(help_text="When the probabilities last changed.")
+    halted = serializers.BooleanField(help_text="Staff halted trading on this open market; trades are refused.")
+    halt_reason = serializers.CharField(allow_blank=True, help_text="Why trading is halted (empty when it is not).")
     outcomes = MarketOutcomeSerializer(many=True)
 
 
 class MarketListApi(APIView):
     class InputSerializer(serializers.Serializer):
-        status = serializers.ChoiceField(choices=Market.Status.choices, required=False)
+        status = serializers.ChoiceField(
+            choices=[*Market.Status.choices, (HALTED_FILTER, "Halted (open, trading halted by staff)")],
+            required=False,
+            help_text="A market status, or `halted`: open markets whose trading staff halted.",
+        )
         category = serializers.CharField(required=False, max_length=50)
         search = serializers.CharField(
             required=False, max_length=100, help_text="Words in the question, description, category or slug."

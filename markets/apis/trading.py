@@ -36,7 +36,7 @@ from markets.apis.common import (
     public_market_or_404,
     snapshot_or_404,
 )
-from markets.errors import InvalidInput, MarketClosed
+from markets.errors import InvalidInput, MarketClosed, MarketHalted
 from markets.models import Market, Trade
 from markets.pricing import price_trade
 from markets.selectors.prices import snapshot_outcomes
@@ -138,6 +138,8 @@ class MarketQuoteApi(APIView):
         trade_request: TradeRequest = query.validated_data["request"]
         snapshot = snapshot_or_404(slug)
         market = snapshot["market"]
+        if market["halted"] and market["status"] == Market.Status.OPEN:
+            raise MarketHalted(f"Trading on this market is halted: {market['halt_reason']}")
         if not Market.trading_open(status=market["status"], closes_at=market["closes_at"], now=timezone.now()):
             raise MarketClosed("This market is closed for trading.")
         # Priced from the cached maker state with the same function market_quote and trade_execute use.

@@ -11,7 +11,8 @@ from django.db.models.functions import Trunc
 from django.utils import timezone
 
 from markets.models import Market, Outcome, PricePoint
-from markets.selectors.markets import ORDERINGS, Drafts, markets_search
+from markets.selectors.markets import HALTED_FILTER, ORDERINGS, Drafts, markets_search
+from markets.selectors.results import MarketResult, market_results
 
 PAGE_SIZE = 20
 # The website's sorts, each one of the API's orderings (markets.selectors.markets.ORDERINGS).
@@ -22,9 +23,12 @@ SORTS = {
 }
 STATUS_FILTERS: dict[str, tuple[str, ...]] = {
     "open": (Market.Status.OPEN,),
+    HALTED_FILTER: (Market.Status.OPEN,),
     "closed": (Market.Status.CLOSED, Market.Status.RESOLVING),
     "resolved": (Market.Status.RESOLVED, Market.Status.ANNULLED),
+    "annulled": (Market.Status.ANNULLED,),
 }
+# "proposed" (a resolution proposed, its challenge window running) joins these once proposals (issue 11) land.
 SPARKLINE_WINDOW = timedelta(days=7)
 CHANGE_WINDOW = timedelta(hours=24)
 LEADING_OPTIONS = 3
@@ -39,13 +43,21 @@ class MarketCard:
     change_24h: float
     leading: list[Outcome] = field(default_factory=list)
     sparkline: list[float] = field(default_factory=list)
+    # A settled market's result: the card shows it and what each share paid, not the last price.
+    result: MarketResult | None = None
 
 
 def market_list(
     *, drafts: Drafts, search: str = "", category: str = "", status: str = "", sort: str = "volume"
 ) -> QuerySet[Market]:
     """The API's market list query (markets_search, ORDERINGS), with open markets first: the page's own choice."""
-    markets = markets_search(drafts=drafts, search=search, category=category, statuses=STATUS_FILTERS.get(status, ()))
+    markets = markets_search(
+        drafts=drafts,
+        search=search,
+        category=category,
+        statuses=STATUS_FILTERS.get(status, ()),
+        halted=status == HALTED_FILTER,
+    )
     open_first = Case(When(status=Market.Status.OPEN, then=Value(0)), default=Value(1), output_field=IntegerField())
     ordering = ORDERINGS[SORTS.get(sort, SORTS["volume"])]
     return markets.annotate(open_first=open_first).order_by("open_first", *ordering)
@@ -79,7 +91,7 @@ def _sparklines(market_ids: list[int], since: datetime) -> dict[int, list[list[f
 
 def market_cards(markets: list[Market], *, now: datetime | None = None) -> list[MarketCard]:
     """Cards for a page of markets: four queries for the whole page (outcomes, the prices a day ago and
-    at the sparkline's start, sparklines)."""
+    at the sparkline's start, sparklines), and a fifth when the page holds settled markets (their results)."""
     now = now or timezone.now()
     if not markets:
         return []
@@ -90,6 +102,7 @@ def market_cards(markets: list[Market], *, now: datetime | None = None) -> list[
     day_ago = _probabilities_at(ids, now - CHANGE_WINDOW)
     week_start = _probabilities_at(ids, now - SPARKLINE_WINDOW)
     recent = _sparklines(ids, now - SPARKLINE_WINDOW)
+    results = market_results(markets=markets, outcomes=outcomes_by_market)
 
     cards = []
     for market in markets:
@@ -98,7 +111,9 @@ def market_cards(markets: list[Market], *, now: datetime | None = None) -> list[
             continue
         headline = outcomes[0] if market.is_binary else max(outcomes, key=lambda outcome: outcome.probability)
         index = headline.index
+        # A vector from before an outcome was added lacks it: the outcome's change counts from zero.
         before = day_ago.get(market.pk) or [outcome.initial_probability for outcome in outcomes]
+        before_headline = before[index] if index < len(before) else 0.0
         vectors = ([week_start[market.pk]] if market.pk in week_start else []) + recent.get(market.pk, [])
         line = [vector[index] for vector in vectors if index < len(vector)] + [headline.probability]
         cards.append(
@@ -106,9 +121,10 @@ def market_cards(markets: list[Market], *, now: datetime | None = None) -> list[
                 market=market,
                 outcomes=outcomes,
                 headline=headline,
-                change_24h=headline.probability - before[index],
+                change_24h=headline.probability - before_headline,
                 leading=sorted(outcomes, key=lambda outcome: -outcome.probability)[:LEADING_OPTIONS],
                 sparkline=line,
+                result=results.get(market.pk),
             )
         )
     return cards

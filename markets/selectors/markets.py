@@ -36,6 +36,10 @@ def market_by_slug(*, slug: str, drafts: Drafts, queryset: QuerySet[Market] | No
     return markets_visible(drafts=drafts, queryset=queryset).get(slug=slug)
 
 
+# The list filters of the website and the API beyond a market's status: "halted" is an open market whose
+# trading staff halted.
+HALTED_FILTER = "halted"
+
 # Orderings of a market list, by the API's name for each (the website's sorts map onto them). Each ends on the
 # primary key, so a page boundary is always well defined (cursor pagination needs that).
 ORDERINGS: dict[str, tuple[str, ...]] = {
@@ -54,12 +58,14 @@ def markets_search(
     search: str = "",
     category: str = "",
     statuses: Collection[str] = (),
+    halted: bool = False,
     queryset: QuerySet[Market] | None = None,
 ) -> QuerySet[Market]:
     """The markets a list shows, unordered (the caller orders with ORDERINGS, or paginates on them).
 
     `search` matches words in the question, the description, the category or the slug, ignoring case;
-    `category` is an exact category (ignoring case); `statuses` keeps only those statuses (all when empty).
+    `category` is an exact category (ignoring case); `statuses` keeps only those statuses (all when empty);
+    `halted` keeps only open markets whose trading staff halted.
     """
     markets = markets_visible(drafts=drafts, queryset=queryset)
     if search:
@@ -73,6 +79,8 @@ def markets_search(
         markets = markets.filter(category__iexact=category)
     if statuses:
         markets = markets.filter(status__in=list(statuses))
+    if halted:
+        markets = markets.filter(status=Market.Status.OPEN, halted_at__isnull=False)
     return markets
 
 

@@ -17,7 +17,7 @@ from django.utils import timezone
 from markets import cache as price_cache
 from markets.errors import InvalidInput
 from markets.models import Market, Outcome, Position, PricePoint, Resolution
-from markets.selectors.markets import Drafts, market_by_slug, markets_search, markets_visible
+from markets.selectors.markets import HALTED_FILTER, Drafts, market_by_slug, markets_search, markets_visible
 from markets.snapshot import MakerState, MarketDetail, MarketSnapshot, MarketSummary, ResolutionSummary
 
 T = TypeVar("T")
@@ -59,12 +59,15 @@ def _with_prices() -> QuerySet[Market]:
 def markets_query(
     *, status: str | None = None, category: str | None = None, search: str | None = None
 ) -> QuerySet[Market]:
-    """Public markets (never drafts) with their prices, filtered as every market list is (markets_search)."""
+    """Public markets (never drafts) with their prices, filtered as every market list is (markets_search);
+    `status` is a market status or "halted" (open, trading halted by staff)."""
+    halted = status == HALTED_FILTER
     return markets_search(
         drafts=Drafts.HIDDEN,
         search=search or "",
         category=category or "",
-        statuses=[status] if status else (),
+        statuses=[status] if status and not halted else (),
+        halted=halted,
         queryset=_with_prices(),
     )
 
@@ -165,6 +168,8 @@ def market_summary(market: Market, outcomes: list[Outcome]) -> MarketSummary:
         "closes_at": market.closes_at,
         "created_at": market.created_at,
         "updated_at": getattr(market, "price_updated_at", None) or market.created_at,
+        "halted": market.is_halted,
+        "halt_reason": market.halt_reason,
         "outcomes": [
             {
                 "code": outcome.code,

@@ -22,7 +22,14 @@ from accounts.models import Account, LedgerTransaction, User
 from accounts.money import ZERO
 from accounts.selectors import user_balance
 from accounts.services import LEDGER_POST_CTES, ledger_post_params, ledger_refusal, wallet_key, wallet_lock
-from markets.errors import IdempotencyConflict, InsufficientFunds, InsufficientShares, MarketClosed, PriceMoved
+from markets.errors import (
+    IdempotencyConflict,
+    InsufficientFunds,
+    InsufficientShares,
+    MarketClosed,
+    MarketHalted,
+    PriceMoved,
+)
 from markets.locks import market_lock_and_read
 from markets.metrics import trade_observed
 from markets.models import IdempotencyKey, Market, Outcome, Position, PricePoint, Trade
@@ -251,6 +258,8 @@ def _trade_execute_locked(
     dated_by_caller = now is not None
     written_at = timezone.now()
     now = now or written_at
+    if market.halted_at is not None and market.status == Market.Status.OPEN:
+        raise MarketHalted(f"Trading on this market is halted: {market.halt_reason}")
     if not market.is_tradeable(now):
         raise MarketClosed("This market is closed for trading.")
     quote = price_trade(request=request, liquidity=market.liquidity, outcomes=outcomes)

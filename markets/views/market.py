@@ -6,8 +6,9 @@ from django.http import Http404, HttpRequest
 from django.utils import timezone
 
 from accounts.selectors import user_balance
-from markets.forms import TradeForm
+from markets.forms import MARKET_CONTROLS, TradeForm, market_controls_for
 from markets.models import Market, Resolution
+from markets.selectors.events import market_events
 from markets.selectors.market_page import (
     DEFAULT_RANGE,
     RANGES,
@@ -19,6 +20,9 @@ from markets.selectors.market_page import (
     market_user_positions,
 )
 from markets.selectors.markets import drafts_for
+from markets.selectors.results import SETTLED_STATUSES, market_results
+
+MARKET_LOG_LENGTH = 50
 
 
 def range_key(request: HttpRequest) -> str:
@@ -35,7 +39,12 @@ def market_or_404(request: HttpRequest, slug: str, *, with_outcomes: bool = True
 
 def live_context(market: Market, range_key: str) -> dict[str, Any]:
     data = market_live(market=market, range_key=range_key)
+    # A settled market shows what each share paid, not its last price.
+    result = None
+    if market.status in SETTLED_STATUSES:
+        result = market_results(markets=[market], outcomes={market.pk: list(market.outcomes.all())}).get(market.pk)
     return {
+        "result": result,
         "market": market,
         "live": data,
         # Read by static/js/market.js; a binary market draws its Yes line only, in the Yes button's colour.
@@ -61,6 +70,9 @@ def market_context(request: HttpRequest, market: Market, *, form: TradeForm | No
     resolutions = market_resolutions(market=market)
     context["resolutions"] = resolutions
     context["resolution"] = next((resolution for resolution in resolutions if resolution.is_current), None)
+    context["events"] = list(market_events(market=market)[:MARKET_LOG_LENGTH])
+    if request.user.is_staff:
+        context["controls"] = [MARKET_CONTROLS[action](prefix=action) for action in market_controls_for(market)]
     if request.user.is_authenticated:
         context["positions"] = market_user_positions(market=market, user=request.user, outcomes=outcomes)
         resolution = context["resolution"]

@@ -17,7 +17,7 @@ from markets.selectors.markets import drafts_for, market_categories
 from markets.selectors.net_worth import net_worth_chart, user_net_worth_history
 from markets.selectors.portfolio import portfolio_get, portfolio_trades
 from markets.services import market_create
-from markets.services.lifecycle import market_update
+from markets.services.lifecycle import EDITABLE_TEXT_FIELDS, market_update
 from markets.views.market import live_context, market_context, market_or_404, range_key
 
 
@@ -111,11 +111,13 @@ def market_create_view(request: AuthedHttpRequest) -> HttpResponse:
 @require_http_methods(["GET", "POST"])
 def market_edit_view(request: AuthedHttpRequest, slug: str) -> HttpResponse:
     market = market_or_404(request, slug, with_outcomes=False)
-    initial = {name: getattr(market, name) for name in MarketEditForm.base_fields}
+    initial = {name: getattr(market, name) for name in EDITABLE_TEXT_FIELDS}
     form = MarketEditForm(request.POST or None, initial=initial)
     if request.method == "POST" and form.is_valid():
         try:
-            market_update(market=market, **form.cleaned_data)
+            data = dict(form.cleaned_data)
+            reason = data.pop("reason")
+            market_update(market=market, user=request.user, reason=reason, **data)
         except DomainError as error:
             add_domain_error(form, error)
         else:

@@ -1,4 +1,5 @@
-"""Staff pages: the queue of markets awaiting resolution, and resolving one with a confirm step.
+"""Staff pages: the queue of markets awaiting resolution, resolving one with a confirm step, and the
+controls on a live market (close early, move the close, halt and resume, add liquidity, add an outcome).
 
 The same ResolveForm (markets/forms.py) backs the admin's resolve page (markets/admin.py); both call
 `market_resolve`.
@@ -17,8 +18,9 @@ from django.shortcuts import redirect, render
 from django.utils import timezone
 from django.views.decorators.http import require_GET, require_http_methods
 
+from accounts.http import AuthedHttpRequest
 from config.core.errors import DomainError
-from markets.forms import ResolveForm, add_domain_error
+from markets.forms import MARKET_CONTROLS, ResolveForm, add_domain_error
 from markets.models import Market, Resolution
 from markets.selectors.markets import Drafts, market_by_slug
 
@@ -81,3 +83,28 @@ def resolve_view(request: HttpRequest, slug: str) -> HttpResponse:
         "history": market.resolutions.select_related("created_by", "outcome"),
     }
     return render(request, "markets/staff/resolve.html", context, status=422 if form.errors else 200)
+
+
+@staff_required
+@require_http_methods(["GET", "POST"])
+def market_control_view(request: AuthedHttpRequest, slug: str, action: str) -> HttpResponse:
+    """One control on a live market. The market page posts its forms here; a refused or invalid one comes
+    back on this page with the errors (422), a done one returns to the market page, where its event shows."""
+    form_class = MARKET_CONTROLS.get(action)
+    if form_class is None:
+        raise Http404("No such control.")
+    try:
+        market = market_by_slug(slug=slug, drafts=Drafts.SHOWN)
+    except Market.DoesNotExist:
+        raise Http404("No such market.") from None
+    form = form_class(request.POST or None, prefix=action)
+    if request.method == "POST" and form.is_valid():
+        try:
+            form.apply(market=market, user=request.user)
+        except DomainError as error:
+            add_domain_error(form, error)
+        else:
+            messages.success(request, f"{form.title}: done.")
+            return redirect("markets:detail", slug=market.slug)
+    context = {"market": market, "form": form}
+    return render(request, "markets/staff/control.html", context, status=422 if form.errors else 200)

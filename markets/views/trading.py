@@ -15,7 +15,7 @@ from accounts.selectors import user_balance
 from config.core.errors import DomainError
 from config.core.http import HtmxHttpRequest
 from markets.forms import TradeForm, add_domain_error
-from markets.models import Trade
+from markets.models import Market, Trade
 from markets.selectors.market_page import user_shares_held
 from markets.services import market_quote, trade_execute
 from markets.views.market import market_context, market_or_404
@@ -28,7 +28,9 @@ def trade_preview_view(request: HttpRequest, slug: str) -> HttpResponse:
     outcomes = list(market.outcomes.all())
     form = TradeForm(request.GET, outcomes=outcomes)
     context: dict[str, object] = {"form": form, "market": market, "quote": None}
-    if not market.is_tradeable(timezone.now()):
+    if market.is_halted and market.status == Market.Status.OPEN:
+        context["message"] = f"Trading on this market is halted: {market.halt_reason}"
+    elif not market.is_tradeable(timezone.now()):
         context["message"] = "This market is closed for trading."
     elif form.is_valid():
         trade_request = form.cleaned_data["request"]

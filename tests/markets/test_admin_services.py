@@ -8,11 +8,10 @@ from decimal import Decimal
 from html.parser import HTMLParser
 
 import pytest
-from django.contrib.admin.models import LogEntry
 from django.utils import timezone
 
 from accounts.services import ledger_reconcile
-from markets.models import Market, Outcome
+from markets.models import Market, MarketEvent, Outcome
 from markets.services import markets_reconcile, trade_execute
 from tests.factories import trade_request
 
@@ -126,8 +125,9 @@ def test_a_new_close_time_goes_through_the_lifecycle_service_and_is_audited(clie
     assert client.post(url, data).status_code == 302
     traded_market.refresh_from_db()
     assert traded_market.closes_at == later
-    entry = LogEntry.objects.filter(object_id=str(traded_market.pk), change_message__startswith="Close time moved")
-    assert entry.get().user == staff
+    event = MarketEvent.objects.get(market=traded_market, kind=MarketEvent.Kind.CLOSE_MOVED)
+    assert event.actor == staff
+    assert event.data["to"] == later.isoformat()
 
 
 def test_a_close_time_in_the_past_is_a_form_error(client, staff, traded_market):
