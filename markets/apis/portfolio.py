@@ -3,6 +3,8 @@
 They live with markets, not accounts: positions and trades are markets data, and accounts knows
 nothing of markets (imports flow forecast -> markets -> accounts)."""
 
+from decimal import Decimal
+
 from drf_spectacular.utils import extend_schema
 from rest_framework import serializers
 from rest_framework.permissions import IsAuthenticated
@@ -15,7 +17,7 @@ from accounts.money import position_value
 from config.core.api import PAGINATION_PARAMETERS_HELP, paginated_response, paginated_schema
 from markets.apis.common import TradeOutputSerializer, money_field, probability_field
 from markets.models import Market, Position
-from markets.selectors.trades import user_positions, user_trades
+from markets.selectors.trades import settled_value, user_positions, user_trades
 
 
 class PageInputSerializer(serializers.Serializer):
@@ -36,16 +38,28 @@ class MePositionsApi(APIView):
         net_cost = money_field(help_text="Credits paid for buys minus credits received from sells.")
         probability = probability_field(source="outcome.probability")
         # method_name: the default get_value would override Field.get_value.
+        settled = serializers.SerializerMethodField(
+            method_name="settled_of", help_text="True once the market's settlement has paid: value is then the payout."
+        )
         value = serializers.SerializerMethodField(
-            method_name="value_of", help_text="The shares at the current probability (credits)."
+            method_name="value_of",
+            help_text="The shares at the current probability (credits); once the market has settled, what the "
+            "settlement paid for them (an annulled market: the net cost refunded).",
         )
         profit = serializers.SerializerMethodField(method_name="profit_of", help_text="value - net_cost (credits).")
 
+        def _value(self, position: Position) -> Decimal:
+            paid = settled_value(position)
+            return paid if paid is not None else position_value(position.shares, position.outcome.probability)
+
+        def settled_of(self, position: Position) -> bool:
+            return settled_value(position) is not None
+
         def value_of(self, position: Position) -> str:
-            return f"{position_value(position.shares, position.outcome.probability):.6f}"
+            return f"{self._value(position):.6f}"
 
         def profit_of(self, position: Position) -> str:
-            return f"{position_value(position.shares, position.outcome.probability) - position.net_cost:.6f}"
+            return f"{self._value(position) - position.net_cost:.6f}"
 
     @extend_schema(
         operation_id="me_positions",
