@@ -189,6 +189,8 @@ def run() -> int:
         manage("migrate", "--no-input")
         manage("collectstatic", "--no-input", "--verbosity", "0")
         manage("demo_data")
+        # The demo's resolved markets are settled; scoring them here fills the leaderboard before the first page.
+        manage("score_markets")
         # Every gunicorn worker and the Celery worker write their metrics here; /metrics adds them up.
         # Emptied at each start (prometheus-client's multiprocess mode needs a fresh directory).
         metrics_directory = VAR / f"prometheus-{instance}"
