@@ -153,6 +153,11 @@ def test_add_liquidity_and_an_outcome(market, staff, django_capture_on_commit_ca
     assert outcomes[-1]["probability"] == pytest.approx(0.2)
     history = client_for().get(f"/api/v1/markets/{market.slug}/history/")
     assert history.status_code == 200
+    assert [series["code"] for series in history.json()["series"]][-1] == "FREDERIKSEN"
+    start = (timezone.now() - timedelta(hours=2)).isoformat()
+    for interval in ("1m", "1h"):
+        candles = client_for().get(f"/api/v1/markets/{market.slug}/history/", {"interval": interval, "start": start})
+        assert candles.status_code == 200, candles.content
     assert Outcome.objects.filter(market=market).count() == 6
 
 
