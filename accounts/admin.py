@@ -5,7 +5,7 @@ from django.contrib.auth.admin import UserAdmin
 from django.contrib.auth.forms import AdminPasswordChangeForm
 from django.http import HttpRequest
 
-from accounts.models import Account, ApiKey, LedgerEntry, LedgerTransaction, User
+from accounts.models import Account, ApiKey, LedgerEntry, LedgerTransaction, Notification, User
 from accounts.services import user_password_changed
 from config.core.admin import LABELLED_DATETIME, ReadOnlyAdmin, ReadOnlyInline
 
@@ -60,3 +60,11 @@ class ApiKeyAdmin(admin.ModelAdmin):
     list_display = ("name", "user", "prefix", "created_at", "last_used_at", "revoked_at")
     search_fields = ("name", "user__username", "prefix")
     readonly_fields = ("prefix", "hashed_key", "created_at", "last_used_at")
+
+
+@admin.register(Notification)
+class NotificationAdmin(ReadOnlyAdmin):
+    list_display = ("id", "recipient", "kind", "event_key", "created_at", "read_at", "email")
+    list_filter = ("kind", "email")
+    search_fields = ("recipient__username", "event_key")
+    list_select_related = ("recipient",)

@@ -126,3 +126,98 @@ class ApiKey(models.Model):
     @property
     def is_active(self) -> bool:
         return self.revoked_at is None
+
+
+class UserFollow(models.Model):
+    """`follower` sees `followed`'s new trades and comments in their feed."""
+
+    follower = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="following")
+    followed = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="followers")
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["follower", "followed"], name="user_follow_once"),
+            models.CheckConstraint(condition=~Q(follower=models.F("followed")), name="user_follow_not_self"),
+        ]
+        indexes = [models.Index(fields=["followed", "follower"])]
+
+    def __str__(self) -> str:
+        return f"{self.follower_id} follows {self.followed_id}"
+
+
+class Notification(models.Model):
+    """One event told to one user. Generic: the app that fans an event out writes its kind, a payload
+    (with the sentence to show, `payload["text"]`) and a link; accounts knows nothing of markets.
+
+    UNIQUE (event_key, recipient) makes every fan-out exactly once: a retried or duplicated task inserts
+    with ON CONFLICT DO NOTHING and adds no row.
+    """
+
+    class Kind(models.TextChoices):
+        MARKET_RESOLVED = "market_resolved", "A market you hold or follow was resolved"
+        RESOLUTION_PROPOSED = "resolution_proposed", "A resolution was proposed or challenged"
+        MARKET_CLOSING = "market_closing", "A market you hold closes within 24 hours"
+        MARKET_MOVED = "market_moved", "A market you follow moved 10 points in a day"
+        COMMENT_REPLY = "comment_reply", "A reply to your comment"
+        MENTION = "mention", "Someone mentioned you"
+
+    class Email(models.TextChoices):
+        # What happens to the notification by e-mail; decided when it is written, from the preferences.
+        IMMEDIATE = "immediate", "Send at once"
+        DIGEST = "digest", "In the daily digest"
+        NONE = "none", "Not by e-mail"
+        SENT = "sent", "Sent"
+
+    recipient = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="notifications")
+    kind = models.CharField(max_length=32, choices=Kind.choices)
+    # What happened, e.g. "market_resolved:<resolution id>": one notification per event and recipient.
+    event_key = models.CharField(max_length=120)
+    payload = models.JSONField(default=dict)
+    link = models.CharField(max_length=300, blank=True)
+    created_at = models.DateTimeField(db_index=True)
+    read_at = models.DateTimeField(null=True, blank=True)
+    email = models.CharField(max_length=10, choices=Email.choices, default=Email.NONE)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["event_key", "recipient"], name="notification_once_per_event"),
+        ]
+        indexes = [
+            models.Index(fields=["recipient", "-id"], name="notification_recipient_newest"),
+            # The bell's unread count reads this small partial index only.
+            models.Index(fields=["recipient"], condition=Q(read_at__isnull=True), name="notification_unread"),
+            # The mail tasks find what is waiting to be sent without scanning what was.
+            models.Index(
+                fields=["email", "recipient"],
+                condition=Q(email__in=["immediate", "digest"]),
+                name="notification_email_pending",
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.kind} for {self.recipient_id} ({self.event_key})"
+
+    @property
+    def text(self) -> str:
+        return str(self.payload.get("text", self.get_kind_display()))
+
+
+class NotificationPreference(models.Model):
+    """How a user wants one kind of notification by e-mail. No row: the kind's default
+    (accounts.notifications.DEFAULT_DELIVERY)."""
+
+    class Delivery(models.TextChoices):
+        IMMEDIATELY = "immediately", "Immediately"
+        DIGEST = "digest", "Daily digest"
+        OFF = "off", "Off"
+
+    user = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="+")
+    kind = models.CharField(max_length=32, choices=Notification.Kind.choices)
+    delivery = models.CharField(max_length=12, choices=Delivery.choices)
+
+    class Meta:
+        constraints = [models.UniqueConstraint(fields=["user", "kind"], name="notification_preference_once")]
+
+    def __str__(self) -> str:
+        return f"{self.user_id} {self.kind}: {self.delivery}"

@@ -20,7 +20,7 @@ from django.db.models import Sum
 from django.utils import timezone
 
 from accounts.errors import InsufficientFunds, InvalidInput, LedgerImbalance, LimitReached
-from accounts.models import Account, ApiKey, LedgerEntry, LedgerTransaction, User
+from accounts.models import Account, ApiKey, LedgerEntry, LedgerTransaction, User, UserFollow
 from accounts.money import ZERO, credits
 from config.core.cache import UNREACHABLE, cache_get, cache_set, cache_unreachable
 
@@ -554,3 +554,26 @@ def ledger_reconcile() -> list[Violation]:
     ):
         violations.append(Violation("no_negative_wallet", key, f"balance {balance}"))
     return violations
+
+
+# The model's own table name, never input.
+USER_FOLLOW = UserFollow._meta.db_table
+
+
+def user_follow(*, follower: User, followed: User) -> bool:
+    """`follower` follows `followed` (their trades and comments reach the feed); True when it is new."""
+    if follower.pk == followed.pk:
+        raise InvalidInput("You cannot follow yourself.", field="username")
+    with connection.cursor() as cursor:
+        cursor.execute(
+            f"INSERT INTO {USER_FOLLOW} (follower_id, followed_id, created_at) VALUES (%s, %s, %s)"  # noqa: S608
+            " ON CONFLICT (follower_id, followed_id) DO NOTHING",
+            [follower.pk, followed.pk, timezone.now()],
+        )
+        return cursor.rowcount == 1
+
+
+def user_unfollow(*, follower: User, followed: User) -> bool:
+    """Stops following; True when there was a follow to remove."""
+    deleted, _ = UserFollow.objects.filter(follower=follower, followed=followed).delete()
+    return deleted > 0

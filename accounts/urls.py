@@ -23,4 +23,8 @@ urlpatterns: list[URLPattern | URLResolver] = [
     path("password/reset/done/", auth_views.PasswordResetCompleteView.as_view(), name="password_reset_complete"),
     path("api-keys/", views.api_keys_view, name="api-keys"),
     path("api-keys/<int:key_id>/revoke/", views.api_key_revoke_view, name="api-key-revoke"),
+    path("notifications/", views.notifications_view, name="notifications"),
+    path("notifications/settings/", views.notification_settings_view, name="notification-settings"),
+    path("notifications/unsubscribe/<str:token>/", views.unsubscribe_view, name="unsubscribe"),
+    path("follow/<str:username>/", views.user_follow_view, name="user-follow"),
 ]

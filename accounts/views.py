@@ -11,16 +11,34 @@ from django.contrib.auth import login
 from django.contrib.auth import views as auth_views
 from django.contrib.auth.decorators import login_required
 from django.contrib.auth.forms import PasswordChangeForm, SetPasswordForm
+from django.core.paginator import Paginator
 from django.db import IntegrityError
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
 from django.utils.http import url_has_allowed_host_and_scheme
+from django.views.decorators.csrf import csrf_exempt
 from django.views.decorators.http import require_http_methods, require_POST
 
 from accounts.errors import DomainError
 from accounts.forms import ApiKeyForm, SignUpForm
-from accounts.models import ApiKey, User
-from accounts.services import api_key_create, api_key_revoke, user_create, user_password_changed
+from accounts.models import ApiKey, Notification, NotificationPreference, User
+from accounts.notifications import (
+    ALL_KINDS,
+    notification_preference_set,
+    notification_preferences,
+    notifications_mark_read,
+    unsubscribe_apply,
+    unsubscribe_token_read,
+    user_notifications,
+)
+from accounts.services import (
+    api_key_create,
+    api_key_revoke,
+    user_create,
+    user_follow,
+    user_password_changed,
+    user_unfollow,
+)
 from config.core.client_address import client_address
 from config.core.ratelimit import rate_limit_consume
 
@@ -149,3 +167,77 @@ class LogoutView(auth_views.LogoutView):
         response = super().post(request, *args, **kwargs)
         messages.success(request, "You have logged out. Log in again any time to trade.")
         return response
+
+
+NOTIFICATIONS_PER_PAGE = 30
+
+
+@login_required
+@require_http_methods(["GET", "POST"])
+def notifications_view(request: HttpRequest) -> HttpResponse:
+    """GET: your notifications, newest first. POST: mark one read (`id`, then follow its link) or all (`all`)."""
+    user = _signed_in(request)
+    if request.method == "POST":
+        raw_id = request.POST.get("id", "")
+        if raw_id.isdigit() and len(raw_id) < 19:
+            notifications_mark_read(user=user, ids=[int(raw_id)])
+            link = Notification.objects.filter(recipient=user, pk=int(raw_id)).values_list("link", flat=True).first()
+            if link and url_has_allowed_host_and_scheme(link, allowed_hosts=None):
+                return redirect(link)
+        elif request.POST.get("all"):
+            marked = notifications_mark_read(user=user)
+            messages.success(request, f"Marked {marked} notification{'s' if marked != 1 else ''} read.")
+        return redirect("notifications")
+    page = Paginator(user_notifications(user=user), NOTIFICATIONS_PER_PAGE).get_page(request.GET.get("page"))
+    return render(request, "accounts/notifications.html", {"page": page})
+
+
+@login_required
+@require_http_methods(["GET", "POST"])
+def notification_settings_view(request: HttpRequest) -> HttpResponse:
+    """E-mail per kind of notification: immediately, in the daily digest, or off."""
+    user = _signed_in(request)
+    if request.method == "POST":
+        for kind in Notification.Kind.values:
+            delivery = request.POST.get(kind)
+            if delivery in NotificationPreference.Delivery.values:
+                notification_preference_set(user=user, kind=kind, delivery=delivery)
+        messages.success(request, "Your e-mail preferences are saved.")
+        return redirect("notification-settings")
+    chosen = notification_preferences(user=user)
+    rows = [(kind, label, chosen[kind]) for kind, label in Notification.Kind.choices]
+    context = {"rows": rows, "deliveries": NotificationPreference.Delivery.choices, "has_email": bool(user.email)}
+    return render(request, "accounts/notification_settings.html", context)
+
+
+# A mail client's one-click unsubscribe (RFC 8058) POSTs with no session and no CSRF token: the signed token
+# is the credential, and the only thing it can do is turn mail off.
+@csrf_exempt
+@require_http_methods(["GET", "POST"])
+def unsubscribe_view(request: HttpRequest, token: str) -> HttpResponse:
+    """GET: what the link turns off, with one button. POST: turn it off (no login needed)."""
+    found = unsubscribe_token_read(token)
+    if found is None:
+        return render(request, "accounts/unsubscribe.html", {"invalid": True}, status=400)
+    label = "every notification e-mail" if found.kind == ALL_KINDS else Notification.Kind(found.kind).label.lower()
+    done = False
+    if request.method == "POST":
+        unsubscribe_apply(token=token)
+        done = True
+    return render(request, "accounts/unsubscribe.html", {"label": label, "done": done, "token": token})
+
+
+@login_required
+@require_POST
+def user_follow_view(request: HttpRequest, username: str) -> HttpResponse:
+    """Follow (`following=yes`) or unfollow someone, from their profile."""
+    user = _signed_in(request)
+    followed = get_object_or_404(User, username=username, is_active=True)
+    try:
+        if request.POST.get("following") == "yes":
+            user_follow(follower=user, followed=followed)
+        else:
+            user_unfollow(follower=user, followed=followed)
+    except DomainError as error:
+        messages.error(request, error.message)
+    return redirect("forecast:user-profile", username=followed.username)

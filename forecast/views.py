@@ -7,6 +7,8 @@ from django.views.decorators.http import require_GET
 from forecast import selectors
 from forecast.charts import calibration_chart
 from forecast.models import LeaderboardEntry
+from markets.selectors.comments import user_comments
+from markets.selectors.follows import user_follow_counts, user_followers, user_follows
 from markets.selectors.net_worth import net_worth_chart, user_net_worth_history
 
 PAGE_SIZE = 50
@@ -61,5 +63,12 @@ def user_profile_view(request: HttpRequest, username: str) -> HttpResponse:
         "chart": calibration_chart(calibration),
         "scores": selectors.user_scores(user=user),
         "net_worth_chart": net_worth_chart(user_net_worth_history(user=user)),
+        "comments": user_comments(user=user),
+        "followers": user_followers(user=user),
+        "follow_counts": user_follow_counts(user=user),
+        "is_self": request.user.is_authenticated and request.user.pk == user.pk,
+        "following": request.user.is_authenticated
+        and request.user.pk != user.pk
+        and user_follows(follower=request.user, followed=user),
     }
     return render(request, "forecast/user_profile.html", context)

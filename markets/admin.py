@@ -25,8 +25,19 @@ from accounts.models import User
 from config.core.admin import LABELLED_DATETIME, BlankAwareValuesFilter, ReadOnlyAdmin, ReadOnlyInline
 from config.core.errors import DomainError
 from markets.forms import MARKET_CONTROLS, MarketCreateForm, ResolveForm, add_domain_error, market_controls_for
-from markets.models import Market, MarketEvent, Outcome, Payout, ReconciliationRun, Resolution, Trade
+from markets.models import (
+    Comment,
+    CommentReport,
+    Market,
+    MarketEvent,
+    Outcome,
+    Payout,
+    ReconciliationRun,
+    Resolution,
+    Trade,
+)
 from markets.services import market_create, market_reschedule
+from markets.services.comments import comment_hide, comment_report_dismiss
 from markets.services.lifecycle import EDITABLE_TEXT_FIELDS, market_update
 
 
@@ -344,3 +355,45 @@ class TradeAdmin(ReadOnlyAdmin):
     search_fields = ("market__question", "market__slug", "user__username")
     list_select_related = ("market", "user", "outcome")
     date_hierarchy = "created_at"
+
+
+@admin.register(Comment)
+class CommentAdmin(ReadOnlyAdmin):
+    """Comments are written by their authors only; staff hide them (an action here, or the moderation queue)."""
+
+    list_display = ("id", "market", "author", "created_at", "edited_at", "deleted_at", "hidden_at")
+    list_filter = (("hidden_at", admin.EmptyFieldListFilter), ("deleted_at", admin.EmptyFieldListFilter))
+    search_fields = ("body", "author__username", "market__slug")
+    list_select_related = ("market", "author")
+    actions = ["hide"]
+
+    @admin.action(description="Hide the selected comments")
+    def hide(self, request: HttpRequest, queryset: QuerySet[Comment]) -> None:
+        staff = cast(User, request.user)
+        for comment in queryset:
+            comment_hide(comment=comment, staff=staff)
+        self.message_user(request, "Hidden.", messages.SUCCESS)
+
+
+@admin.register(CommentReport)
+class CommentReportAdmin(ReadOnlyAdmin):
+    """The moderation queue (also a staff page: /staff/comments/). Hiding closes every open report of it."""
+
+    list_display = ("id", "comment", "reporter", "reason", "state", "created_at", "handled_by")
+    list_filter = ("state",)
+    list_select_related = ("comment", "reporter", "handled_by")
+    actions = ["hide_comments", "dismiss"]
+
+    @admin.action(description="Hide the reported comments")
+    def hide_comments(self, request: HttpRequest, queryset: QuerySet[CommentReport]) -> None:
+        staff = cast(User, request.user)
+        for report in queryset.select_related("comment"):
+            comment_hide(comment=report.comment, staff=staff)
+        self.message_user(request, "Comments hidden.", messages.SUCCESS)
+
+    @admin.action(description="Dismiss the selected reports (keep the comments)")
+    def dismiss(self, request: HttpRequest, queryset: QuerySet[CommentReport]) -> None:
+        staff = cast(User, request.user)
+        for report in queryset:
+            comment_report_dismiss(report=report, staff=staff)
+        self.message_user(request, "Reports dismissed.", messages.SUCCESS)

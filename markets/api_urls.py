@@ -3,6 +3,13 @@
 from django.urls import URLPattern, URLResolver, path
 
 from markets.apis import lifecycle, staff
+from markets.apis.comments import (
+    CommentDetailApi,
+    CommentReportsApi,
+    MarketCommentsApi,
+    MarketFollowApi,
+    MeFeedApi,
+)
 from markets.apis.history import MarketHistoryApi
 from markets.apis.markets import DETAIL_RENDERING, market_detail_render
 from markets.apis.portfolio import MePositionsApi, MeTradesApi
@@ -30,6 +37,11 @@ urlpatterns: list[URLPattern | URLResolver] = [
     path("markets/<slug:slug>/outcomes/", lifecycle.MarketOutcomeAddApi.as_view(), name="api-market-outcomes"),
     path("markets/<slug:slug>/events/", lifecycle.MarketEventsApi.as_view(), name="api-market-events"),
     path("markets/<slug:slug>/revisions/", lifecycle.MarketRevisionsApi.as_view(), name="api-market-revisions"),
+    path("markets/<slug:slug>/comments/", MarketCommentsApi.as_view(), name="api-market-comments"),
+    path("markets/<slug:slug>/follow/", MarketFollowApi.as_view(), name="api-market-follow"),
+    path("comments/<int:comment_id>/", CommentDetailApi.as_view(), name="api-comment-detail"),
+    path("comments/<int:comment_id>/reports/", CommentReportsApi.as_view(), name="api-comment-reports"),
+    path("me/feed/", MeFeedApi.as_view(), name="api-me-feed"),
     path("me/positions/", MePositionsApi.as_view(), name="api-me-positions"),
     path("me/trades/", MeTradesApi.as_view(), name="api-me-trades"),
 ]

@@ -7,9 +7,11 @@ class MarketsConfig(AppConfig):
 
     def ready(self) -> None:
         from config.core.metrics import scrape_collector_register
+        from markets.hooks import on_market_settled
         from markets.metrics import SettlementAndReconciliationState
         from markets.services import market_change_callbacks
         from markets.services.price_cache import prices_refresh
+        from markets.tasks import market_resolved_notify_enqueue
 
         # /metrics reports the settlement backlog and the last reconciliation, read when it is scraped.
         scrape_collector_register(SettlementAndReconciliationState())
@@ -17,3 +19,6 @@ class MarketsConfig(AppConfig):
         # Keep cached prices fresh: rebuild the market's snapshot after each change commits.
         if prices_refresh not in market_change_callbacks:
             market_change_callbacks.append(prices_refresh)
+
+        # Every committed settlement is told to the market's traders and followers.
+        on_market_settled(market_resolved_notify_enqueue)

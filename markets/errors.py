@@ -4,6 +4,7 @@ from accounts.errors import DomainError, InsufficientFunds, InvalidInput
 
 __all__ = [
     "DomainError",
+    "EditWindowClosed",
     "IdempotencyConflict",
     "InsufficientFunds",
     "InsufficientShares",
@@ -11,6 +12,8 @@ __all__ = [
     "MarketClosed",
     "MarketHalted",
     "MarketStateError",
+    "NoForecast",
+    "NotAuthor",
     "PriceMoved",
 ]
 
@@ -51,3 +54,22 @@ class IdempotencyConflict(DomainError):
 
     code = "idempotency_conflict"
     http_status = 409
+
+
+class NotAuthor(DomainError):
+    """Only a comment's author may edit or delete it."""
+
+    code = "not_author"
+    http_status = 403
+
+
+class EditWindowClosed(DomainError):
+    code = "edit_window_closed"
+    http_status = 422
+
+
+class NoForecast(DomainError):
+    """A forecast was to be attached, but the author has not traded the market."""
+
+    code = "no_forecast"
+    http_status = 422

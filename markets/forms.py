@@ -444,3 +444,27 @@ def market_controls_for(market: Market) -> list[str]:
     if market.kind == Market.Kind.MULTIPLE:
         actions.append("outcome")
     return actions
+class CommentForm(forms.Form):
+    """A comment or reply on the market page; markets.services.comments checks the text."""
+
+    body = forms.CharField(
+        label="Your comment",
+        widget=forms.Textarea(attrs={"rows": 4, "maxlength": 10_000}),
+        # The service says what is wrong (empty, too long, NUL) in the one place it is decided.
+        required=False,
+        strip=False,
+        max_length=20_000,
+        help_text="Markdown: *emphasis*, [links](https://…), lists, > quotes, `code`. @name mentions a forecaster.",
+    )
+    parent = forms.IntegerField(required=False, widget=forms.HiddenInput, min_value=1)
+    attach_forecast = forms.BooleanField(required=False, label="Attach my current forecast")
+
+
+class CommentEditForm(forms.Form):
+    body = forms.CharField(
+        label="Your comment", widget=forms.Textarea(attrs={"rows": 6}), required=False, strip=False, max_length=20_000
+    )
+
+
+class CommentReportForm(forms.Form):
+    reason = forms.CharField(label="Why should staff look at it?", required=False, max_length=500)

@@ -413,3 +413,97 @@ class PriceCandleWatermark(models.Model):
 
     def __str__(self) -> str:
         return f"{self.market_id} {self.interval} through point {self.last_point_id}"
+
+
+class Comment(models.Model):
+    """A comment under a market, or a reply to one (one level: a reply's parent is always top-level).
+
+    `body_html` is rendered from `body` and sanitized when written (markets.comments); `position` is what the
+    author held in the market at that moment, and `forecast` their current forecast if they attached it.
+    """
+
+    market = models.ForeignKey(Market, on_delete=models.CASCADE, related_name="comments")
+    author = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="comments")
+    parent = models.ForeignKey("self", null=True, blank=True, on_delete=models.CASCADE, related_name="replies")
+    body = models.TextField()
+    body_html = models.TextField()
+    # [{"outcome": code, "label": label, "shares": "120.000000"}] for every outcome held at writing time.
+    position = models.JSONField(default=list, blank=True)
+    # [{"outcome": code, "label": label, "probability": p}] by outcome index, right after the author's latest
+    # trade in the market, when attached.
+    forecast = models.JSONField(null=True, blank=True)
+    reply_count = models.PositiveIntegerField(default=0)
+    created_at = models.DateTimeField(db_index=True)
+    edited_at = models.DateTimeField(null=True, blank=True)
+    deleted_at = models.DateTimeField(null=True, blank=True)
+    hidden_at = models.DateTimeField(null=True, blank=True)
+    hidden_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+
+    class Meta:
+        indexes = [
+            # Top-level comments of a market, newest first, visible ones only.
+            models.Index(
+                fields=["market", "-created_at", "-id"],
+                condition=Q(parent__isnull=True, deleted_at__isnull=True, hidden_at__isnull=True),
+                name="comment_market_visible_newest",
+            ),
+            models.Index(fields=["author", "-created_at"], name="comment_author_newest"),
+        ]
+        constraints = [models.CheckConstraint(condition=~Q(body=""), name="comment_body_not_empty")]
+
+    def __str__(self) -> str:
+        return f"comment {self.pk} by {self.author_id} on {self.market_id}"
+
+    @property
+    def is_visible(self) -> bool:
+        return self.deleted_at is None and self.hidden_at is None
+
+
+class CommentReport(models.Model):
+    """A user's report of a comment, in the staff moderation queue until a staff member acts on it."""
+
+    class Outcome(models.TextChoices):
+        OPEN = "open", "Open"
+        HIDDEN = "hidden", "Comment hidden"
+        DISMISSED = "dismissed", "Dismissed"
+
+    comment = models.ForeignKey(Comment, on_delete=models.CASCADE, related_name="reports")
+    reporter = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="+")
+    reason = models.CharField(max_length=500, blank=True)
+    created_at = models.DateTimeField()
+    state = models.CharField(max_length=10, choices=Outcome.choices, default=Outcome.OPEN)
+    handled_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    handled_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["-created_at", "-id"]
+        constraints = [models.UniqueConstraint(fields=["comment", "reporter"], name="comment_report_once")]
+        indexes = [models.Index(fields=["created_at"], condition=Q(state="open"), name="comment_report_open")]
+
+    def __str__(self) -> str:
+        return f"report of comment {self.comment_id} by {self.reporter_id} ({self.state})"
+
+
+class MarketFollow(models.Model):
+    """An explicit follow (`following` true) or unfollow (false) of a market.
+
+    Trading a market follows it without a row: the followers of a market are its position holders and the
+    users with a true row, less those with a false row (markets.selectors.follows). So a trade adds nothing
+    to its hot path, and an unfollow of a traded market is remembered.
+    """
+
+    user = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="+")
+    market = models.ForeignKey(Market, on_delete=models.CASCADE, related_name="follows")
+    following = models.BooleanField()
+    updated_at = models.DateTimeField()
+
+    class Meta:
+        constraints = [models.UniqueConstraint(fields=["user", "market"], name="market_follow_once")]
+        indexes = [models.Index(fields=["market", "user"], include=["following"], name="market_follow_market")]
+
+    def __str__(self) -> str:
+        return f"{self.user_id} {'follows' if self.following else 'unfollowed'} {self.market_id}"

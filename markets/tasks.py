@@ -5,8 +5,11 @@ from datetime import timedelta
 
 from celery import shared_task
 from django.db import OperationalError
+from django.utils import timezone
 
+from accounts.tasks import notifications_email_send
 from markets import hooks, services
+from markets.services import notifications
 
 logger = logging.getLogger(__name__)
 
@@ -69,3 +72,47 @@ def settlements_sweep(older_than_seconds: float = STUCK_AFTER.total_seconds()) -
 def candles_roll_up() -> int:
     """Rolls up the price candles completed since the last run; concurrent runs share the work."""
     return services.candles_roll_up()
+
+
+@shared_task(
+    name="markets.tasks.market_resolved_notify",
+    acks_late=True,
+    # The fan-out is one statement, exactly once per event and recipient: running it again is safe.
+    autoretry_for=(OperationalError,),
+    retry_backoff=True,
+    max_retries=10,
+)
+def market_resolved_notify(market_id: int) -> int:
+    """Tells a settled market's traders and followers; then mails those who want it at once."""
+    written = notifications.market_resolved_notify(market_id=market_id)
+    logger.info("market %s resolved: %d notifications", market_id, written)
+    if written:
+        notifications_email_send.delay()
+    return written
+
+
+def market_resolved_notify_enqueue(market_id: int) -> None:
+    """The markets.hooks market_settled hook (registered in MarketsConfig.ready)."""
+    market_resolved_notify.delay(market_id)
+
+
+@shared_task(name="markets.tasks.resolution_notifications_sweep")
+def resolution_notifications_sweep(older_than_seconds: float = STUCK_AFTER.total_seconds()) -> int:
+    """Re-enqueues the resolution notices of markets settled in the last day that nobody was told of."""
+    now = timezone.now()
+    market_ids = notifications.resolutions_unannounced(
+        settled_after=now - timedelta(days=1), settled_before=now - timedelta(seconds=older_than_seconds)
+    )
+    for market_id in market_ids:
+        logger.warning("market %s: its resolution was never announced; re-enqueuing the notifications", market_id)
+        market_resolved_notify.delay(market_id)
+    return len(market_ids)
+
+
+@shared_task(name="markets.tasks.market_events_notify", acks_late=True)
+def market_events_notify() -> int:
+    """Hourly: markets closing within a day (to holders) and markets that moved 10 points (to followers)."""
+    written = notifications.markets_closing_notify() + notifications.markets_moved_notify()
+    if written:
+        notifications_email_send.delay()
+    return written

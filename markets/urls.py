@@ -1,6 +1,6 @@
 from django.urls import URLPattern, URLResolver, path
 
-from markets.views import pages, staff, trading
+from markets.views import comments, pages, staff, trading
 
 app_name = "markets"
 
@@ -14,6 +14,14 @@ urlpatterns: list[URLPattern | URLResolver] = [
     path("markets/<slug:slug>/live/", pages.market_live_view, name="live"),
     path("markets/<slug:slug>/trade/preview/", trading.trade_preview_view, name="trade-preview"),
     path("markets/<slug:slug>/trade/", trading.trade_execute_view, name="trade"),
+    path("markets/<slug:slug>/comments/", comments.comment_create_view, name="comment-create"),
+    path("markets/<slug:slug>/follow/", comments.market_follow_view, name="follow"),
+    path("comments/<int:comment_id>/edit/", comments.comment_edit_view, name="comment-edit"),
+    path("comments/<int:comment_id>/report/", comments.comment_report_view, name="comment-report"),
+    path("comments/<int:comment_id>/hide/", comments.comment_hide_view, name="comment-hide"),
+    path("comments/<int:comment_id>/delete/", comments.comment_delete_view, name="comment-delete"),
+    path("staff/comments/", comments.moderation_queue_view, name="staff-comments"),
+    path("staff/reports/<int:report_id>/dismiss/", comments.report_dismiss_view, name="staff-report-dismiss"),
     path("staff/resolutions/", staff.resolution_queue_view, name="staff-resolutions"),
     path("staff/markets/<slug:slug>/resolve/", staff.resolve_view, name="staff-resolve"),
     path("staff/markets/<slug:slug>/<str:action>/", staff.market_control_view, name="staff-control"),

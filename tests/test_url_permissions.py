@@ -19,8 +19,9 @@ from rest_framework.test import APIClient
 
 from accounts.models import ApiKey
 from accounts.services import api_key_create
-from markets.models import Market
+from markets.models import CommentReport, Market
 from markets.services import trade_execute
+from markets.services.comments import comment_create, comment_report
 from tests.factories import trade_request
 
 pytestmark = pytest.mark.django_db
@@ -53,6 +54,15 @@ RULES: dict[str, dict[str, str]] = {
     "api-market-revisions": {"GET": PUBLIC},
     "api-me-positions": {"GET": LOGIN},
     "api-me-trades": {"GET": LOGIN},
+    "api-market-comments": {"GET": PUBLIC, "POST": LOGIN},
+    "api-market-follow": {"POST": LOGIN},
+    # PATCH and DELETE (the author's only): tests/markets/test_comments_api.py.
+    "api-comment-detail": {},
+    "api-comment-reports": {"POST": LOGIN},
+    "api-me-feed": {"GET": LOGIN},
+    "api-me-notifications": {"GET": LOGIN},
+    "api-me-notifications-read": {"POST": LOGIN},
+    "api-user-follow": {"POST": LOGIN},
     "api-leaderboard": {"GET": PUBLIC},
     "api-user-detail": {"GET": PUBLIC},
     "api-market-scores": {"GET": PUBLIC},
@@ -72,6 +82,11 @@ RULES: dict[str, dict[str, str]] = {
     "password_reset_complete": {"GET": PUBLIC},
     "api-keys": {"GET": LOGIN, "POST": LOGIN},
     "api-key-revoke": {"POST": OWNER},
+    "notifications": {"GET": LOGIN, "POST": LOGIN},
+    "notification-settings": {"GET": LOGIN, "POST": LOGIN},
+    # The signed token is the credential: no login (an invalid one is a 400 page).
+    "unsubscribe": {"GET": PUBLIC, "POST": PUBLIC},
+    "user-follow": {"POST": LOGIN},
     # Pages.
     "forecast:leaderboard": {"GET": PUBLIC},
     "forecast:user-profile": {"GET": PUBLIC},
@@ -86,6 +101,14 @@ RULES: dict[str, dict[str, str]] = {
     "markets:staff-resolutions": {"GET": STAFF},
     "markets:staff-resolve": {"GET": STAFF, "POST": STAFF},
     "markets:staff-control": {"GET": STAFF, "POST": STAFF},
+    "markets:comment-create": {"POST": LOGIN},
+    "markets:follow": {"POST": LOGIN},
+    "markets:comment-edit": {"GET": OWNER, "POST": OWNER},
+    "markets:comment-report": {"POST": LOGIN},
+    "markets:comment-hide": {"POST": STAFF},
+    "markets:comment-delete": {"POST": OWNER},
+    "markets:staff-comments": {"GET": STAFF},
+    "markets:staff-report-dismiss": {"POST": STAFF},
 }
 # Reachable by anyone: the admin's own login page and its catch-all (which redirects to it).
 ADMIN_PUBLIC = {"admin:login", "admin:logout"}
@@ -125,7 +148,17 @@ def world(make_user, make_market):
     )
     trade_execute(user=owner, market=market, request=trade_request("YES", "buy", amount="5"))
     key, _raw = api_key_create(user=owner, name="owner's key")
-    return {"owner": owner, "other": other, "staff": staff, "market": market, "key": key}
+    comment = comment_create(market=market, author=owner, body="The owner's comment.")
+    comment_report(comment=comment, reporter=other, reason="Walked.")
+    return {
+        "owner": owner,
+        "other": other,
+        "staff": staff,
+        "market": market,
+        "key": key,
+        "comment": comment,
+        "report": CommentReport.objects.get(comment=comment),
+    }
 
 
 def concrete_path(route: Route, world) -> str:
@@ -136,6 +169,8 @@ def concrete_path(route: Route, world) -> str:
         "slug": world["market"].slug,
         "username": world["owner"].username,
         "key_id": str(world["key"].pk),
+        "comment_id": str(world["comment"].pk),
+        "report_id": str(world["report"].pk),
         "market_id": str(world["market"].pk),
         "uidb64": "MQ",
         "token": "set-password",

@@ -206,6 +206,33 @@ class TradeThrottle(FailOpenThrottle):
         return self.cache_format % {"scope": self.scope, "ident": f"user{request.user.pk}"}
 
 
+class CommentThrottle(FailOpenThrottle):
+    """Comments and replies posted, per account: the website's form and the API share one allowance
+    (`account_wait` is the website's way in)."""
+
+    scope = "comment"
+
+    def get_cache_key(self, request: Request, view: "APIView") -> str | None:
+        if not (request.user and request.user.is_authenticated):
+            return None
+        return self.account_key(request.user.pk)
+
+    def account_key(self, user_id: object) -> str:
+        return self.cache_format % {"scope": self.scope, "ident": f"user{user_id}"}
+
+    def account_wait(self, user_id: object) -> float | None:
+        """Counts one post by the account; None when it is within the rate, else the seconds to wait.
+        Fails open, like every throttle, when Redis cannot be reached."""
+        count, seconds = self.parse_rate(self.rate)
+        if count is None or seconds is None:
+            return None
+        try:
+            return gcra_consume(key=self.account_key(user_id), count=count, seconds=seconds)
+        except UNREACHABLE:
+            cache_unreachable(f"throttle {self.scope}")
+            return None
+
+
 class TokenThrottle(FailOpenThrottle):
     """Key creation from a password, per client IP: slows down password guessing."""
 

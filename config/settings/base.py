@@ -260,6 +260,12 @@ FORECASTLE_API_KEYS_PER_ACCOUNT = int(os.environ.get("API_KEYS_PER_ACCOUNT", "10
 EMAIL_BACKEND = os.environ.get("EMAIL_BACKEND", "django.core.mail.backends.console.EmailBackend")
 DEFAULT_FROM_EMAIL = os.environ.get("DEFAULT_FROM_EMAIL", "Forecastle <noreply@localhost>")
 PASSWORD_RESET_TIMEOUT = int(os.environ.get("PASSWORD_RESET_TIMEOUT", str(3 * 3600)))
+# With EMAIL_BACKEND=django.core.mail.backends.filebased.EmailBackend, one file per message lands here.
+EMAIL_FILE_PATH = os.environ.get("EMAIL_FILE_PATH", str(BASE_DIR / "var" / "mail"))
+# The site's public address, for the links in notification e-mails (they are read outside the site).
+FORECASTLE_SITE_URL = os.environ.get("FORECASTLE_SITE_URL", "http://127.0.0.1:8000")
+# Comments: how long after posting the author may still edit one.
+FORECASTLE_COMMENT_EDIT_MINUTES = int(os.environ.get("COMMENT_EDIT_MINUTES", "15"))
 
 # Content-Security-Policy: scripts and styles only from this site's own static files, so no markup a user
 # or staff member typed can run script or restyle a page even if it escaped encoding; no plugins, no
@@ -322,6 +328,8 @@ REST_FRAMEWORK = {
         "user_read": os.environ.get("API_RATE_USER_READ", "600/min"),
         "trade": os.environ.get("API_RATE_TRADE", "60/min"),
         "auth_token": os.environ.get("API_RATE_AUTH_TOKEN", "10/min"),
+        # Comments and replies posted, per account (website and API together).
+        "comment": os.environ.get("API_RATE_COMMENT", "6/min"),
     },
     # The throttles take the client address from config.core.client_address (API_NUM_PROXIES); this keeps DRF's
     # own get_ident on the same rule should anything call it.
@@ -374,6 +382,16 @@ CELERY_BEAT_SCHEDULE: dict[str, dict[str, object]] = {
     "rebuild-leaderboards": {"task": "forecast.tasks.leaderboards_rebuild", "schedule": crontab(minute=17)},
     # Precomputes the price candles completed in the last minute, so history reads skip their points.
     "roll-up-price-candles": {"task": "markets.tasks.candles_roll_up", "schedule": 60.0},
+    # Notifications: markets closing within a day and markets that moved 10 points (set-based, exactly once).
+    "notify-market-events": {"task": "markets.tasks.market_events_notify", "schedule": crontab(minute=23)},
+    # Re-enqueues resolution notices whose message was lost; the fan-out is exactly once.
+    "sweep-resolution-notifications": {"task": "markets.tasks.resolution_notifications_sweep", "schedule": 300.0},
+    # Mails what waits to go at once (normally enqueued right after each event), and the daily digest.
+    "send-notification-mail": {"task": "accounts.tasks.notifications_email_send", "schedule": 60.0},
+    "send-notification-digest": {
+        "task": "accounts.tasks.notifications_digest_send",
+        "schedule": crontab(hour=int(os.environ.get("NOTIFICATION_DIGEST_HOUR", "7")), minute=0),
+    },
 }
 
 # Operations (docs/operations.md). /readyz gives each dependency this long to answer.

@@ -2,13 +2,16 @@
 
 from typing import Any
 
+from django.core.paginator import Paginator
 from django.http import Http404, HttpRequest
 from django.utils import timezone
 
 from accounts.selectors import user_balance
-from markets.forms import MARKET_CONTROLS, TradeForm, market_controls_for
+from markets.forms import MARKET_CONTROLS, CommentForm, TradeForm, market_controls_for
 from markets.models import Market, Resolution
+from markets.selectors.comments import ORDERINGS, market_comments
 from markets.selectors.events import market_events
+from markets.selectors.follows import market_followed
 from markets.selectors.market_page import (
     DEFAULT_RANGE,
     RANGES,
@@ -23,6 +26,8 @@ from markets.selectors.markets import drafts_for
 from markets.selectors.results import SETTLED_STATUSES, market_results
 
 MARKET_LOG_LENGTH = 50
+
+COMMENTS_PER_PAGE = 20
 
 
 def range_key(request: HttpRequest) -> str:
@@ -82,4 +87,21 @@ def market_context(request: HttpRequest, market: Market, *, form: TradeForm | No
             context["settled_payout"] = payout
             context["settled_profit"] = payout - sum(position.net_cost for position in context["positions"])
         context["balance"] = user_balance(user=request.user)
+    return context
+
+
+def discussion_context(request: HttpRequest, market: Market) -> dict[str, Any]:
+    """The market page's discussion (?comments=newest|top, ?cpage=N) and whether the reader follows the market."""
+    ordering = request.GET.get("comments", "newest")
+    ordering = ordering if ordering in ORDERINGS else "newest"
+    paginator = Paginator(market_comments(market=market).order_by(*ORDERINGS[ordering]), COMMENTS_PER_PAGE)
+    context: dict[str, Any] = {
+        "comment_page": paginator.get_page(request.GET.get("cpage")),
+        "comment_ordering": ordering,
+        "comment_orderings": [("newest", "Newest"), ("top", "Most replies")],
+        "comment_form": CommentForm(),
+        "following": False,
+    }
+    if request.user.is_authenticated:
+        context["following"] = market_followed(market=market, user=request.user)
     return context

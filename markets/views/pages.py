@@ -12,13 +12,16 @@ from accounts.http import AuthedHttpRequest
 from config.core.errors import DomainError
 from config.core.http import HtmxHttpRequest
 from markets.forms import MarketCreateForm, MarketEditForm, TradeForm, add_domain_error
+from markets.selectors.follows import user_feed
 from markets.selectors.listing import SORTS, STATUS_FILTERS, market_list_page
 from markets.selectors.markets import drafts_for, market_categories
 from markets.selectors.net_worth import net_worth_chart, user_net_worth_history
 from markets.selectors.portfolio import portfolio_get, portfolio_trades
 from markets.services import market_create
 from markets.services.lifecycle import EDITABLE_TEXT_FIELDS, market_update
-from markets.views.market import live_context, market_context, market_or_404, range_key
+from markets.views.market import discussion_context, live_context, market_context, market_or_404, range_key
+
+HOME_FEED_ITEMS = 8
 
 
 @require_GET
@@ -45,8 +48,12 @@ def market_list_view(request: HtmxHttpRequest) -> HttpResponse:
         "statuses": list(STATUS_FILTERS),
         "sorts": {"volume": "Volume", "newest": "Newest", "closing": "Closing soon"},
     }
-    template = "markets/_market_results.html" if request.htmx else "markets/list.html"
-    return render(request, template, context)
+    if request.htmx:
+        return render(request, "markets/_market_results.html", context)
+    if request.user.is_authenticated:
+        # The home page of a signed-in user leads with what the people they follow did.
+        context["feed"], _next = user_feed(user=request.user, limit=HOME_FEED_ITEMS)
+    return render(request, "markets/list.html", context)
 
 
 @require_GET
@@ -54,7 +61,9 @@ def market_detail_view(request: HttpRequest, slug: str) -> HttpResponse:
     market = market_or_404(request, slug)
     outcomes = list(market.outcomes.all())
     form = TradeForm(outcomes=outcomes, initial=TradeForm.initial_from_query(request.GET, outcomes=outcomes))
-    return render(request, "markets/detail.html", market_context(request, market, form=form))
+    context = market_context(request, market, form=form)
+    context.update(discussion_context(request, market))
+    return render(request, "markets/detail.html", context)
 
 
 @require_GET

@@ -62,10 +62,17 @@ def screenshot(page):
 @pytest.fixture
 def site(make_user, make_market):
     """The seeded markets, a resolved and scored one, staff ("staffer") and a trader ("trader") holding
-    Yes in the Rutte market and Kaja Kallas in the successor market."""
+    Yes in the Rutte market and Kaja Kallas in the successor market, who started its discussion (a reply
+    mentions them, and a report of the reply waits in the moderation queue)."""
     from markets.models import Market
     from markets.services import trade_execute
-    from tests.browser.site import PASSWORD, seed_awaiting_resolution, seed_markets, seed_resolved_market
+    from tests.browser.site import (
+        PASSWORD,
+        seed_awaiting_resolution,
+        seed_discussion,
+        seed_markets,
+        seed_resolved_market,
+    )
 
     seed_markets(make_market, make_user)
     staff = make_user("staffer", password=PASSWORD, is_staff=True)
@@ -76,4 +83,5 @@ def site(make_user, make_market):
             user=trader, market=Market.objects.get(slug=slug), request=trade_request(code, "buy", amount="30")
         )
     seed_awaiting_resolution(make_market, trader=trader)
+    seed_discussion(trader=trader)
     return staff

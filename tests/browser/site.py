@@ -165,3 +165,21 @@ def describe(violations: list[dict]) -> str:
         for node in violation["nodes"][:5]:
             lines.append(f"    {node['target']}: {node.get('failureSummary', '').splitlines()[-1:]}")
     return "\n".join(lines)
+
+
+def seed_discussion(*, trader: User) -> None:
+    """A comment with a position and forecast under the Rutte market, a reply that mentions its author (who is
+    notified), and a report of the reply in the staff's moderation queue."""
+    from markets.services.comments import comment_create, comment_report
+
+    market = Market.objects.get(slug="rutte-nato")
+    comment = comment_create(
+        market=market,
+        author=trader,
+        body="The **Americans** back him; see [the news](https://www.nato.int/).\n\n- Hungary\n- Romania",
+        attach_forecast=True,
+    )
+    reply = comment_create(
+        market=market, author=User.objects.get(username="forecaster0"), body="@trader Romania?", parent_id=comment.pk
+    )
+    comment_report(comment=reply, reporter=User.objects.get(username="forecaster1"), reason="Seeded report.")

@@ -31,12 +31,16 @@ TRADER_PAGES = [
     "/accounts/api-keys/",
     "/accounts/password/change/",
     "/users/trader/",
+    "/accounts/notifications/",
+    "/accounts/notifications/settings/",
 ]
 STAFF_PAGES = [
     "/markets/new/",
     "/markets/rutte-nato/edit/",
     "/staff/resolutions/",
     "/staff/markets/eurovision-2024/resolve/",
+    "/staff/comments/",
+    "/markets/rutte-nato/",
 ]
 
 # The admin, Django's own pages with the site's fixes (labelled date and time boxes, named filters, underlined
@@ -49,6 +53,9 @@ ADMIN_PAGES = [
     "/admin/forecast/leaderboardentry/",
     "/admin/markets/resolution/",
     "/admin/accounts/ledgertransaction/",
+    "/admin/markets/comment/",
+    "/admin/markets/commentreport/",
+    "/admin/accounts/notification/",
 ]
 
 
