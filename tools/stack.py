@@ -283,6 +283,7 @@ BENCHMARKS: dict[str, tuple[list[str], list[str]]] = {
     "pages": (["--requests", "60"], ["--requests", "15"]),
     "trading": (["--trades", "400", "--threads", "8"], ["--trades", "100", "--threads", "4"]),
     "settlement": (["--positions", "100000", "--baseline", "10000"], ["--positions", "10000", "--baseline", "1000"]),
+    "notifications": (["--holders", "100000"], ["--holders", "5000"]),
     "http": (["--runs", "3", "--seconds", "5"], ["--quick"]),
     "capacity": (["--trades", "300"], ["--trades", "50"]),
 }

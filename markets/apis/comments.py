@@ -295,6 +295,9 @@ class MeFeedApi(APIView):
         query.is_valid(raise_exception=True)
         user: User = request.user  # type: ignore[assignment]
         items, next_cursor = user_feed(
-            user=user, limit=query.validated_data["page_size"], before=query.validated_data.get("cursor")
+            user=user,
+            limit=query.validated_data["page_size"],
+            before=query.validated_data.get("cursor"),
+            with_outcome_codes=True,
         )
         return Response(self.OutputSerializer({"next": next_cursor, "results": items}).data)

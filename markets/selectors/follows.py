@@ -81,16 +81,20 @@ def _feed_cursor(cursor: str | None) -> tuple[datetime, str, int] | None:
         return None
 
 
-def user_feed(*, user: User, limit: int = 20, before: str | None = None) -> tuple[list[FeedItem], str | None]:
+def user_feed(
+    *, user: User, limit: int = 20, before: str | None = None, with_outcome_codes: bool = False
+) -> tuple[list[FeedItem], str | None]:
     """The newest trades and visible comments of the users `user` follows, newest first, `limit` at a time;
-    returns the page and the cursor of the next (None on the last). Two indexed reads of `limit + 1` rows."""
-    followed = UserFollow.objects.filter(follower=user).values("followed_id")
+    returns the page and the cursor of the next (None on the last). One read of whom they follow (the only one
+    when nobody), then two indexed reads of `limit + 1` rows; `with_outcome_codes` prefetches each trade's
+    market outcomes (the API prints probabilities by outcome code)."""
+    followed = list(UserFollow.objects.filter(follower=user).values_list("followed_id", flat=True))
+    if not followed:
+        return [], None
     after = _feed_cursor(before)
-    trades: Any = (
-        Trade.objects.filter(user_id__in=followed)
-        .select_related("market", "outcome", "user")
-        .prefetch_related(Prefetch("market__outcomes", queryset=Outcome.objects.order_by("index")))
-    )
+    trades: Any = Trade.objects.filter(user_id__in=followed).select_related("market", "outcome", "user")
+    if with_outcome_codes:
+        trades = trades.prefetch_related(Prefetch("market__outcomes", queryset=Outcome.objects.order_by("index")))
     comments: Any = Comment.objects.filter(
         author_id__in=followed, deleted_at__isnull=True, hidden_at__isnull=True
     ).select_related("market", "author")
