@@ -115,8 +115,8 @@ def main() -> None:
     if rows != options.holders or floor_rows != options.holders or again_rows != 0 or total != options.holders:
         raise RuntimeError(f"wrote {rows} (floor {floor_rows}, again {again_rows}, in table {total})")
     print(f"seed and settle {options.holders:,} holders:                 {seeded:8.2f} s")
-    print(f"floor: raw INSERT ... SELECT of {options.holders:,} rows:      {floor_seconds:8.3f} s  {floor_mib:6.2f} MiB")
-    print(f"fan-out market_resolved_notify, {options.holders:,} holders:   {seconds:8.3f} s  {mib:6.2f} MiB")
+    print(f"floor: raw INSERT ... SELECT of {options.holders:,} rows:    {floor_seconds:8.3f} s  {floor_mib:6.2f} MiB")
+    print(f"fan-out market_resolved_notify, {options.holders:,} holders: {seconds:8.3f} s  {mib:6.2f} MiB")
     print(f"ratio fan-out / floor:                            {seconds / floor_seconds:8.2f}x")
     print(f"the same event again (retried task), rows written: {again_rows}     {again_seconds:8.3f} s")
     print(f"rows written {total:,}, of which to be mailed at once: {immediate:,} (one in ten turned e-mail off)")
