@@ -4,7 +4,9 @@ import logging
 from smtplib import SMTPException
 
 from celery import shared_task
-from django.db import OperationalError
+from django.db import OperationalError, transaction
+from kombu.exceptions import OperationalError as KombuOperationalError
+from redis.exceptions import RedisError
 
 from accounts import notifications
 
@@ -33,3 +35,16 @@ def notifications_digest_send() -> int:
     mails = notifications.notifications_digest_send()
     logger.info("sent %d notification digests", mails)
     return mails
+
+
+def notifications_email_enqueue() -> None:
+    """After commit, asks a worker to mail what waits to go at once. If the broker cannot take the message, the
+    request still succeeds (the notifications are committed): beat's minutely run mails them."""
+
+    def send() -> None:
+        try:
+            notifications_email_send.delay()
+        except (KombuOperationalError, RedisError, OSError):
+            logger.warning("notification mail not queued, the broker is unreachable; beat's next run sends it")
+
+    transaction.on_commit(send)

@@ -15,7 +15,7 @@ from django.utils import timezone
 
 from accounts.models import Notification, User
 from accounts.notifications import notification_send
-from accounts.tasks import notifications_email_send
+from accounts.tasks import notifications_email_enqueue
 from config.core.markdown import markdown_render, mentioned_usernames
 from markets.errors import EditWindowClosed, InvalidInput, NoForecast, NotAuthor
 from markets.models import Comment, CommentReport, Market, Position, Trade
@@ -108,7 +108,7 @@ def _notify(
             link=link,
         )
     if written:
-        transaction.on_commit(notifications_email_send.delay)
+        notifications_email_enqueue()
 
 
 def comment_create(

@@ -298,3 +298,20 @@ def test_posting_is_rate_limited_per_account(market, ana, bo, settings):
     assert client_for(bo).post(COMMENTS, {"body": "mine"}).status_code == 201
     assert api.get(COMMENTS).status_code == 200
     assert Comment.objects.filter(author=ana).count() == 2
+
+
+def test_a_reply_while_the_broker_is_down_still_posts(market, ana, bo, monkeypatch, django_capture_on_commit_callbacks):
+    from kombu.exceptions import OperationalError
+
+    from accounts import tasks
+
+    def broker_down():
+        raise OperationalError("broker unreachable")
+
+    monkeypatch.setattr(tasks.notifications_email_send, "delay", broker_down)
+    top = comment_create(market=market, author=ana, body="top")
+    with django_capture_on_commit_callbacks(execute=True) as callbacks:
+        response = client_for(bo).post(COMMENTS, {"body": "reply", "parent": top.pk})
+    assert response.status_code == 201
+    assert len(callbacks) == 1
+    assert Notification.objects.filter(recipient=ana, kind="comment_reply").exists()
