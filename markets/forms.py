@@ -444,6 +444,8 @@ def market_controls_for(market: Market) -> list[str]:
     if market.kind == Market.Kind.MULTIPLE:
         actions.append("outcome")
     return actions
+
+
 class CommentForm(forms.Form):
     """A comment or reply on the market page; markets.services.comments checks the text."""
 
