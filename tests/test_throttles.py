@@ -68,7 +68,15 @@ def test_every_request_meets_its_limits_in_one_round_trip(make_user, make_market
         calls.append(kwargs["key"])
         return original(**kwargs)
 
+    original_with_read = ratelimit.gcra_consume_and_get
+
+    def counting_with_read(**kwargs):
+        # A cached read counts its limits in the round trip that reads the cache (config.core.cached_reads).
+        calls.append(" ".join(limit.key for limit in kwargs["limits"]))
+        return original_with_read(**kwargs)
+
     monkeypatch.setattr("config.core.api.gcra_consume", counting)
+    monkeypatch.setattr("config.core.cached_reads.gcra_consume_and_get", counting_with_read)
     anonymous = APIClient()
     assert anonymous.get("/api/v1/markets/limited/").status_code == 200
     assert len(calls) == 1
@@ -87,3 +95,44 @@ def test_every_request_meets_its_limits_in_one_round_trip(make_user, make_market
     assert trade.status_code == 201, trade.content
     assert len(calls) == 1
     assert "trade" in calls[0]
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize(
+    "path",
+    [
+        "/api/v1/markets/counted/",
+        "/api/v1/markets/",
+        "/api/v1/markets/counted/quote/?outcome=YES&side=buy&amount=1",
+        "/api/v1/markets/counted/history/",
+    ],
+)
+def test_a_cached_read_is_limited_in_its_one_round_trip(settings, make_market, path):
+    settings.REST_FRAMEWORK = {
+        **settings.REST_FRAMEWORK,
+        "DEFAULT_THROTTLE_RATES": {**settings.REST_FRAMEWORK["DEFAULT_THROTTLE_RATES"], "anon_read": "2/min"},
+    }
+    make_market(slug="counted")
+    client = APIClient()
+    assert [client.get(path).status_code for _ in range(3)] == [200, 200, 429]
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize(
+    "path",
+    [
+        "/api/v1/markets/?page_size=0",  # refused by the input's check, before the cache is read
+        "/api/v1/markets/counted/quote/?outcome=YES&side=buy",
+        "/api/v1/markets/missing/",  # a cache miss answered from the database
+    ],
+)
+def test_a_read_answered_without_the_cache_is_limited_too(settings, make_market, path):
+    settings.REST_FRAMEWORK = {
+        **settings.REST_FRAMEWORK,
+        "DEFAULT_THROTTLE_RATES": {**settings.REST_FRAMEWORK["DEFAULT_THROTTLE_RATES"], "anon_read": "2/min"},
+    }
+    make_market(slug="counted")
+    client = APIClient()
+    statuses = [client.get(path).status_code for _ in range(3)]
+    assert statuses[:2] in ([400, 400], [404, 404])
+    assert statuses[2] == 429

@@ -31,7 +31,7 @@ from rest_framework.utils.encoders import JSONEncoder
 from config.core.cache import UNREACHABLE, cache_unreachable
 from config.core.client_address import client_address
 from config.core.errors import DomainError
-from config.core.ratelimit import gcra_consume
+from config.core.ratelimit import Limit, gcra_consume
 
 if TYPE_CHECKING:
     # Only for annotations: importing DRF's views here would be circular (they load these throttles).
@@ -154,15 +154,22 @@ class FailOpenThrottle(SimpleRateThrottle):
         """The client address by the one rule of every per-address limit (config.core.client_address)."""
         return client_address(request._request) or "unknown"
 
-    def allow_request(self, request: Request, view: "APIView") -> bool:
+    def limit(self, request: Request, view: "APIView") -> Limit | None:
+        """The limit this request meets under this throttle, or None when the throttle does not apply to it."""
         count, seconds = self.parse_rate(self.rate)
         if count is None or seconds is None:
-            return True
+            return None
         key = self.get_cache_key(request, view)
         if key is None:
+            return None
+        return Limit(key=key, count=count, seconds=seconds)
+
+    def allow_request(self, request: Request, view: "APIView") -> bool:
+        limit = self.limit(request, view)
+        if limit is None:
             return True
         try:
-            self.retry_after = gcra_consume(key=key, count=count, seconds=seconds)
+            self.retry_after = gcra_consume(key=limit.key, count=limit.count, seconds=limit.seconds)
         except UNREACHABLE:
             cache_unreachable(f"throttle {self.scope}")
             return True

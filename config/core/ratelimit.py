@@ -7,6 +7,7 @@ better than refusing every sign-up.
 """
 
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -92,3 +93,68 @@ def gcra_consume(*, key: str, count: int, seconds: float) -> float | None:
         client=client,
     )
     return None if not wait_ms else max(0.001, int(wait_ms) / 1000)
+
+
+@dataclass(frozen=True)
+class Limit:
+    """One rate limit a request meets: `count` per `seconds` under the cache key `key`."""
+
+    key: str
+    count: int
+    seconds: float
+
+
+# GCRA_SCRIPT for every limit of a request, then an MGET of the cache keys the request reads, in one round trip.
+# KEYS: the limits' keys, then the keys to read; ARGV: now (ms), the number of limits, then each limit's emission
+# interval and period (ms). Returns {0, values} when every limit lets the request through (each then counted),
+# else {ms to wait} (nothing counted, nothing read).
+GCRA_AND_GET_SCRIPT = """
+local now = tonumber(ARGV[1])
+local limits = tonumber(ARGV[2])
+local next_tats = {}
+for i = 1, limits do
+  local interval = tonumber(ARGV[1 + 2 * i])
+  local period = tonumber(ARGV[2 + 2 * i])
+  local tat = now
+  local stored = redis.call('GET', KEYS[i])
+  if stored then tat = math.max(tonumber(stored), now) end
+  local next_tat = tat + interval
+  local wait = next_tat - now - period
+  if wait > 0 then return {math.ceil(wait)} end
+  next_tats[i] = next_tat
+end
+for i = 1, limits do
+  redis.call('SET', KEYS[i], string.format('%.3f', next_tats[i]), 'PX', math.ceil(next_tats[i] - now))
+end
+if #KEYS > limits then return {0, redis.call('MGET', unpack(KEYS, limits + 1))} end
+return {0, {}}
+"""
+_gcra_and_get: list[Any] = []
+
+
+def gcra_consume_and_get(*, limits: Sequence[Limit], keys: Sequence[str]) -> tuple[float | None, list[Any]]:
+    """Counts one request against every limit (as gcra_consume) and reads the cache `keys`, in one Redis round
+    trip. (None, the values, None for a missing key) when the limits let it through; (seconds to wait, []) when
+    one refuses it (then nothing is counted or read). Raises one of config.core.cache.UNREACHABLE when Redis
+    cannot be reached."""
+    backend = caches["default"]
+    if not isinstance(backend, RedisCache):
+        # A cache without Redis keeps no counters (as gcra_consume); it still reads.
+        return None, [backend.get(key) for key in keys]
+    client = backend._cache.get_client(write=True)  # type: ignore[attr-defined]
+    if not _gcra_and_get:
+        _gcra_and_get.append(client.register_script(GCRA_AND_GET_SCRIPT))
+    args: list[str] = [f"{time.time() * 1000:.3f}", str(len(limits))]
+    for limit in limits:
+        period_ms = limit.seconds * 1000
+        args += [repr(period_ms / limit.count), repr(period_ms)]
+    reply = _gcra_and_get[0](
+        keys=[backend.make_key(limit.key) for limit in limits] + [backend.make_key(key) for key in keys],
+        args=args,
+        client=client,
+    )
+    if int(reply[0]):
+        return max(0.001, int(reply[0]) / 1000), []
+    # The cache's own serializer: the values read as `cache.get` would read them.
+    loads = backend._cache._serializer.loads  # type: ignore[attr-defined]
+    return None, [None if raw is None else loads(raw) for raw in reply[1]]

@@ -4,16 +4,18 @@ from datetime import UTC, datetime
 from typing import Any
 
 from django.http import HttpResponse
+from django.utils import timezone
 from drf_spectacular.utils import OpenApiParameter, extend_schema
 from rest_framework import serializers
 from rest_framework.renderers import JSONRenderer
 from rest_framework.request import Request
 from rest_framework.response import Response
-from rest_framework.views import APIView
 
 from config.core.api import CONDITIONAL_PARAMETERS, NOT_MODIFIED, bytes_etag, rendered_response
+from config.core.cached_reads import CachedReadApiView
+from markets import cache as price_cache
 from markets.apis.common import probability_field, snapshot_or_404
-from markets.selectors.prices import INTERVALS, PriceHistory, history_window, price_history
+from markets.selectors.prices import INTERVALS, PriceHistory, history_bucket_end, history_window, price_history
 
 # Outside these years a datetime is a typo, and date arithmetic near year 1 or 9999 would overflow.
 EARLIEST = datetime(2000, 1, 1, tzinfo=UTC)
@@ -60,7 +62,7 @@ class SeriesSerializer(serializers.Serializer):
     candles = CandleSerializer(many=True, help_text="Candles (interval 1m, 5m, 1h, 1d), else empty.")
 
 
-class MarketHistoryApi(APIView):
+class MarketHistoryApi(CachedReadApiView):
     class InputSerializer(serializers.Serializer):
         interval = serializers.ChoiceField(
             choices=["raw", *INTERVALS],
@@ -98,16 +100,28 @@ class MarketHistoryApi(APIView):
     def get(self, request: Request, slug: str) -> Response | HttpResponse:
         query = self.InputSerializer(data=request.query_params)
         query.is_valid(raise_exception=True)
-        snapshot = snapshot_or_404(slug)
+        interval = query.validated_data["interval"]
+        end = query.validated_data.get("end")
+        now = timezone.now()
+        # The request's body is cached under its path and, for an open-ended candle window, the bucket it ends
+        # in: the key is known before the snapshot is read, so both come in one Redis round trip with the
+        # throttle's count. The body is current when it was rendered at the snapshot's version.
+        bucket = "" if interval == "raw" or end is not None else history_bucket_end(interval=interval, now=now)
+        key = "prices:history:" + price_cache.digest(request.get_full_path(), bucket)
+        snapshot, cached = self.cache_read(request, [price_cache.snapshot_key(slug), key])
+        if snapshot is not None and cached is not None and cached["version"] == snapshot["version"]:
+            return rendered_response(request, cached["body"], etag=cached["etag"], last_modified=snapshot["updated_at"])
+        snapshot = snapshot or snapshot_or_404(slug)
         window = history_window(
-            snapshot=snapshot,
-            interval=query.validated_data["interval"],
-            start=query.validated_data.get("start"),
-            end=query.validated_data.get("end"),
+            snapshot=snapshot, interval=interval, start=query.validated_data.get("start"), end=end, now=now
         )
-        rendered = price_history(snapshot=snapshot, window=window, render=self._render)
-        # The body was rendered to JSON when it was cached: encoding ~300 kB of candles again on every
-        # request took more than half of a cached read.
+        # Cached as the JSON body: encoding ~300 kB of candles again on every request took more than half of a
+        # cached read. Not only-if-absent: the key holds older versions' bodies.
+        rendered = {
+            "version": snapshot["version"],
+            **price_history(snapshot=snapshot, window=window, render=self._render),
+        }
+        price_cache.cache_set(key, rendered)
         return rendered_response(request, rendered["body"], etag=rendered["etag"], last_modified=snapshot["updated_at"])
 
     def _render(self, history: PriceHistory) -> dict[str, Any]:

@@ -10,7 +10,6 @@ from drf_spectacular.utils import OpenApiParameter, extend_schema
 from rest_framework import serializers
 from rest_framework.renderers import JSONRenderer
 from rest_framework.request import Request
-from rest_framework.views import APIView
 
 from config.core.api import (
     CONDITIONAL_PARAMETERS,
@@ -21,11 +20,12 @@ from config.core.api import (
     paginated_schema,
     rendered_response,
 )
+from config.core.cached_reads import CachedReadApiView
 from markets import cache as price_cache
 from markets.apis.common import money_field, probability_field, snapshot_or_404
 from markets.models import Market, Resolution
 from markets.selectors.markets import HALTED_FILTER, ORDERINGS
-from markets.selectors.prices import market_summary, markets_query, read_through
+from markets.selectors.prices import market_summary, markets_query
 from markets.snapshot import MarketSnapshot
 
 
@@ -52,7 +52,7 @@ class MarketSummarySerializer(serializers.Serializer):
     outcomes = MarketOutcomeSerializer(many=True)
 
 
-class MarketListApi(APIView):
+class MarketListApi(CachedReadApiView):
     class InputSerializer(serializers.Serializer):
         status = serializers.ChoiceField(
             choices=[*Market.Status.choices, (HALTED_FILTER, "Halted (open, trading halted by staff)")],
@@ -79,9 +79,15 @@ class MarketListApi(APIView):
         query = self.InputSerializer(data=request.query_params)
         query.is_valid(raise_exception=True)
         filters = query.validated_data
-        key = "prices:list:" + price_cache.digest(
-            price_cache.list_generation(), request.get_host(), request.get_full_path()
-        )
+        # One Redis round trip with the throttle's count: the list generation and this page's entry, which is
+        # current only if it was built in that generation.
+        key = "prices:list:" + price_cache.digest(request.get_host(), request.get_full_path())
+        generation, cached = self.cache_read(request, [price_cache.LIST_GENERATION_KEY, key])
+        if cached is not None and generation is not None and cached["generation"] == str(generation):
+            return rendered_response(
+                request, cached["body"], etag=cached["etag"], last_modified=_as_datetime(cached["updated_at"])
+            )
+        generation = price_cache.list_generation()
 
         def build() -> dict[str, Any]:
             markets: QuerySet[Market] = markets_query(
@@ -98,9 +104,17 @@ class MarketListApi(APIView):
             updated = [row["updated_at"] for row in page["results"]]
             # Cached as the JSON body: a cached read sends these bytes without serializing the page again.
             body = JSONRenderer().render(page)
-            return {"body": body, "etag": bytes_etag(body), "updated_at": max(updated, default=None)}
+            return {
+                "generation": generation,
+                "body": body,
+                "etag": bytes_etag(body),
+                "updated_at": max(updated, default=None),
+            }
 
-        cached = read_through(key, build)
+        cached = build()
+        # Not only-if-absent: the key holds older generations' pages. A page built in a generation that ended
+        # meanwhile may overwrite a newer one; readers then see its generation is not current and rebuild.
+        price_cache.cache_set(key, cached)
         return rendered_response(
             request, cached["body"], etag=cached["etag"], last_modified=_as_datetime(cached["updated_at"])
         )
@@ -123,7 +137,7 @@ class ResolutionSerializer(serializers.Serializer):
     created_at = serializers.DateTimeField()
 
 
-class MarketDetailApi(APIView):
+class MarketDetailApi(CachedReadApiView):
     class OutputSerializer(MarketSummarySerializer):
         description = serializers.CharField(allow_blank=True)
         resolution_criteria = serializers.CharField(allow_blank=True)
@@ -140,7 +154,9 @@ class MarketDetailApi(APIView):
         responses={200: OutputSerializer, 304: NOT_MODIFIED},
     )
     def get(self, request: Request, slug: str) -> HttpResponse:
-        snapshot = snapshot_or_404(slug)
+        # One Redis round trip with the throttle's count; a miss goes to the database (and fills the cache).
+        (snapshot,) = self.cache_read(request, [price_cache.snapshot_key(slug)])
+        snapshot = snapshot or snapshot_or_404(slug)
         # The body was rendered when the snapshot was stored (markets.cache.snapshot_rendered).
         body, etag = snapshot.get("rendered", {}).get(DETAIL_RENDERING) or market_detail_render(snapshot)
         return rendered_response(request, body, etag=etag, last_modified=snapshot["updated_at"])

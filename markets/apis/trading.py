@@ -1,8 +1,9 @@
 """Quotes (read-only, from the price cache) and trades (execute, list) of one market."""
 
+import functools
 from typing import Any
 
-from django.http import HttpResponse
+from django.http import HttpResponse, QueryDict
 from django.utils import timezone
 from drf_spectacular.utils import OpenApiExample, OpenApiParameter, OpenApiResponse, extend_schema
 from rest_framework import serializers, status
@@ -27,7 +28,9 @@ from config.core.api import (
     paginated_schema,
     rendered_response,
 )
+from config.core.cached_reads import CachedReadApiView
 from config.core.numbers import AsciiDecimalApiField
+from markets import cache as price_cache
 from markets.apis.common import (
     TradeOutputSerializer,
     by_code,
@@ -42,6 +45,7 @@ from markets.pricing import price_trade
 from markets.selectors.prices import snapshot_outcomes
 from markets.selectors.trades import market_trades
 from markets.services import trade_execute
+from markets.snapshot import MarketSnapshot
 from markets.trade_request import MAX_PROBABILITY, MIN_PROBABILITY, TradeRequest
 
 SLUG_PARAMETER = OpenApiParameter("slug", str, OpenApiParameter.PATH, description="The market's slug.")
@@ -108,7 +112,28 @@ class TradeRequestSerializer(serializers.Serializer):
         return {"request": request}
 
 
-class MarketQuoteApi(APIView):
+# Parsed quote requests and rendered quotes, remembered per process: a quote repeated on the same maker state is
+# the same bytes. Both are bounded (emptied when full); a query string longer than this is never remembered.
+QUOTE_MEMO_SIZE = 1024
+QUOTE_MEMO_QUERY = 512
+_quote_bodies: dict[tuple[str, str, TradeRequest], tuple[bytes, str]] = {}
+
+
+@functools.lru_cache(maxsize=QUOTE_MEMO_SIZE)
+def _quote_request(query_string: str) -> TradeRequest:
+    """The TradeRequest a quote's query string asks for, parsed once per process and string; a string that does
+    not parse raises its ValidationError every time (only valid ones are remembered)."""
+    return _quote_request_parsed(QueryDict(query_string))
+
+
+def _quote_request_parsed(query: QueryDict) -> TradeRequest:
+    parsed = MarketQuoteApi.InputSerializer(data=query)
+    parsed.is_valid(raise_exception=True)
+    request: TradeRequest = parsed.validated_data["request"]
+    return request
+
+
+class MarketQuoteApi(CachedReadApiView):
     class InputSerializer(TradeRequestSerializer):
         pass
 
@@ -133,15 +158,32 @@ class MarketQuoteApi(APIView):
         },
     )
     def get(self, request: Request, slug: str) -> HttpResponse:
-        query = self.InputSerializer(data=request.query_params)
-        query.is_valid(raise_exception=True)
-        trade_request: TradeRequest = query.validated_data["request"]
-        snapshot = snapshot_or_404(slug)
+        query_string = request.META.get("QUERY_STRING", "")
+        if len(query_string) <= QUOTE_MEMO_QUERY:
+            trade_request = _quote_request(query_string)
+        else:
+            trade_request = _quote_request_parsed(request.query_params)
+        # The snapshot in one Redis round trip with the throttle's count; a miss goes to the database.
+        (snapshot,) = self.cache_read(request, [price_cache.snapshot_key(slug)])
+        snapshot = snapshot or snapshot_or_404(slug)
         market = snapshot["market"]
         if market["halted"] and market["status"] == Market.Status.OPEN:
             raise MarketHalted(f"Trading on this market is halted: {market['halt_reason']}")
         if not Market.trading_open(status=market["status"], closes_at=market["closes_at"], now=timezone.now()):
             raise MarketClosed("This market is closed for trading.")
+        # The maker's state is all pricing reads: the same state and request give the same bytes.
+        memo_key = (slug, repr(snapshot["state"]), trade_request)
+        remembered = _quote_bodies.get(memo_key)
+        if remembered is None:
+            remembered = self._render(slug, snapshot, trade_request)
+            if len(_quote_bodies) >= QUOTE_MEMO_SIZE:
+                _quote_bodies.clear()
+            _quote_bodies[memo_key] = remembered
+        body, etag = remembered
+        return rendered_response(request, body, etag=etag, last_modified=snapshot["updated_at"])
+
+    def _render(self, slug: str, snapshot: MarketSnapshot, trade_request: TradeRequest) -> tuple[bytes, str]:
+        market = snapshot["market"]
         # Priced from the cached maker state with the same function market_quote and trade_execute use.
         quote = price_trade(
             request=trade_request,
@@ -163,7 +205,7 @@ class MarketQuoteApi(APIView):
         ).data
         # Rendered once: the ETag is the hash of the bytes sent.
         body = JSONRenderer().render(data)
-        return rendered_response(request, body, etag=bytes_etag(body), last_modified=snapshot["updated_at"])
+        return body, bytes_etag(body)
 
 
 class PositionSerializer(serializers.Serializer):

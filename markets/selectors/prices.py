@@ -35,16 +35,6 @@ MAX_POINTS = 5000
 BUCKET_ORIGIN = datetime(2000, 1, 3, tzinfo=UTC)
 
 
-def read_through(key: str, build: Callable[[], T]) -> T:
-    """The cached value under `key`, or `build()` stored there (only if nobody stored a fresher one)."""
-    cached = price_cache.cache_get(key)
-    if cached is not None:
-        return cached
-    value = build()
-    price_cache.cache_set(key, value, only_if_absent=True)
-    return value
-
-
 def _latest_price_point() -> QuerySet[PricePoint]:
     return PricePoint.objects.filter(market=OuterRef("pk")).order_by("-created_at", "-id")
 
@@ -247,6 +237,12 @@ class HistoryWindow:
     end: datetime | None
 
 
+def history_bucket_end(*, interval: str, now: datetime) -> datetime:
+    """The end of the candle bucket `now` falls in: where an open-ended candle window ends."""
+    step = INTERVALS[interval]
+    return BUCKET_ORIGIN + ((now - BUCKET_ORIGIN) // step + 1) * step
+
+
 def history_window(
     *,
     snapshot: MarketSnapshot,
@@ -269,7 +265,7 @@ def history_window(
         return HistoryWindow(interval=interval, start=start, end=end)
     step = INTERVALS[interval]
     if end is None:
-        end = BUCKET_ORIGIN + ((now - BUCKET_ORIGIN) // step + 1) * step
+        end = history_bucket_end(interval=interval, now=now)
     start = start or max(opened, end - step * MAX_BUCKETS)
     if start >= end:
         raise InvalidInput("The start must be before the end.", field="start")
@@ -408,12 +404,8 @@ def price_candles(
 
 
 def price_history(*, snapshot: MarketSnapshot, window: HistoryWindow, render: Callable[[PriceHistory], T]) -> T:
-    """Per outcome: raw points, or candles, passed through `render`; cached per market version and
-    window after rendering, since serializing thousands of candles costs more than computing them."""
+    """Per outcome: raw points, or candles, passed through `render` (the history API caches what it renders)."""
     market = snapshot["market"]
-    key = "prices:history:" + price_cache.digest(
-        market["slug"], snapshot["version"], window.interval, window.start.isoformat(), window.end
-    )
 
     def build() -> PriceHistory:
         series: list[PriceSeries] = [
@@ -445,4 +437,4 @@ def price_history(*, snapshot: MarketSnapshot, window: HistoryWindow, render: Ca
             "series": series,
         }
 
-    return read_through(key, lambda: render(build()))
+    return render(build())
