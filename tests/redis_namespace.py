@@ -3,7 +3,8 @@
 import re
 
 import redis
-from django.core.cache.backends.redis import RedisCache
+
+from config.core.redis_cache import RedisCache
 
 GLOB_SPECIAL = re.compile(r"([\\*?\[\]])")
 
@@ -27,8 +28,8 @@ def namespace_delete(url: str, prefix: str) -> int:
 
 
 class NamespacedRedisCache(RedisCache):
-    """Django's Redis cache, except that clear() deletes this cache's keys (its KEY_PREFIX) instead of
-    flushing the whole database, which would empty a `make run` sharing the server."""
+    """The project's Redis cache (config.core.redis_cache), except that clear() deletes this cache's keys (its
+    KEY_PREFIX) instead of flushing the whole database, which would empty a `make run` sharing the server."""
 
     def clear(self) -> None:
         for url in self._servers:  # type: ignore[attr-defined]

@@ -37,7 +37,8 @@ DATABASES["default"]["OPTIONS"] = {
 }
 CACHES = {
     "default": {
-        "BACKEND": "django.core.cache.backends.redis.RedisCache",
+        # Forecastle's backend: Django's, keeping its redis clients (config/core/redis_cache.py).
+        "BACKEND": "config.core.redis_cache.RedisCache",
         "LOCATION": os.environ["REDIS_URL"],
         "KEY_PREFIX": os.environ.get("CACHE_KEY_PREFIX", "floor"),
         "OPTIONS": {"socket_connect_timeout": 0.5, "socket_timeout": 0.5},
