@@ -282,9 +282,13 @@ def test(args: list[str]) -> int:
 BENCHMARKS: dict[str, tuple[list[str], list[str]]] = {
     "pages": (["--requests", "60"], ["--requests", "15"]),
     "trading": (["--trades", "400", "--threads", "8"], ["--trades", "100", "--threads", "4"]),
-    "settlement": (["--positions", "100000", "--baseline", "10000"], ["--positions", "10000", "--baseline", "1000"]),
+    "settlement": (
+        ["--positions", "100000", "--baseline", "10000", "--repeats", "2"],
+        ["--positions", "10000", "--baseline", "1000", "--repeats", "1"],
+    ),
     "notifications": (["--holders", "100000"], ["--holders", "5000"]),
     "http": (["--runs", "3", "--seconds", "5"], ["--quick"]),
+    "cpu": (["--requests", "400", "--runs", "3"], ["--requests", "50", "--runs", "1"]),
     "capacity": (["--trades", "300"], ["--trades", "50"]),
 }
 
