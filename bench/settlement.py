@@ -38,25 +38,27 @@ from bench.seed import market_with_positions  # noqa: E402
 from markets.models import Market, Payout, Resolution  # noqa: E402
 from markets.services import market_resolve, market_settle, markets_reconcile  # noqa: E402
 
-# The floor's statements: what a settlement of one winning outcome must write, and nothing else.
-FLOOR_SQL = [
-    "SELECT id FROM markets_market WHERE id = %(market)s FOR UPDATE",
-    """INSERT INTO markets_payout (resolution_id, market_id, user_id, amount, created_at)
-       SELECT %(resolution)s, %(market)s, p.user_id,
-              TRUNC(SUM(CASE WHEN p.outcome_id = %(winner)s THEN p.shares ELSE 0 END), 6), %(now)s
-       FROM markets_position p WHERE p.market_id = %(market)s GROUP BY p.user_id""",
-    """INSERT INTO accounts_ledgertransaction (kind, memo, reference, created_at)
-       VALUES ('payout', 'floor', 'settlement:' || %(resolution)s, %(now)s)""",
+# The floor's statements: what a settlement of one winning outcome must write, and nothing else. The ledger
+# transaction's id comes back from its INSERT and goes into the next statements as a parameter.
+FLOOR_LOCK_SQL = "SELECT id FROM markets_market WHERE id = %(market)s FOR UPDATE"
+FLOOR_PAYOUTS_SQL = """
+    INSERT INTO markets_payout (resolution_id, market_id, user_id, amount, created_at)
+    SELECT %(resolution)s, %(market)s, p.user_id,
+           TRUNC(SUM(CASE WHEN p.outcome_id = %(winner)s THEN p.shares ELSE 0 END), 6), %(now)s
+    FROM markets_position p WHERE p.market_id = %(market)s GROUP BY p.user_id"""
+FLOOR_TRANSACTION_SQL = """
+    INSERT INTO accounts_ledgertransaction (kind, memo, reference, created_at)
+    VALUES ('payout', 'floor', 'settlement:' || %(resolution)s, %(now)s) RETURNING id"""
+FLOOR_WRITES_SQL = [
     """INSERT INTO accounts_ledgerentry (transaction_id, account_id, amount)
-       SELECT currval('accounts_ledgertransaction_id_seq'), a.id, po.amount
+       SELECT %(transaction)s, a.id, po.amount
        FROM markets_payout po JOIN accounts_account a ON a.user_id = po.user_id AND a.kind = 'wallet'
        WHERE po.resolution_id = %(resolution)s AND po.amount > 0
        UNION ALL
-       SELECT currval('accounts_ledgertransaction_id_seq'), %(escrow)s, -SUM(po.amount)
+       SELECT %(transaction)s, %(escrow)s, -SUM(po.amount)
        FROM markets_payout po WHERE po.resolution_id = %(resolution)s""",
     """UPDATE accounts_account a SET balance = a.balance + e.amount
-       FROM accounts_ledgerentry e
-       WHERE e.transaction_id = currval('accounts_ledgertransaction_id_seq') AND a.id = e.account_id""",
+       FROM accounts_ledgerentry e WHERE e.transaction_id = %(transaction)s AND a.id = e.account_id""",
     "UPDATE markets_market SET status = 'resolved', resolved_at = %(now)s WHERE id = %(market)s",
 ]
 
@@ -101,7 +103,11 @@ def floor_settle(*, slug: str, positions: int, staff: User) -> float:
     }
     start = time.perf_counter()
     with transaction.atomic(), connection.cursor() as cursor:
-        for sql in FLOOR_SQL:
+        cursor.execute(FLOOR_LOCK_SQL, params)
+        cursor.execute(FLOOR_PAYOUTS_SQL, params)
+        cursor.execute(FLOOR_TRANSACTION_SQL, params)
+        params["transaction"] = cursor.fetchone()[0]
+        for sql in FLOOR_WRITES_SQL:
             cursor.execute(sql, params)
     elapsed = time.perf_counter() - start
     # Untimed, so the books reconcile after the run: the escrow's remainder to the house, the resolution settled.
