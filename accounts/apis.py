@@ -13,16 +13,18 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from accounts.authentication import ApiKeyAuthentication
-from accounts.models import Notification, User
+from accounts.models import Notification, Scope, User
 from accounts.money import CREDIT_PLACES, MAX_DIGITS
 from accounts.notifications import notification_unread_count, notifications_mark_read, user_notifications
+from accounts.permissions import HasKeyScope
 from accounts.selectors import user_balance
 from accounts.services import api_key_create, user_follow, user_unfollow
-from config.core.api import PAGINATION_PARAMETERS_HELP, TokenThrottle, paginated_response
+from config.core.api import NO_SCOPE, PAGINATION_PARAMETERS_HELP, TokenThrottle, paginated_response
 
 
 class MeApi(APIView):
-    permission_classes = [IsAuthenticated]
+    permission_classes = [HasKeyScope, IsAuthenticated]
+    required_scope = Scope.READ
 
     class OutputSerializer(serializers.Serializer):
         username = serializers.CharField()
@@ -44,6 +46,8 @@ class TokenCreateApi(APIView):
     # Only the API key scheme: a token request never needs (or should ride on) a browser session.
     authentication_classes = [ApiKeyAuthentication]
     throttle_classes = [TokenThrottle]
+    # The password proves who asks; a key sent along (of any scope) neither helps nor hinders.
+    required_scope = {"POST": NO_SCOPE}
 
     class InputSerializer(serializers.Serializer):
         username = serializers.CharField(max_length=150)
@@ -51,11 +55,26 @@ class TokenCreateApi(APIView):
         name = serializers.CharField(
             max_length=100, required=False, default="API key", help_text="A label to recognise the key by."
         )
+        scopes = serializers.ListField(
+            child=serializers.ChoiceField(choices=Scope.choices),
+            required=False,
+            allow_empty=False,
+            max_length=len(Scope.choices),
+            help_text=(
+                "What the key may do: read, trade, and for staff accounts markets and resolve. "
+                "Default: every scope the account may hold."
+            ),
+        )
+        expires_at = serializers.DateTimeField(
+            required=False, allow_null=True, help_text="ISO 8601; after it the key stops working. Default: never."
+        )
 
     class OutputSerializer(serializers.Serializer):
         key = serializers.CharField(help_text="Send as 'Authorization: Token <key>'. Shown only this once.")
         name = serializers.CharField()
         prefix = serializers.CharField(help_text="The key's first characters, to recognise it later.")
+        scopes = serializers.ListField(child=serializers.ChoiceField(choices=Scope.choices))
+        expires_at = serializers.DateTimeField(allow_null=True)
         created_at = serializers.DateTimeField()
 
     @extend_schema(
@@ -76,9 +95,21 @@ class TokenCreateApi(APIView):
         )
         if user is None or not user.is_active:
             raise AuthenticationFailed("Wrong username or password.", code="invalid_credentials")
-        api_key, raw_key = api_key_create(user=user, name=body.validated_data["name"])
+        api_key, raw_key = api_key_create(
+            user=user,
+            name=body.validated_data["name"],
+            scopes=body.validated_data.get("scopes"),
+            expires_at=body.validated_data.get("expires_at"),
+        )
         data = self.OutputSerializer(
-            {"key": raw_key, "name": api_key.name, "prefix": api_key.prefix, "created_at": api_key.created_at}
+            {
+                "key": raw_key,
+                "name": api_key.name,
+                "prefix": api_key.prefix,
+                "scopes": api_key.scopes,
+                "expires_at": api_key.expires_at,
+                "created_at": api_key.created_at,
+            }
         ).data
         return Response(data, status=status.HTTP_201_CREATED)
 
@@ -93,7 +124,9 @@ def user_or_404(username: str) -> User:
 class UserFollowApi(APIView):
     """POST follows a user (their trades and comments reach your feed), DELETE unfollows them."""
 
-    permission_classes = [IsAuthenticated]
+    permission_classes = [HasKeyScope, IsAuthenticated]
+    # Reading needs `read`; following and marking notifications read act for the account: `trade`.
+    required_scope = {"GET": Scope.READ, "POST": Scope.TRADE, "DELETE": Scope.TRADE}
 
     class OutputSerializer(serializers.Serializer):
         username = serializers.CharField()
@@ -127,7 +160,9 @@ class NotificationSerializer(serializers.Serializer):
 class MeNotificationsApi(APIView):
     """GET: your notifications, newest first, with the unread count."""
 
-    permission_classes = [IsAuthenticated]
+    permission_classes = [HasKeyScope, IsAuthenticated]
+    # Reading needs `read`; following and marking notifications read act for the account: `trade`.
+    required_scope = {"GET": Scope.READ, "POST": Scope.TRADE, "DELETE": Scope.TRADE}
 
     class QuerySerializer(serializers.Serializer):
         unread = serializers.BooleanField(required=False, default=False, help_text="Only the unread ones.")
@@ -170,7 +205,9 @@ class MeNotificationsApi(APIView):
 class MeNotificationsReadApi(APIView):
     """POST: mark notifications read: the ones listed in `ids`, or all of them with `all: true`."""
 
-    permission_classes = [IsAuthenticated]
+    permission_classes = [HasKeyScope, IsAuthenticated]
+    # Reading needs `read`; following and marking notifications read act for the account: `trade`.
+    required_scope = {"GET": Scope.READ, "POST": Scope.TRADE, "DELETE": Scope.TRADE}
 
     class InputSerializer(serializers.Serializer):
         ids = serializers.ListField(

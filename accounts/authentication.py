@@ -1,7 +1,8 @@
 """API key authentication for DRF: `Authorization: Token <key>`.
 
-Keys are stored hashed (accounts.services.api_key_authenticate); a revoked key or an inactive
-user is refused with 401, like an unknown key.
+Keys are stored hashed (accounts.services.api_key_authenticate); a revoked or expired key or an
+inactive user is refused with 401, like an unknown key. request.auth is the key (an AuthenticatedKey:
+its prefix and scopes), which accounts.permissions.HasKeyScope checks against the operation.
 """
 
 from typing import Any
@@ -12,13 +13,13 @@ from rest_framework.authentication import BaseAuthentication, get_authorization_
 from rest_framework.request import Request
 
 from accounts.models import User
-from accounts.services import API_KEY_PREFIX_LENGTH, api_key_authenticate
+from accounts.services import AuthenticatedKey, api_key_authenticate
 
 KEYWORD = "Token"
 
 
 class ApiKeyAuthentication(BaseAuthentication):
-    def authenticate(self, request: Request) -> tuple[User, str] | None:
+    def authenticate(self, request: Request) -> tuple[User, AuthenticatedKey] | None:
         header = get_authorization_header(request).split()
         if not header or header[0].lower() != KEYWORD.lower().encode():
             return None
@@ -28,11 +29,10 @@ class ApiKeyAuthentication(BaseAuthentication):
             raw_key = header[1].decode()
         except UnicodeError:
             raise exceptions.AuthenticationFailed("The API key is not valid.") from None
-        user = api_key_authenticate(raw_key=raw_key)
-        if user is None:
-            raise exceptions.AuthenticationFailed("The API key is unknown or revoked.")
-        # request.auth is the key's public prefix: which key made a request, without its secret.
-        return user, raw_key[: API_KEY_PREFIX_LENGTH + 3]
+        api_key = api_key_authenticate(raw_key=raw_key)
+        if api_key is None:
+            raise exceptions.AuthenticationFailed("The API key is unknown, expired or revoked.")
+        return api_key.user, api_key
 
     def authenticate_header(self, request: Request) -> str:
         return KEYWORD

@@ -1,9 +1,10 @@
-from typing import Any
+from typing import Any, cast
 
 from django import forms
 from django.contrib.auth import password_validation
 
-from accounts.models import User
+from accounts.models import Scope, User
+from accounts.services import api_key_scopes_allowed
 
 
 class SignUpForm(forms.Form):
@@ -48,3 +49,22 @@ class SignUpForm(forms.Form):
 
 class ApiKeyForm(forms.Form):
     name = forms.CharField(max_length=100, help_text="What the key is for, e.g. “my trading bot”.")
+    scopes = forms.MultipleChoiceField(
+        choices=Scope.choices,
+        widget=forms.CheckboxSelectMultiple,
+        initial=[Scope.READ, Scope.TRADE],
+        help_text="What programs holding the key may do. A read-only key cannot trade.",
+    )
+    expires_at = forms.DateTimeField(
+        required=False,
+        label="Expires",
+        widget=forms.DateTimeInput(attrs={"type": "datetime-local"}),
+        help_text="After this moment the key stops working. Leave empty for a key that does not expire.",
+    )
+
+    def __init__(self, *args: Any, user: User, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        # Offer only what the account may hold: the staff scopes to staff.
+        allowed = set(api_key_scopes_allowed(user=user))
+        scopes = cast(forms.MultipleChoiceField, self.fields["scopes"])
+        scopes.choices = [(value, label) for value, label in Scope.choices if value in allowed]

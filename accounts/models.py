@@ -1,8 +1,10 @@
 from collections.abc import Sequence
+from datetime import datetime
 from typing import Any
 
 from django.conf import settings
 from django.contrib.auth.models import AbstractUser
+from django.contrib.postgres.fields import ArrayField
 from django.db import models
 from django.db.models import Q
 
@@ -106,6 +108,20 @@ class LedgerEntry(models.Model):
         return f"{self.account_id}: {self.amount}"
 
 
+class Scope(models.TextChoices):
+    """What an API key may do. Each API operation declares the one scope it needs (`required_scope` on the API
+    class, checked by accounts.permissions.HasKeyScope); the staff scopes work only for a staff account."""
+
+    READ = "read", "Read prices, markets and your own account"
+    TRADE = "trade", "Trade"
+    MARKETS = "markets", "Create and manage markets (staff)"
+    RESOLVE = "resolve", "Resolve markets (staff)"
+
+
+STAFF_SCOPES = frozenset({Scope.MARKETS, Scope.RESOLVE})
+ALL_SCOPES = tuple(Scope)
+
+
 class ApiKey(models.Model):
     """A key for the REST API. Only its SHA-256 is stored; the key is shown once at creation."""
 
@@ -113,7 +129,12 @@ class ApiKey(models.Model):
     name = models.CharField(max_length=100)
     prefix = models.CharField(max_length=12, db_index=True)
     hashed_key = models.CharField(max_length=64, unique=True)
+    # The scopes this key grants (Scope values); keys made before scopes existed hold them all (migration 0004).
+    scopes = ArrayField(models.CharField(max_length=20, choices=Scope.choices), default=list)
+    # After this moment the key authenticates nobody; null: it never expires.
+    expires_at = models.DateTimeField(null=True, blank=True)
     created_at = models.DateTimeField(auto_now_add=True)
+    # Written at most once a minute per key (accounts.services.API_KEY_USE_RESOLUTION), not on every request.
     last_used_at = models.DateTimeField(null=True, blank=True)
     revoked_at = models.DateTimeField(null=True, blank=True)
 
@@ -221,3 +242,6 @@ class NotificationPreference(models.Model):
 
     def __str__(self) -> str:
         return f"{self.user_id} {self.kind}: {self.delivery}"
+
+    def is_expired(self, now: datetime) -> bool:
+        return self.expires_at is not None and self.expires_at <= now

@@ -6,8 +6,8 @@ not sum to zero (migration 0002)."""
 import hashlib
 import secrets
 from collections import defaultdict
-from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 from decimal import Decimal
 from typing import Any
@@ -20,7 +20,16 @@ from django.db.models import Sum
 from django.utils import timezone
 
 from accounts.errors import InsufficientFunds, InvalidInput, LedgerImbalance, LimitReached
-from accounts.models import Account, ApiKey, LedgerEntry, LedgerTransaction, User, UserFollow
+from accounts.models import (
+    ALL_SCOPES,
+    STAFF_SCOPES,
+    Account,
+    ApiKey,
+    LedgerEntry,
+    LedgerTransaction,
+    User,
+    UserFollow,
+)
 from accounts.money import ZERO, credits
 from config.core.cache import UNREACHABLE, cache_get, cache_set, cache_unreachable
 
@@ -403,15 +412,40 @@ def _hash_key(raw_key: str) -> str:
     return hashlib.sha256(raw_key.encode()).hexdigest()
 
 
+def api_key_scopes_allowed(*, user: User) -> list[str]:
+    """The scopes this account may give a key: read and trade, and the staff scopes for staff."""
+    return [scope.value for scope in ALL_SCOPES if user.is_staff or scope not in STAFF_SCOPES]
+
+
 @transaction.atomic
-def api_key_create(*, user: User, name: str) -> tuple[ApiKey, str]:
+def api_key_create(
+    *,
+    user: User,
+    name: str,
+    scopes: Iterable[str] | None = None,
+    expires_at: datetime | None = None,
+    now: datetime | None = None,
+) -> tuple[ApiKey, str]:
     """Returns the stored key and the raw key, which is never stored and cannot be shown again.
 
+    `scopes` default to every scope the account may hold (api_key_scopes_allowed); a staff scope asked for
+    by an account that is not staff is refused. `expires_at`, if given, must lie in the future.
     An account holds at most FORECASTLE_API_KEYS_PER_ACCOUNT active keys: the user row is locked while
     they are counted, so two concurrent requests cannot both take the last place."""
     name = name.strip()
     if not name:
         raise InvalidInput("Give the key a name.", field="name")
+    allowed = api_key_scopes_allowed(user=user)
+    wanted = allowed if scopes is None else list(dict.fromkeys(str(scope) for scope in scopes))
+    if not wanted:
+        raise InvalidInput("Give the key at least one scope.", field="scopes")
+    known = {scope.value for scope in ALL_SCOPES}
+    if unknown := [scope for scope in wanted if scope not in known]:
+        raise InvalidInput(f"Unknown scope {unknown[0]!r}: choose from {', '.join(sorted(known))}.", field="scopes")
+    if refused := [scope for scope in wanted if scope not in allowed]:
+        raise InvalidInput(f"The {refused[0]!r} scope is for staff accounts only.", field="scopes")
+    if expires_at is not None and expires_at <= (now or timezone.now()):
+        raise InvalidInput("The expiry must be in the future.", field="expires_at")
     User.objects.select_for_update().filter(pk=user.pk).values_list("pk", flat=True).get()
     limit = settings.FORECASTLE_API_KEYS_PER_ACCOUNT
     if ApiKey.objects.filter(user=user, revoked_at__isnull=True).count() >= limit:
@@ -422,6 +456,9 @@ def api_key_create(*, user: User, name: str) -> tuple[ApiKey, str]:
         name=name[:100],
         prefix=raw_key[: API_KEY_PREFIX_LENGTH + 3],
         hashed_key=_hash_key(raw_key),
+        # In the order Scope declares them, whatever order they were asked in.
+        scopes=[scope.value for scope in ALL_SCOPES if scope in wanted],
+        expires_at=expires_at,
     )
     return api_key, raw_key
 
@@ -452,15 +489,32 @@ def api_key_revoke(*, api_key: ApiKey) -> ApiKey:
     return api_key
 
 
+@dataclass(frozen=True)
+class AuthenticatedKey:
+    """Who a valid API key speaks for and what it may do: what the API's authentication puts on request.auth."""
+
+    user: User
+    key_id: int
+    # The key's public prefix: which key made a request, without its secret.
+    prefix: str
+    scopes: frozenset[str]
+    expires_at: datetime | None
+    last_used_at: datetime | None
+
+    def allows(self, scope: str) -> bool:
+        return scope in self.scopes
+
+
 def _key_cache_key(hashed_key: str) -> str:
-    return f"apikeys:v1:{hashed_key}"
+    # v2: the entry became an AuthenticatedKey (with scopes and expiry).
+    return f"apikeys:v2:{hashed_key}"
 
 
-def _key_cache_get(hashed_key: str) -> tuple[User, int, datetime | None] | None:
+def _key_cache_get(hashed_key: str) -> AuthenticatedKey | None:
     return cache_get(_key_cache_key(hashed_key))
 
 
-def _key_cache_set(hashed_key: str, entry: tuple[User, int, datetime | None]) -> None:
+def _key_cache_set(hashed_key: str, entry: AuthenticatedKey) -> None:
     cache_set(_key_cache_key(hashed_key), entry, timeout=API_KEY_CACHE_SECONDS)
 
 
@@ -479,16 +533,17 @@ def _keys_forget(hashed_keys: Sequence[str]) -> None:
         transaction.on_commit(forget)
 
 
-def api_key_authenticate(*, raw_key: str) -> User | None:
-    """The active user owning this raw key, or None.
+def api_key_authenticate(*, raw_key: str) -> AuthenticatedKey | None:
+    """The active, unexpired key with this raw key (its user, scopes and expiry), or None.
 
     The answer is cached in Redis for API_KEY_CACHE_SECONDS under the key's hash (never the raw key), so a
     request by key usually costs no query; revoking a key (or every key, as a password change does) drops
-    it from the cache. Deactivating a user takes effect on their keys within API_KEY_CACHE_SECONDS.
-    With Redis down every request reads PostgreSQL, as before the cache."""
+    it from the cache. The expiry is checked on every request, cached or not. Deactivating a user takes
+    effect on their keys within API_KEY_CACHE_SECONDS. With Redis down every request reads PostgreSQL."""
     hashed = _hash_key(raw_key)
     entry = _key_cache_get(hashed)
     fresh = entry is None
+    now = timezone.now()
     if entry is None:
         api_key = (
             ApiKey.objects.select_related("user")
@@ -497,16 +552,23 @@ def api_key_authenticate(*, raw_key: str) -> User | None:
         )
         if api_key is None:
             return None
-        entry = (api_key.user, api_key.pk, api_key.last_used_at)
-    user, key_id, last_used_at = entry
-    now = timezone.now()
+        entry = AuthenticatedKey(
+            user=api_key.user,
+            key_id=api_key.pk,
+            prefix=api_key.prefix,
+            scopes=frozenset(api_key.scopes),
+            expires_at=api_key.expires_at,
+            last_used_at=api_key.last_used_at,
+        )
+    if entry.expires_at is not None and entry.expires_at <= now:
+        return None
     # A read-heavy client would otherwise write this row on every request: once a minute tells enough.
-    if last_used_at is None or now - last_used_at > API_KEY_USE_RESOLUTION:
-        ApiKey.objects.filter(pk=key_id).update(last_used_at=now)
-        entry, fresh = (user, key_id, now), True
+    if entry.last_used_at is None or now - entry.last_used_at > API_KEY_USE_RESOLUTION:
+        ApiKey.objects.filter(pk=entry.key_id).update(last_used_at=now)
+        entry, fresh = replace(entry, last_used_at=now), True
     if fresh:
         _key_cache_set(hashed, entry)
-    return user
+    return entry
 
 
 @dataclass(frozen=True)

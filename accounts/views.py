@@ -15,6 +15,7 @@ from django.core.paginator import Paginator
 from django.db import IntegrityError
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
+from django.utils import timezone
 from django.utils.http import url_has_allowed_host_and_scheme
 from django.views.decorators.csrf import csrf_exempt
 from django.views.decorators.http import require_http_methods, require_POST
@@ -98,18 +99,25 @@ def signup_view(request: HttpRequest) -> HttpResponse:
 @login_required
 @require_http_methods(["GET", "POST"])
 def api_keys_view(request: HttpRequest) -> HttpResponse:
-    form = ApiKeyForm(request.POST or None)
+    user = _signed_in(request)
+    form = ApiKeyForm(request.POST or None, user=user)
     raw_key = None
     if request.method == "POST" and form.is_valid():
         try:
-            _api_key, raw_key = api_key_create(user=_signed_in(request), name=form.cleaned_data["name"])
+            _api_key, raw_key = api_key_create(
+                user=user,
+                name=form.cleaned_data["name"],
+                scopes=form.cleaned_data["scopes"],
+                expires_at=form.cleaned_data["expires_at"],
+            )
         except DomainError as error:
-            form.add_error("name" if error.field == "name" else None, error.message)
+            form.add_error(error.field if error.field in form.fields else None, error.message)
         else:
-            form = ApiKeyForm()
-    keys = ApiKey.objects.filter(user=_signed_in(request)).order_by("-created_at")
+            form = ApiKeyForm(user=user)
+    keys = ApiKey.objects.filter(user=user).order_by("-created_at")
     status = 422 if form.errors else 200
-    return render(request, "accounts/api_keys.html", {"form": form, "keys": keys, "raw_key": raw_key}, status=status)
+    context = {"form": form, "keys": keys, "raw_key": raw_key, "now": timezone.now()}
+    return render(request, "accounts/api_keys.html", context, status=status)
 
 
 @login_required

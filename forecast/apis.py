@@ -5,12 +5,12 @@ from typing import Any
 from drf_spectacular.utils import OpenApiParameter, extend_schema
 from rest_framework import serializers
 from rest_framework.exceptions import NotFound
-from rest_framework.permissions import AllowAny
 from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from accounts.money import CREDIT_PLACES, MAX_DIGITS
+from accounts.permissions import HasKeyScope
 from forecast import selectors
 from forecast.models import LeaderboardEntry
 from markets.models import Market, Resolution
@@ -41,7 +41,7 @@ class CalibrationBucketSerializer(serializers.Serializer):
 
 
 class LeaderboardApi(APIView):
-    permission_classes = [AllowAny]
+    permission_classes = [HasKeyScope]
 
     class InputSerializer(serializers.Serializer):
         metric = serializers.ChoiceField(choices=LeaderboardEntry.Metric.choices, default="profit")
@@ -101,7 +101,7 @@ class ScoreSerializer(serializers.Serializer):
 
 
 class UserDetailApi(APIView):
-    permission_classes = [AllowAny]
+    permission_classes = [HasKeyScope]
 
     class OutputSerializer(serializers.Serializer):
         class UserTrackRecordSerializer(serializers.Serializer):
@@ -155,7 +155,7 @@ class UserDetailApi(APIView):
 
 
 class MarketScoresApi(APIView):
-    permission_classes = [AllowAny]
+    permission_classes = [HasKeyScope]
 
     class OutputSerializer(serializers.Serializer):
         class MarketTraderScoreSerializer(ScoreSerializer):

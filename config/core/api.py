@@ -132,6 +132,33 @@ class ErrorSerializer(serializers.Serializer):
     error = ErrorDetailSerializer()
 
 
+# API key scopes (accounts.models.Scope): each API class declares the one its operations need in
+# `required_scope` (a scope, or a mapping from HTTP method to scope), and accounts.permissions.HasKeyScope
+# checks it. Read here so the OpenAPI schema can show it without importing accounts.
+READ_SCOPE = "read"
+SAFE_METHODS = ("GET", "HEAD", "OPTIONS")
+# Declared "no scope needed": whoever calls proves themselves another way (auth/token/'s password).
+NO_SCOPE = None
+
+
+class Undeclared:
+    """An unsafe method whose API class names no scope for it: closed to every key."""
+
+
+UNDECLARED = Undeclared()
+
+
+def required_scope(view: Any, method: str) -> str | Undeclared | None:
+    """The scope an API class (or instance) declares for `method`: a scope, NO_SCOPE or UNDECLARED. A safe
+    method that declares nothing needs READ_SCOPE."""
+    declared = getattr(view, "required_scope", UNDECLARED)
+    if isinstance(declared, Mapping):
+        declared = declared.get(method.upper(), UNDECLARED)
+    if isinstance(declared, Undeclared):
+        return READ_SCOPE if method.upper() in SAFE_METHODS else UNDECLARED
+    return None if declared is None else str(getattr(declared, "value", declared))
+
+
 class FailOpenThrottle(SimpleRateThrottle):
     """A rate limit kept in Redis, at a constant cost: one round trip and one small value per identity,
     whatever the rate (config.core.ratelimit.gcra_consume). "N/period" lets a burst of N through, then one

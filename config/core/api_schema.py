@@ -8,14 +8,18 @@ authentication class it describes (accounts.authentication).
 from typing import Any
 
 from drf_spectacular.openapi import AutoSchema
+from rest_framework.permissions import AllowAny
 
-from config.core.api import ErrorSerializer
+from config.core.api import ErrorSerializer, Undeclared, required_scope
 
 # Errors every operation can answer with; the views declare their success responses and specific errors.
 COMMON_ERRORS = {
     "400": "The input is invalid (see fields).",
-    "401": "The API key is missing, unknown or revoked.",
-    "403": "Not allowed (e.g. a session request without its CSRF token).",
+    "401": "The API key is missing, unknown, expired or revoked.",
+    "403": (
+        "Not allowed: the API key lacks the operation's scope (insufficient_scope), the account is not staff, "
+        "or a session request lacks its CSRF token."
+    ),
     "404": "Not found.",
     "405": "Method not allowed.",
     "406": "Only application/json is served.",
@@ -36,10 +40,34 @@ class ForecastleAutoSchema(AutoSchema):
         # One API class per operation nests InputSerializer/OutputSerializer: name components after the API.
         return _nested_name(type(serializer)) or super().get_serializer_name(serializer, direction)
 
+    def get_operation(self, *args: Any, **kwargs: Any) -> dict[str, Any] | None:
+        """The operation, its description ending with the API key scope it needs (also as x-required-scope)."""
+        operation = super().get_operation(*args, **kwargs)
+        if operation is None:
+            return None
+        scope = required_scope(self.view, self.method)
+        if isinstance(scope, Undeclared):
+            note = "API keys cannot call this operation."
+        elif scope is None:
+            note = "Needs no API key scope."
+        else:
+            note = f"With an API key, the key needs the `{scope}` scope."
+            operation["x-required-scope"] = scope
+        operation["description"] = f"{operation.get('description', '')}\n\n{note}".strip()
+        return operation
+
     def get_auth(self) -> list[dict[str, Any]]:
         auths = super().get_auth()
         # drf-spectacular lists the schemes plus an empty one ("optional") for a public operation; a public
-        # operation needs no key, so it lists none and Swagger UI shows no lock on it.
+        # operation needs no key, so it lists none and Swagger UI shows no lock on it. An operation is public
+        # when every permission it checks lets an anonymous request through (AllowAny, or one that says so,
+        # as the API key scope check does: it limits keys, not anonymous readers).
+        permissions = self.view.get_permissions()
+        if all(
+            isinstance(permission, AllowAny) or getattr(permission, "anonymous_allowed", False)
+            for permission in permissions
+        ):
+            return []
         return [] if {} in auths else auths
 
     def _get_response_bodies(self, direction: Any = "response") -> dict[str, Any]:

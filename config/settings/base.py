@@ -318,7 +318,8 @@ REST_FRAMEWORK = {
         "accounts.authentication.ApiKeyAuthentication",
         "rest_framework.authentication.SessionAuthentication",
     ],
-    "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.AllowAny"],
+    # Every API class keeps HasKeyScope among its permissions (accounts/permissions.py).
+    "DEFAULT_PERMISSION_CLASSES": ["accounts.permissions.HasKeyScope"],
     "DEFAULT_RENDERER_CLASSES": ["rest_framework.renderers.JSONRenderer"],
     "DEFAULT_PARSER_CLASSES": ["config.core.parsers.BoundedJSONParser"],
     "EXCEPTION_HANDLER": "config.core.api.api_exception_handler",

@@ -11,7 +11,8 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from accounts.models import User
+from accounts.models import Scope, User
+from accounts.permissions import HasKeyScope
 from config.core.api import (
     PAGINATION_PARAMETERS_HELP,
     AnonReadThrottle,
@@ -33,6 +34,15 @@ from markets.services.comments import (
     comment_report,
 )
 from markets.services.follows import market_follow_set
+
+# With an API key: reading needs `read`; writing as the user (comments, reports, follows) needs `trade`, the scope
+# of a key that acts for its account (a read-only key cannot post).
+SOCIAL_SCOPES = {
+    "GET": Scope.READ,
+    "POST": Scope.TRADE,
+    "PATCH": Scope.TRADE,
+    "DELETE": Scope.TRADE,
+}
 
 # The service (comment_body_clean) words the rest; these are the checks the serializer makes first.
 BODY_ERRORS: dict[str, Any] = {
@@ -106,8 +116,10 @@ class MarketCommentsApi(APIView):
 
     OutputSerializer = CommentSerializer
 
+    required_scope = SOCIAL_SCOPES
+
     def get_permissions(self) -> list[Any]:
-        return [IsAuthenticated()] if self.request.method == "POST" else []
+        return [HasKeyScope(), IsAuthenticated()] if self.request.method == "POST" else [HasKeyScope()]
 
     def get_throttles(self) -> list[Any]:
         # Reads meet the read limits; posts the per-account posting limit.
@@ -167,7 +179,8 @@ def visible_comment_or_404(comment_id: int) -> Comment:
 class CommentDetailApi(APIView):
     """PATCH: the author edits within the edit window. DELETE: the author deletes. Nobody else may do either."""
 
-    permission_classes = [IsAuthenticated]
+    permission_classes = [HasKeyScope, IsAuthenticated]
+    required_scope = SOCIAL_SCOPES
 
     class InputSerializer(serializers.Serializer):
         body = serializers.CharField(
@@ -206,7 +219,8 @@ class CommentDetailApi(APIView):
 class CommentReportsApi(APIView):
     """POST: report a comment to the staff's moderation queue (once per user and comment)."""
 
-    permission_classes = [IsAuthenticated]
+    permission_classes = [HasKeyScope, IsAuthenticated]
+    required_scope = SOCIAL_SCOPES
 
     class InputSerializer(serializers.Serializer):
         reason = serializers.CharField(
@@ -236,7 +250,8 @@ class CommentReportsApi(APIView):
 class MarketFollowApi(APIView):
     """POST follows a market, DELETE unfollows it (trading a market follows it by itself)."""
 
-    permission_classes = [IsAuthenticated]
+    permission_classes = [HasKeyScope, IsAuthenticated]
+    required_scope = SOCIAL_SCOPES
 
     class OutputSerializer(serializers.Serializer):
         market = serializers.SlugField()
@@ -265,7 +280,8 @@ class MarketFollowApi(APIView):
 class MeFeedApi(APIView):
     """GET: new trades and comments of the users you follow, newest first."""
 
-    permission_classes = [IsAuthenticated]
+    permission_classes = [HasKeyScope, IsAuthenticated]
+    required_scope = SOCIAL_SCOPES
 
     class QuerySerializer(serializers.Serializer):
         cursor = serializers.CharField(required=False, max_length=200, help_text="`next` of the previous page.")

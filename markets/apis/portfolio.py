@@ -12,8 +12,9 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from accounts.models import User
+from accounts.models import Scope, User
 from accounts.money import position_value
+from accounts.permissions import HasKeyScope
 from config.core.api import PAGINATION_PARAMETERS_HELP, paginated_response, paginated_schema
 from markets.apis.common import TradeOutputSerializer, money_field, probability_field
 from markets.models import Market, Position
@@ -26,7 +27,8 @@ class PageInputSerializer(serializers.Serializer):
 
 
 class MePositionsApi(APIView):
-    permission_classes = [IsAuthenticated]
+    permission_classes = [HasKeyScope, IsAuthenticated]
+    required_scope = Scope.READ
 
     class OutputSerializer(serializers.Serializer):
         market = serializers.SlugField(source="market.slug")
@@ -81,7 +83,8 @@ class MePositionsApi(APIView):
 
 
 class MeTradesApi(APIView):
-    permission_classes = [IsAuthenticated]
+    permission_classes = [HasKeyScope, IsAuthenticated]
+    required_scope = Scope.READ
 
     @extend_schema(
         operation_id="me_trades",

@@ -10,7 +10,8 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from accounts.models import User
+from accounts.models import Scope, User
+from accounts.permissions import HasKeyScope
 from config.core.numbers import AsciiDecimalApiField
 from markets.apis.common import money_field, staff_market_or_404
 from markets.apis.markets import MarketListApi
@@ -26,7 +27,8 @@ class OutcomeInputSerializer(serializers.Serializer):
 class MarketCreateApi(APIView):
     """POST /api/v1/markets/: a staff member creates (and opens) a market."""
 
-    permission_classes = [IsAdminUser]
+    permission_classes = [HasKeyScope, IsAdminUser]
+    required_scope = Scope.MARKETS
 
     class InputSerializer(serializers.Serializer):
         slug = serializers.CharField(max_length=120)
@@ -87,10 +89,11 @@ class MarketCollectionApi(MarketListApi):
     """/api/v1/markets/: the public list (GET, from MarketListApi) and staff creation (POST) share a path."""
 
     post = MarketCreateApi.post
+    required_scope = {"GET": Scope.READ, "POST": Scope.MARKETS}
 
     def get_permissions(self) -> Sequence[Any]:
         if self.request.method == "POST":
-            return [IsAdminUser()]
+            return [HasKeyScope(), IsAdminUser()]
         return super().get_permissions()
 
 
@@ -117,7 +120,8 @@ class MarketResolutionApi(APIView):
     """POST /api/v1/markets/{slug}/resolution/: resolve, re-resolve or annul; settlement follows
     asynchronously (202), and the market reads `resolving` until it is paid."""
 
-    permission_classes = [IsAdminUser]
+    permission_classes = [HasKeyScope, IsAdminUser]
+    required_scope = Scope.RESOLVE
 
     class InputSerializer(serializers.Serializer):
         kind = serializers.ChoiceField(choices=Resolution.Kind.choices)

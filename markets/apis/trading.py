@@ -14,8 +14,9 @@ from rest_framework.response import Response
 from rest_framework.settings import api_settings
 from rest_framework.views import APIView
 
-from accounts.models import User
+from accounts.models import Scope, User
 from accounts.money import CREDIT_PLACES
+from accounts.permissions import HasKeyScope
 from config.core.api import (
     CONDITIONAL_PARAMETERS,
     NOT_MODIFIED,
@@ -231,8 +232,12 @@ class MarketTradesApi(APIView):
         cursor = serializers.CharField(required=False, max_length=200, help_text=PAGINATION_PARAMETERS_HELP)
         page_size = serializers.IntegerField(required=False, min_value=1, max_value=100)
 
+    required_scope = {"GET": Scope.READ, "POST": Scope.TRADE}
+
     def get_permissions(self) -> list[Any]:
-        return [IsAuthenticated()] if self.request.method == "POST" else list(super().get_permissions())
+        if self.request.method == "POST":
+            return [HasKeyScope(), IsAuthenticated()]
+        return list(super().get_permissions())
 
     def get_throttles(self) -> list[Any]:
         if self.request.method == "POST":

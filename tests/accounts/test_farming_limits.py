@@ -55,14 +55,14 @@ def test_the_key_page_refuses_past_the_cap_and_a_revoked_key_frees_a_place(clien
     settings.FORECASTLE_API_KEYS_PER_ACCOUNT = 2
     user = make_user("bot")
     client.force_login(user)
-    assert client.post("/accounts/api-keys/", {"name": "one"}).status_code == 200
-    assert client.post("/accounts/api-keys/", {"name": "two"}).status_code == 200
-    refused = client.post("/accounts/api-keys/", {"name": "three"})
+    assert client.post("/accounts/api-keys/", {"name": "one", "scopes": ["read"]}).status_code == 200
+    assert client.post("/accounts/api-keys/", {"name": "two", "scopes": ["read"]}).status_code == 200
+    refused = client.post("/accounts/api-keys/", {"name": "three", "scopes": ["read"]})
     assert refused.status_code == 422
     assert "at most 2 active API keys" in refused.content.decode()
     first = ApiKey.objects.get(user=user, name="one")
     client.post(f"/accounts/api-keys/{first.pk}/revoke/")
-    assert client.post("/accounts/api-keys/", {"name": "three"}).status_code == 200
+    assert client.post("/accounts/api-keys/", {"name": "three", "scopes": ["read"]}).status_code == 200
 
 
 def test_a_password_change_revokes_the_api_keys_and_the_page_says_so(client, make_user):

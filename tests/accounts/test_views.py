@@ -11,6 +11,12 @@ from accounts.services import api_key_authenticate
 pytestmark = pytest.mark.django_db
 
 
+def key_user(raw_key):
+    """The user a raw key authenticates, or None."""
+    authenticated = api_key_authenticate(raw_key=raw_key)
+    return authenticated.user if authenticated else None
+
+
 def test_signup_creates_a_user_with_the_grant_and_logs_in(client):
     assert client.get("/accounts/signup/").status_code == 200
     response = client.post(
@@ -104,13 +110,13 @@ def test_password_change(client, make_user):
 def test_api_key_is_shown_once_and_stored_hashed(client, make_user):
     user = make_user()
     client.force_login(user)
-    response = client.post("/accounts/api-keys/", {"name": "my bot"})
+    response = client.post("/accounts/api-keys/", {"name": "my bot", "scopes": ["read", "trade"]})
     assert response.status_code == 200
     raw_key = response.context["raw_key"]
     assert raw_key in response.content.decode()
     key = ApiKey.objects.get(user=user)
     assert raw_key not in key.hashed_key
-    assert api_key_authenticate(raw_key=raw_key) == user
+    assert key_user(raw_key) == user
     page = client.get("/accounts/api-keys/").content.decode()
     assert raw_key not in page
     assert key.prefix in page
@@ -126,7 +132,7 @@ def test_api_key_needs_a_name(client, make_user):
 def test_api_key_revoke(client, make_user):
     user = make_user()
     client.force_login(user)
-    raw_key = client.post("/accounts/api-keys/", {"name": "bot"}).context["raw_key"]
+    raw_key = client.post("/accounts/api-keys/", {"name": "bot", "scopes": ["read"]}).context["raw_key"]
     key = ApiKey.objects.get()
     response = client.post(f"/accounts/api-keys/{key.pk}/revoke/")
     assert response.status_code == 302
@@ -137,7 +143,7 @@ def test_api_key_revoke(client, make_user):
 def test_cannot_revoke_someone_elses_key(client, make_user):
     owner = make_user()
     client.force_login(owner)
-    client.post("/accounts/api-keys/", {"name": "bot"})
+    client.post("/accounts/api-keys/", {"name": "bot", "scopes": ["read"]})
     key = ApiKey.objects.get()
     client.force_login(make_user())
     assert client.post(f"/accounts/api-keys/{key.pk}/revoke/").status_code == 404
