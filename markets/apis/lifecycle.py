@@ -15,7 +15,8 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from accounts.models import User
+from accounts.models import Scope, User
+from accounts.permissions import HasKeyScope
 from config.core.api import PAGINATION_PARAMETERS_HELP, paginated_response, paginated_schema
 from config.core.numbers import AsciiDecimalApiField
 from markets.apis.common import money_field, public_market_or_404, staff_market_or_404
@@ -108,7 +109,8 @@ def _control_schema(operation_id: str, summary: str, request: Any) -> Any:
 class MarketCloseApi(APIView):
     """POST /api/v1/markets/{slug}/close/: close an open market early (no more trades)."""
 
-    permission_classes = [IsAdminUser]
+    permission_classes = [HasKeyScope, IsAdminUser]
+    required_scope = Scope.MARKETS
     InputSerializer = ReasonInputSerializer
 
     @_control_schema("markets_close", "Close an open market early (staff)", ReasonInputSerializer)
@@ -123,7 +125,8 @@ class MarketCloseApi(APIView):
 class MarketExtendApi(APIView):
     """POST /api/v1/markets/{slug}/extend/: move the close time of a draft or open market (any future time)."""
 
-    permission_classes = [IsAdminUser]
+    permission_classes = [HasKeyScope, IsAdminUser]
+    required_scope = Scope.MARKETS
 
     class InputSerializer(serializers.Serializer):
         closes_at = serializers.DateTimeField(help_text="The new close time; it must be in the future.")
@@ -144,7 +147,8 @@ class MarketExtendApi(APIView):
 class MarketHaltApi(APIView):
     """POST /api/v1/markets/{slug}/halt/: halt trading; traders see the reason with every refusal."""
 
-    permission_classes = [IsAdminUser]
+    permission_classes = [HasKeyScope, IsAdminUser]
+    required_scope = Scope.MARKETS
     InputSerializer = ReasonInputSerializer
 
     @_control_schema("markets_halt", "Halt trading on an open market (staff)", ReasonInputSerializer)
@@ -159,7 +163,8 @@ class MarketHaltApi(APIView):
 class MarketResumeApi(APIView):
     """POST /api/v1/markets/{slug}/resume/: resume trading on a halted market."""
 
-    permission_classes = [IsAdminUser]
+    permission_classes = [HasKeyScope, IsAdminUser]
+    required_scope = Scope.MARKETS
 
     class InputSerializer(serializers.Serializer):
         reason = serializers.CharField(max_length=2000, required=False, allow_blank=True, help_text=REASON_HELP)
@@ -176,7 +181,8 @@ class MarketResumeApi(APIView):
 class MarketLiquidityApi(APIView):
     """POST /api/v1/markets/{slug}/liquidity/: raise b; prices stay, the house pays the extra subsidy."""
 
-    permission_classes = [IsAdminUser]
+    permission_classes = [HasKeyScope, IsAdminUser]
+    required_scope = Scope.MARKETS
 
     class InputSerializer(serializers.Serializer):
         liquidity = AsciiDecimalApiField(
@@ -199,7 +205,8 @@ class MarketLiquidityApi(APIView):
 class MarketOutcomeAddApi(APIView):
     """POST /api/v1/markets/{slug}/outcomes/: add an outcome to an open multiple-choice market."""
 
-    permission_classes = [IsAdminUser]
+    permission_classes = [HasKeyScope, IsAdminUser]
+    required_scope = Scope.MARKETS
 
     class InputSerializer(serializers.Serializer):
         code = serializers.CharField(max_length=32, help_text="Uppercase letters, digits, '-' or '_'.")
@@ -245,9 +252,11 @@ class EditOutputSerializer(serializers.Serializer):
 class MarketResourceApi(MarketDetailApi):
     """/api/v1/markets/{slug}/: the public detail (GET, from MarketDetailApi) and staff text edits (PATCH)."""
 
+    required_scope = {"GET": Scope.READ, "PATCH": Scope.MARKETS}
+
     def get_permissions(self) -> Sequence[Any]:
         if self.request.method == "PATCH":
-            return [IsAdminUser()]
+            return [HasKeyScope(), IsAdminUser()]
         return super().get_permissions()
 
     @extend_schema(
