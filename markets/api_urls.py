@@ -10,6 +10,7 @@ from markets.apis.comments import (
     MarketFollowApi,
     MeFeedApi,
 )
+from markets.apis.exports import DatasetDownloadApi, DatasetListApi, MarketExportApi, MeExportApi
 from markets.apis.history import MarketHistoryApi
 from markets.apis.markets import DETAIL_RENDERING, market_detail_render
 from markets.apis.portfolio import MePositionsApi, MeTradesApi
@@ -42,6 +43,10 @@ urlpatterns: list[URLPattern | URLResolver] = [
     path("comments/<int:comment_id>/", CommentDetailApi.as_view(), name="api-comment-detail"),
     path("comments/<int:comment_id>/reports/", CommentReportsApi.as_view(), name="api-comment-reports"),
     path("me/feed/", MeFeedApi.as_view(), name="api-me-feed"),
+    path("markets/<slug:slug>/export/", MarketExportApi.as_view(), name="api-market-export"),
+    path("datasets/", DatasetListApi.as_view(), name="api-datasets"),
+    path("datasets/<str:name>/", DatasetDownloadApi.as_view(), name="api-dataset-download"),
+    path("me/export/", MeExportApi.as_view(), name="api-me-export"),
     path("me/positions/", MePositionsApi.as_view(), name="api-me-positions"),
     path("me/trades/", MeTradesApi.as_view(), name="api-me-trades"),
 ]

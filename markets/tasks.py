@@ -10,6 +10,7 @@ from django.utils import timezone
 from accounts.tasks import notifications_email_send
 from markets import hooks, services
 from markets.services import notifications
+from markets.services import datasets
 
 logger = logging.getLogger(__name__)
 
@@ -66,6 +67,14 @@ def settlements_sweep(older_than_seconds: float = STUCK_AFTER.total_seconds()) -
         logger.warning("market %s is stuck in resolving; re-enqueuing its settlement", market_id)
         market_settle.delay(market_id)
     return len(market_ids)
+
+
+@shared_task(name="markets.tasks.dataset_build")
+def dataset_build() -> str:
+    """Builds today's dataset of resolved markets; running it twice the same day rebuilds the same file."""
+    dataset = datasets.dataset_build()
+    logger.info("built dataset %s (%d bytes)", dataset.name, dataset.size)
+    return dataset.name
 
 
 @shared_task(name="markets.tasks.candles_roll_up")

@@ -22,6 +22,7 @@ from accounts.services import api_key_create
 from markets.models import CommentReport, Market
 from markets.services import trade_execute
 from markets.services.comments import comment_create, comment_report
+from markets.services.datasets import dataset_build
 from tests.factories import trade_request
 
 pytestmark = pytest.mark.django_db
@@ -63,6 +64,10 @@ RULES: dict[str, dict[str, str]] = {
     "api-me-notifications": {"GET": LOGIN},
     "api-me-notifications-read": {"POST": LOGIN},
     "api-user-follow": {"POST": LOGIN},
+    "api-me-export": {"GET": LOGIN},
+    "api-market-export": {"GET": PUBLIC},
+    "api-datasets": {"GET": PUBLIC},
+    "api-dataset-download": {"GET": PUBLIC},
     "api-leaderboard": {"GET": PUBLIC},
     "api-user-detail": {"GET": PUBLIC},
     "api-market-scores": {"GET": PUBLIC},
@@ -135,7 +140,7 @@ def routes(patterns=None, prefix: str = "", namespace: str = "") -> Iterator[Rou
 
 
 @pytest.fixture
-def world(make_user, make_market):
+def world(make_user, make_market, settings, tmp_path):
     owner = make_user("owner")
     other = make_user("other")
     staff = make_user("staffer", is_staff=True)
@@ -148,6 +153,8 @@ def world(make_user, make_market):
     )
     trade_execute(user=owner, market=market, request=trade_request("YES", "buy", amount="5"))
     key, _raw = api_key_create(user=owner, name="owner's key")
+    settings.FORECASTLE_DATASETS_DIR = str(tmp_path / "datasets")
+    dataset = dataset_build()
     comment = comment_create(market=market, author=owner, body="The owner's comment.")
     comment_report(comment=comment, reporter=other, reason="Walked.")
     return {
@@ -158,6 +165,7 @@ def world(make_user, make_market):
         "key": key,
         "comment": comment,
         "report": CommentReport.objects.get(comment=comment),
+        "dataset": dataset,
     }
 
 
@@ -178,6 +186,7 @@ def concrete_path(route: Route, world) -> str:
         "id": str(world["market"].pk),
         "content_type_id": "1",
         "action": "halt",
+        "name": world["dataset"].name,
     }
     return "/" + re.sub(r"<(?:\w+:)?(\w+)>", lambda match: values[match.group(1)], route.route)
 

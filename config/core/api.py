@@ -276,6 +276,17 @@ class TokenThrottle(FailOpenThrottle):
         return self.cache_format % {"scope": self.scope, "ident": self.get_ident(request)}
 
 
+class ExportThrottle(FailOpenThrottle):
+    """Bulk exports, per account when signed in and per client address otherwise, across every export endpoint."""
+
+    scope = "export"
+
+    def get_cache_key(self, request: Request, view: "APIView") -> str | None:
+        signed_in = request.user and request.user.is_authenticated
+        ident = f"user{request.user.pk}" if signed_in else self.get_ident(request)
+        return self.cache_format % {"scope": self.scope, "ident": ident}
+
+
 class ApiCursorPagination(CursorPagination):
     """Stable pages under concurrent inserts. The view sets `ordering` (a unique tail such as -id last)."""
 

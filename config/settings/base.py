@@ -254,6 +254,10 @@ DATA_UPLOAD_MAX_MEMORY_SIZE = int(os.environ.get("DATA_UPLOAD_MAX_MEMORY_SIZE", 
 API_MAX_JSON_DEPTH = int(os.environ.get("API_MAX_JSON_DEPTH", "32"))
 # Active (unrevoked) API keys one account may hold.
 FORECASTLE_API_KEYS_PER_ACCOUNT = int(os.environ.get("API_KEYS_PER_ACCOUNT", "10"))
+# Where beat writes the daily dataset of resolved markets (markets/services/datasets.py), and how many are kept.
+# With more than one web host, point every web host and the worker at one shared directory.
+FORECASTLE_DATASETS_DIR = os.environ.get("DATASETS_DIR", str(BASE_DIR / "var" / "datasets"))
+FORECASTLE_DATASETS_KEEP = int(os.environ.get("DATASETS_KEEP", "7"))
 
 # Password reset by e-mail (Django's views). Development prints the message on the console; production
 # sends it over SMTP (config/settings/production.py).
@@ -331,6 +335,8 @@ REST_FRAMEWORK = {
         "auth_token": os.environ.get("API_RATE_AUTH_TOKEN", "10/min"),
         # Comments and replies posted, per account (website and API together).
         "comment": os.environ.get("API_RATE_COMMENT", "6/min"),
+        # Bulk exports (a market's trades, datasets, "download my data"): each one reads a whole table.
+        "export": os.environ.get("API_RATE_EXPORT", "30/hour"),
     },
     # The throttles take the client address from config.core.client_address (API_NUM_PROXIES); this keeps DRF's
     # own get_ident on the same rule should anything call it.
@@ -393,6 +399,8 @@ CELERY_BEAT_SCHEDULE: dict[str, dict[str, object]] = {
         "task": "accounts.tasks.notifications_digest_send",
         "schedule": crontab(hour=int(os.environ.get("NOTIFICATION_DIGEST_HOUR", "7")), minute=0),
     },
+    # The public dataset of resolved markets (GET /api/v1/datasets/), once a day.
+    "build-dataset": {"task": "markets.tasks.dataset_build", "schedule": crontab(hour=3, minute=41)},
 }
 
 # Operations (docs/operations.md). /readyz gives each dependency this long to answer.
