@@ -9,8 +9,7 @@ from django.utils import timezone
 
 from accounts.tasks import notifications_email_send
 from markets import hooks, services
-from markets.services import notifications
-from markets.services import datasets
+from markets.services import datasets, notifications
 
 logger = logging.getLogger(__name__)
 
