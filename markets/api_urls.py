@@ -14,6 +14,7 @@ from markets.apis.exports import DatasetDownloadApi, DatasetListApi, MarketExpor
 from markets.apis.history import MarketHistoryApi
 from markets.apis.markets import DETAIL_RENDERING, market_detail_render
 from markets.apis.portfolio import MePositionsApi, MeTradesApi
+from markets.apis.stream import StreamApi
 from markets.apis.trading import MarketQuoteApi, MarketTradesApi
 from markets.cache import snapshot_renderer_register
 
@@ -49,4 +50,6 @@ urlpatterns: list[URLPattern | URLResolver] = [
     path("me/export/", MeExportApi.as_view(), name="api-me-export"),
     path("me/positions/", MePositionsApi.as_view(), name="api-me-positions"),
     path("me/trades/", MeTradesApi.as_view(), name="api-me-trades"),
+    # Documents the live stream; the stream process (markets/stream/server.py) serves it.
+    path("stream/", StreamApi.as_view(), name="api-stream"),
 ]

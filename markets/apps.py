@@ -11,6 +11,7 @@ class MarketsConfig(AppConfig):
         from markets.metrics import SettlementAndReconciliationState
         from markets.services import market_change_callbacks
         from markets.services.price_cache import prices_refresh
+        from markets.services.stream import stream_publish
         from markets.tasks import market_resolved_notify_enqueue
 
         # /metrics reports the settlement backlog and the last reconciliation, read when it is scraped.
@@ -19,6 +20,9 @@ class MarketsConfig(AppConfig):
         # Keep cached prices fresh: rebuild the market's snapshot after each change commits.
         if prices_refresh not in market_change_callbacks:
             market_change_callbacks.append(prices_refresh)
+        # Publish each change's events to the live stream (price, trade, status), after it commits.
+        if stream_publish not in market_change_callbacks:
+            market_change_callbacks.append(stream_publish)
 
         # Every committed settlement is told to the market's traders and followers.
         on_market_settled(market_resolved_notify_enqueue)

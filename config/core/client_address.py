@@ -26,11 +26,19 @@ def _valid(address: str | None) -> str | None:
 
 def client_address(request: HttpRequest) -> str | None:
     """The client's IP address, or None when the request carries none (a test request, a Unix socket)."""
-    remote = _valid(request.META.get("REMOTE_ADDR"))
+    return client_address_of(
+        remote=request.META.get("REMOTE_ADDR"), forwarded_for=request.META.get("HTTP_X_FORWARDED_FOR", "")
+    )
+
+
+def client_address_of(*, remote: str | None, forwarded_for: str) -> str | None:
+    """The same rule for a server that has no HttpRequest (the live stream's ASGI app): `remote` is the
+    socket's address, `forwarded_for` the X-Forwarded-For header (its values joined by commas, in order)."""
+    socket_address = _valid(remote)
     proxies = settings.API_NUM_PROXIES
     if proxies <= 0:
-        return remote
-    forwarded = [hop.strip() for hop in request.META.get("HTTP_X_FORWARDED_FOR", "").split(",") if hop.strip()]
+        return socket_address
+    forwarded = [hop.strip() for hop in forwarded_for.split(",") if hop.strip()]
     if len(forwarded) < proxies:
-        return remote
-    return _valid(forwarded[-proxies]) or remote
+        return socket_address
+    return _valid(forwarded[-proxies]) or socket_address

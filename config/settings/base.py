@@ -344,6 +344,19 @@ REST_FRAMEWORK = {
 }
 # Cached price reads are refreshed on every trade; this bounds staleness from other changes (closing, resolving).
 FORECASTLE_PRICE_CACHE_SECONDS = int(os.environ.get("FORECASTLE_PRICE_CACHE_SECONDS", "30"))
+
+# The live stream (docs/api.md, markets/stream/): events in one Redis stream under this key (the cache's
+# prefix by default), kept for STREAM_RETENTION_SECONDS and at most STREAM_MAX_EVENTS of them, for clients
+# that reconnect with Last-Event-ID.
+FORECASTLE_STREAM_KEY = os.environ.get("STREAM_REDIS_KEY") or f"{CACHES['default']['KEY_PREFIX']}:stream"
+FORECASTLE_STREAM_MAX_EVENTS = int(os.environ.get("STREAM_MAX_EVENTS", "10000"))
+FORECASTLE_STREAM_RETENTION_SECONDS = int(os.environ.get("STREAM_RETENTION_SECONDS", "3600"))
+# A comment line this often keeps proxies from closing an idle stream (and renews the connection's slot).
+FORECASTLE_STREAM_HEARTBEAT_SECONDS = float(os.environ.get("STREAM_HEARTBEAT_SECONDS", "15"))
+# Open streams per client address, counted across every stream process (config.core.client_address).
+FORECASTLE_STREAM_CONNECTIONS_PER_ADDRESS = int(os.environ.get("STREAM_CONNECTIONS_PER_ADDRESS", "20"))
+# Markets one stream may name in `markets`.
+FORECASTLE_STREAM_MAX_MARKETS = int(os.environ.get("STREAM_MAX_MARKETS", "50"))
 SPECTACULAR_SETTINGS = {
     "TITLE": "Forecastle API",
     "DESCRIPTION": "Prices, price history, quotes and trading on the Forecastle forecasting exchange.",

@@ -36,3 +36,5 @@ TEST_REDIS_NAMESPACE = "forecastle-test" + os.environ.get("FORECASTLE_TEST_DB", 
 CACHES["default"]["BACKEND"] = "tests.redis_namespace.NamespacedRedisCache"
 CACHES["default"]["KEY_PREFIX"] = TEST_REDIS_NAMESPACE
 CELERY_BROKER_TRANSPORT_OPTIONS = {**CELERY_BROKER_TRANSPORT_OPTIONS, "global_keyprefix": f"{TEST_REDIS_NAMESPACE}:"}
+# The live stream's keys too; a stream test gives the server it starts a key of its own (STREAM_REDIS_KEY).
+FORECASTLE_STREAM_KEY = os.environ.get("STREAM_REDIS_KEY") or f"{TEST_REDIS_NAMESPACE}:stream"

@@ -93,3 +93,8 @@ def market_categories() -> list[str]:
         .values_list("category", flat=True)
         .distinct()
     )
+
+
+def market_slugs_public(*, slugs: Collection[str]) -> set[str]:
+    """Which of these slugs name a market the public sees (drafts hidden): the live stream's check of `markets`."""
+    return set(markets_visible(drafts=Drafts.HIDDEN).filter(slug__in=list(slugs)).values_list("slug", flat=True))

@@ -1,8 +1,9 @@
 """Callbacks run after a change to a market's prices or state commits.
 
-Trades, closing, editing, resolving and settling all announce the change here; the price cache
+Trades, opening, closing, editing, resolving and settling all announce the change here; the price cache
 (registered in MarketsConfig.ready) rebuilds the market's snapshot, so a reader never sees a closed
-market as open or a resolved one as resolving for longer than the commit takes.
+market as open or a resolved one as resolving for longer than the commit takes, and the live stream
+(markets.services.stream) publishes the change's events.
 """
 
 from collections.abc import Callable
@@ -12,7 +13,7 @@ from functools import partial
 
 from django.db import transaction
 
-from markets.models import Market, Outcome
+from markets.models import Market, Outcome, Trade
 
 
 @dataclass(frozen=True)
@@ -25,6 +26,8 @@ class TradeChange:
 
     market: Market
     outcomes: list[Outcome]
+    # The committed trade, with its outcome and user (the live stream publishes its public fields).
+    trade: Trade
     version: int
     previous_version: int
     updated_at: datetime

@@ -188,6 +188,7 @@ def market_open(*, market: Market, now: datetime | None = None) -> Market:
     market.opens_at = now
     market.save(update_fields=["status", "subsidy", "opens_at"])
     PricePoint.objects.create(market=market, probabilities=[o.initial_probability for o in outcomes], created_at=now)
+    market_changed(market_id=market.pk)
     return market
 
 

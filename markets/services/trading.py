@@ -349,17 +349,6 @@ def _result(*, user: User, written: _Written) -> TradeResult:
     for row, price in zip(outcomes, quote.probabilities_after, strict=True):
         row.probability = price
     market.volume += quote.amount
-    change = None
-    if not written.dated_by_caller:
-        change = TradeChange(
-            market=market,
-            outcomes=outcomes,
-            version=written.version,
-            previous_version=locked.previous_version,
-            updated_at=written.at,
-            new_trader=not locked.held,
-        )
-    market_changed(market_id=market.pk, trade=change)
     trade = Trade(
         pk=written.trade_id,
         market=market,
@@ -373,6 +362,18 @@ def _result(*, user: User, written: _Written) -> TradeResult:
         ledger_transaction_id=written.ledger_transaction_id,
         created_at=written.at,
     )
+    change = None
+    if not written.dated_by_caller:
+        change = TradeChange(
+            market=market,
+            outcomes=outcomes,
+            trade=trade,
+            version=written.version,
+            previous_version=locked.previous_version,
+            updated_at=written.at,
+            new_trader=not locked.held,
+        )
+    market_changed(market_id=market.pk, trade=change)
     return TradeResult(
         trade=trade,
         probabilities=quote.probabilities_after,

@@ -1,0 +1,153 @@
+"""Publishes market events to the live stream (markets.stream): the market_changed callback registered in
+MarketsConfig.ready, so it runs only after a change commits and never for one that rolled back.
+
+After a trade it publishes a `trade` event (the fields the public trade list shows) and a `price` event
+(the probabilities after it) from what the trade had in hand under the market lock. After any other change
+it reads the market as it now stands and publishes a `price` event if its price version is newer than the
+last one published, and a `status` event if its status differs from the last one published: the status
+publisher knows no transition by name, so a new status (halted, proposed, ...) is published as soon as a
+service that sets it announces the change with market_changed.
+"""
+
+import functools
+import json
+import logging
+from datetime import UTC, datetime
+from decimal import Decimal
+from typing import Any
+
+import redis
+from django.conf import settings
+from django.db.models import OuterRef, Subquery
+from django.utils import timezone
+
+from config.core.cache import UNREACHABLE
+from markets.models import Market, Outcome, PricePoint, Trade
+from markets.services.changes import TradeChange
+from markets.stream.events import PUBLISH_SCRIPT, STATE_SECONDS, state_key, stream_key, trimmed_key
+
+logger = logging.getLogger(__name__)
+
+HALTED = "halted"
+
+
+@functools.cache
+def _client(url: str) -> Any:
+    return redis.Redis.from_url(url, socket_connect_timeout=0.5, socket_timeout=0.5)
+
+
+def stream_redis() -> Any:
+    """The Redis of the stream (REDIS_URL), one connection pool per process."""
+    return _client(settings.REDIS_URL)
+
+
+def timestamp(moment: datetime) -> str:
+    """A time as the API writes it (ISO 8601, UTC, `Z`)."""
+    text = moment.astimezone(UTC).isoformat()
+    return text[:-6] + "Z" if text.endswith("+00:00") else text
+
+
+def money(value: Decimal) -> str:
+    return f"{value:.6f}"
+
+
+def _json(data: dict[str, Any]) -> str:
+    return json.dumps(data, separators=(",", ":"))
+
+
+def _probabilities(codes: list[str], values: list[float]) -> dict[str, float]:
+    return dict(zip(codes, values, strict=False))
+
+
+def trade_event_data(trade: Trade, codes: list[str]) -> dict[str, Any]:
+    """A trade as the public trade list shows it (markets.apis.common.TradeOutputSerializer)."""
+    return {
+        "id": trade.pk,
+        "market": trade.market.slug,
+        "outcome": trade.outcome.code,
+        "side": trade.side,
+        "shares": money(trade.shares),
+        "amount": money(trade.amount),
+        "average_price": f"{trade.average_price:.6f}",
+        "probabilities_before": _probabilities(codes, trade.probabilities_before),
+        "probabilities_after": _probabilities(codes, trade.probabilities_after),
+        "username": trade.user.username,
+        "created_at": timestamp(trade.created_at),
+    }
+
+
+def price_event_data(
+    *, slug: str, version: int, outcomes: list[Outcome], volume: Decimal, updated_at: datetime
+) -> dict[str, Any]:
+    return {
+        "market": slug,
+        "version": version,
+        "probabilities": {outcome.code: outcome.probability for outcome in outcomes},
+        "volume": money(volume),
+        "updated_at": timestamp(updated_at),
+    }
+
+
+def stream_publish(market_id: int, trade: TradeChange | None = None) -> None:
+    """market_change_callbacks entry: publishes what the committed change did. Like the price cache's
+    callback it runs after the commit, so it never raises: with Redis unreachable the events are lost
+    (logged), and clients read the current state when they reconnect."""
+    try:
+        arguments = _change_arguments(market_id, trade)
+        if arguments is None:
+            return
+        stream_redis().eval(
+            PUBLISH_SCRIPT,
+            3,
+            stream_key(),
+            state_key(market_id),
+            trimmed_key(),
+            settings.FORECASTLE_STREAM_MAX_EVENTS,
+            settings.FORECASTLE_STREAM_RETENTION_SECONDS * 1000,
+            STATE_SECONDS,
+            *arguments,
+        )
+    except UNREACHABLE:
+        logger.warning("Stream unreachable: the events of a change to market %s are not published", market_id)
+    except Exception:
+        logger.exception("Could not publish the events of a change to market %s", market_id)
+
+
+def _change_arguments(market_id: int, change: TradeChange | None) -> list[str | int] | None:
+    """The script's arguments from the slug on: trade data, price version and data, status and data."""
+    if change is not None:
+        market = change.market
+        codes = [outcome.code for outcome in change.outcomes]
+        price = price_event_data(
+            slug=market.slug,
+            version=change.version,
+            outcomes=change.outcomes,
+            volume=market.volume,
+            updated_at=change.updated_at,
+        )
+        trade_data = _json(trade_event_data(change.trade, codes))
+        return [market.slug, trade_data, change.version, _json(price), "", ""]
+    latest = PricePoint.objects.filter(market=OuterRef("pk")).order_by("-created_at", "-id")
+    current = (
+        Market.objects.filter(pk=market_id)
+        .exclude(status=Market.Status.DRAFT)
+        .annotate(version=Subquery(latest.values("id")[:1]), version_at=Subquery(latest.values("created_at")[:1]))
+        .values("slug", "status", "halted_at", "volume", "created_at", "version", "version_at")
+        .first()
+    )
+    if current is None:
+        return None
+    outcomes = list(Outcome.objects.filter(market_id=market_id).order_by("index"))
+    version = current["version"] or 0
+    price = price_event_data(
+        slug=current["slug"],
+        version=version,
+        outcomes=outcomes,
+        volume=current["volume"],
+        updated_at=current["version_at"] or current["created_at"],
+    )
+    # Halted is an open market whose trading staff stopped (Market.halted_at): the stream names it a status.
+    halted = current["status"] == Market.Status.OPEN and current["halted_at"] is not None
+    state = HALTED if halted else current["status"]
+    status = {"market": current["slug"], "status": state, "at": timestamp(timezone.now())}
+    return [current["slug"], "", version, _json(price), state, _json(status)]

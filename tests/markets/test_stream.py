@@ -1,0 +1,300 @@
+"""The live stream (issue 14): a real uvicorn serving config.stream_asgi, trades through the API, and what
+a client of the stream receives. The services publish after commit through Redis; nothing is mocked."""
+
+import json
+from decimal import Decimal
+from typing import Any
+
+import pytest
+import redis
+from django.conf import settings
+from django.db import transaction
+from rest_framework.test import APIClient
+
+from markets.models import Market, Trade
+from markets.services import market_close, market_open, trade_execute
+from markets.stream.events import EventId
+from tests.celery_worker import wait_for
+from tests.factories import trade_request
+from tests.redis_namespace import namespace_delete
+from tests.stream_server import SseClient, StreamServer, stream_key, stream_server
+
+pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.slow]
+
+
+@pytest.fixture(scope="module")
+def module_server(django_db_setup, django_db_blocker):
+    """One server for the module (starting uvicorn takes seconds), on a stream key of its own."""
+    key = stream_key()
+    with django_db_blocker.unblock():
+        started = stream_server(key=key, env={"STREAM_CONNECTIONS_PER_ADDRESS": "3", "STREAM_HEARTBEAT_SECONDS": "1"})
+        with started as running:
+            yield running
+    namespace_delete(settings.REDIS_URL, key)
+
+
+@pytest.fixture
+def server(module_server, settings):
+    """The module's server, with the services of this test publishing where it reads."""
+    settings.FORECASTLE_STREAM_KEY = module_server.key
+    return module_server
+
+
+@pytest.fixture
+def market(make_market):
+    return make_market("stream-binary")
+
+
+@pytest.fixture
+def api(make_user):
+    trader = make_user("streamer")
+    client = APIClient()
+    client.force_authenticate(trader)
+    return client
+
+
+def buy(api: APIClient, slug: str, amount: str = "10", outcome: str = "YES") -> dict:
+    response = api.post(
+        f"/api/v1/markets/{slug}/trades/", {"outcome": outcome, "side": "buy", "amount": amount}, format="json"
+    )
+    assert response.status_code == 201, response.content
+    return response.json()
+
+
+def subscribed(server: StreamServer, path: str, **kwargs) -> SseClient:
+    client = server.connect(path, **kwargs)
+    assert client.status == 200, client.response.read()
+    assert client.response.getheader("Content-Type") == "text/event-stream; charset=utf-8"
+    return client
+
+
+def test_a_trade_through_the_api_reaches_the_stream_as_a_trade_and_a_price_event(server, market, api):
+    stream = subscribed(server, f"/api/v1/stream/?markets={market.slug}")
+    traded = buy(api, market.slug)
+
+    trade_event, price_event = stream.next_event(), stream.next_event()
+    assert trade_event.event == "trade"
+    # The public fields, as the market's public trade list shows them; no key, balance or position.
+    public = api.get(f"/api/v1/markets/{market.slug}/trades/").json()["results"][0]
+    assert trade_event.data == public
+    assert trade_event.data["id"] == traded["trade"]["id"]
+    assert price_event.event == "price"
+    assert price_event.data["market"] == market.slug
+    assert price_event.data["probabilities"] == pytest.approx(traded["trade"]["probabilities_after"])
+    assert price_event.data["probabilities"]["YES"] > 0.5
+    assert price_event.data["volume"] == "10.000000"
+    detail = api.get(f"/api/v1/markets/{market.slug}/").json()
+    assert {o["code"]: o["probability"] for o in detail["outcomes"]} == price_event.data["probabilities"]
+    # Every event carries an id, in the order Redis gave them.
+    ids = [EventId.parse(event.id or "") for event in (trade_event, price_event)]
+    assert ids[0] is not None
+    assert ids[1] is not None
+    assert ids[0] < ids[1]
+    assert stream.retry == 2000
+    stream.close()
+
+
+def test_a_stream_of_one_market_skips_the_others_and_a_stream_of_all_sees_both(server, market, make_market, api):
+    other = make_market("stream-other")
+    one = subscribed(server, f"/api/v1/stream/?markets={other.slug}")
+    every = subscribed(server, "/api/v1/stream/")
+    buy(api, market.slug)
+    buy(api, other.slug)
+    seen_by_one = one.events_until(lambda event: event.event == "price")
+    assert {event.data["market"] for event in seen_by_one} == {other.slug}
+    seen_by_all = every.events_until(lambda event: event.event == "price" and event.data["market"] == other.slug)
+    assert [(event.event, event.data["market"]) for event in seen_by_all] == [
+        ("trade", market.slug),
+        ("price", market.slug),
+        ("trade", other.slug),
+        ("price", other.slug),
+    ]
+    one.close()
+    every.close()
+
+
+def test_a_client_reconnecting_with_last_event_id_receives_what_it_missed(server, market, api):
+    stream = subscribed(server, f"/api/v1/stream/?markets={market.slug}")
+    buy(api, market.slug)
+    seen = stream.events_until(lambda event: event.event == "price")
+    stream.close()
+
+    missed = [buy(api, market.slug, amount) for amount in ("5", "7")]
+
+    again = subscribed(server, f"/api/v1/stream/?markets={market.slug}", last_event_id=seen[-1].id)
+    replayed = [again.next_event() for _ in range(4)]
+    assert [event.event for event in replayed] == ["trade", "price", "trade", "price"]
+    assert [replayed[0].data["id"], replayed[2].data["id"]] == [trade["trade"]["id"] for trade in missed]
+    first_replayed, last_seen = EventId.parse(replayed[0].id or ""), EventId.parse(seen[-1].id or "")
+    assert first_replayed is not None
+    assert last_seen is not None
+    assert first_replayed > last_seen
+    # And then the live events, with nothing repeated.
+    live = buy(api, market.slug, "3")
+    assert again.next_event().data["id"] == live["trade"]["id"]
+    again.close()
+
+
+def test_a_client_whose_missed_events_were_trimmed_is_told_to_reset(settings, market, make_user):
+    settings.FORECASTLE_STREAM_MAX_EVENTS = 4
+    key = stream_key()
+    settings.FORECASTLE_STREAM_KEY = key
+    trader = make_user()
+    with stream_server(key=key) as server:
+        trade_execute(user=trader, market=market, request=trade_request("YES", "buy", amount="1"))
+        first = subscribed(server, "/api/v1/stream/")
+        for _ in range(3):
+            trade_execute(user=trader, market=market, request=trade_request("YES", "buy", amount="1"))
+        first.close()
+        client: Any = redis.Redis.from_url(settings.REDIS_URL)
+        oldest = client.xrange(key, count=1)[0][0].decode()
+        stale = subscribed(server, "/api/v1/stream/", last_event_id="1-0")
+        reset = stale.next_event()
+        assert reset.event == "reset"
+        assert reset.id is None
+        assert stale.next_event().id == oldest
+        stale.close()
+    namespace_delete(settings.REDIS_URL, key)
+
+
+class RolledBack(Exception):
+    def __init__(self, trade: Trade) -> None:
+        super().__init__("the caller's transaction fails after the trade")
+        self.trade = trade
+
+
+def test_a_rolled_back_trade_publishes_nothing(server, market, make_user, api):
+    stream = subscribed(server, f"/api/v1/stream/?markets={market.slug}")
+    trader = make_user()
+
+    def trade_then_fail() -> Trade:
+        with transaction.atomic():
+            traded = trade_execute(user=trader, market=market, request=trade_request("YES", "buy", amount="50"))
+            raise RolledBack(traded.trade)
+
+    with pytest.raises(RolledBack) as rolled_back:
+        trade_then_fail()
+    rolled_back_trade = rolled_back.value.trade
+    assert not Trade.objects.filter(pk=rolled_back_trade.pk).exists()
+    # A trade the service refuses (over the bound) rolls back too.
+    refused = api.post(
+        f"/api/v1/markets/{market.slug}/trades/",
+        {"outcome": "YES", "side": "buy", "shares": "10", "max_cost": "0.01"},
+        format="json",
+    )
+    assert refused.status_code == 409, refused.content
+    committed = buy(api, market.slug, "2")
+
+    first = stream.next_event()
+    assert first.event == "trade"
+    assert first.data["id"] == committed["trade"]["id"]
+    assert stream.next_event().data["probabilities"] == pytest.approx(committed["trade"]["probabilities_after"])
+    client: Any = redis.Redis.from_url(settings.REDIS_URL)
+    stored = client.xrange(settings.FORECASTLE_STREAM_KEY)
+    trade_ids = [json.loads(fields[b"data"])["id"] for _id, fields in stored if fields[b"event"] == b"trade"]
+    assert committed["trade"]["id"] in trade_ids
+    assert rolled_back_trade.pk not in trade_ids
+    stream.close()
+
+
+def test_status_events_follow_opening_and_closing(server, make_market, api):
+    draft = make_market("stream-draft", open_now=False)
+    stream = subscribed(server, "/api/v1/stream/")
+    market_open(market=draft)
+    # Opening gives the market its first prices, then its status.
+    first_price, opened = stream.next_event(), stream.next_event()
+    assert (first_price.event, first_price.data["probabilities"]) == ("price", {"YES": 0.5, "NO": 0.5})
+    assert (opened.event, opened.data["market"], opened.data["status"]) == ("status", draft.slug, "open")
+    market_close(market=Market.objects.get(pk=draft.pk))
+    closed = stream.next_event()
+    assert (closed.event, closed.data["market"], closed.data["status"]) == ("status", draft.slug, "closed")
+    stream.close()
+
+
+def test_a_quiet_stream_sends_heartbeat_comments(server, market):
+    stream = subscribed(server, f"/api/v1/stream/?markets={market.slug}")
+    lines = [stream.response.readline() for _ in range(4)]
+    # The reconnection delay, then (no event happening) a comment every STREAM_HEARTBEAT_SECONDS.
+    assert lines == [b"retry: 2000\n", b"\n", b": heartbeat\n", b"\n"]
+    stream.close()
+
+
+def test_more_streams_than_an_address_may_open_is_a_429_and_a_closed_one_frees_its_slot(settings, market):
+    key = stream_key()
+    settings.FORECASTLE_STREAM_KEY = key
+    with stream_server(key=key, env={"STREAM_CONNECTIONS_PER_ADDRESS": "2"}) as server:
+        open_streams = [subscribed(server, "/api/v1/stream/") for _ in range(2)]
+        refused = server.connect("/api/v1/stream/")
+        assert refused.status == 429
+        assert refused.response.getheader("Retry-After")
+        assert refused.json()["error"]["code"] == "throttled"
+        refused.close()
+        open_streams.pop().close()
+        # The server sees the disconnect and gives the slot back.
+        reopened: list[SseClient] = []
+
+        def reopen() -> bool:
+            attempt = server.connect("/api/v1/stream/")
+            reopened.append(attempt)
+            return attempt.status == 200
+
+        wait_for(reopen, timeout=20, what="the closed stream's slot to be freed")
+        for stream in [*reopened, *open_streams]:
+            stream.close()
+    namespace_delete(settings.REDIS_URL, key)
+
+
+@pytest.mark.parametrize(
+    ("query", "message"),
+    [
+        ("markets=no-such-market", "No market 'no-such-market'."),
+        ("markets=stream-binary,no-such-market", "No market 'no-such-market'."),
+        ("markets=bad%20slug", "Each market is a slug"),
+        ("markets=%3Cscript%3E", "Each market is a slug"),
+        ("markets=", "Each market is a slug"),
+        ("markets=a,,b", "Each market is a slug"),
+        ("markets=" + "x" * 121, "Each market is a slug"),
+        ("markets=" + ",".join(f"m{i}" for i in range(51)), "Name at most 50 markets."),
+        ("market=stream-binary", "This parameter is not accepted."),
+    ],
+)
+def test_bad_markets_are_a_400_in_the_error_shape(server, market, query, message):
+    response = server.connect(f"/api/v1/stream/?{query}")
+    assert response.status == 400
+    body = response.json()
+    assert body["error"]["code"] == "invalid"
+    [(field, messages)] = body["error"]["fields"].items()
+    assert field in {"markets", "market"}
+    assert messages[0].startswith(message)
+    response.close()
+
+
+def test_a_draft_is_no_market_of_the_stream_and_a_bad_last_event_id_is_a_400(server, make_market):
+    draft = make_market("stream-hidden-draft", open_now=False)
+    response = server.connect(f"/api/v1/stream/?markets={draft.slug}")
+    assert response.status == 400
+    response.close()
+    bad_id = server.connect("/api/v1/stream/", last_event_id="yesterday")
+    assert bad_id.status == 400
+    assert bad_id.json()["error"]["fields"] == {"Last-Event-ID": ["An event id looks like 1733000000000-0."]}
+    bad_id.close()
+
+
+def test_trade_events_carry_no_more_identity_than_the_public_trade_list(server, market, api):
+    stream = subscribed(server, f"/api/v1/stream/?markets={market.slug}")
+    buy(api, market.slug, str(Decimal("4.5")))
+    trade = stream.next_event().data
+    assert set(trade) == {
+        "id",
+        "market",
+        "outcome",
+        "side",
+        "shares",
+        "amount",
+        "average_price",
+        "probabilities_before",
+        "probabilities_after",
+        "username",
+        "created_at",
+    }
+    stream.close()
