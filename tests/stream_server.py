@@ -165,3 +165,143 @@ class SseClient:
 
     def close(self) -> None:
         self.connection.close()
+
+
+@dataclass
+class FrontStack:
+    """`make run`'s web side as tools/stack.py starts it: the front on a TCP port, gunicorn and uvicorn behind
+    it on Unix sockets."""
+
+    port: int
+    logs: list[Path]
+
+    def output(self) -> str:
+        return "\n".join(log.read_text(errors="replace")[-2000:] for log in self.logs)
+
+    def connect(self, path: str, *, last_event_id: str | None = None) -> SseClient:
+        return SseClient(self.port, path, last_event_id=last_event_id)
+
+
+@contextmanager
+def front_stack(*, key: str, directory: Path, env: dict[str, str] | None = None) -> Iterator[FrontStack]:
+    web_socket, stream_socket = directory / "web.sock", directory / "stream.sock"
+    port = free_port()
+    base_env = {
+        **os.environ,
+        "DJANGO_SETTINGS_MODULE": "config.settings.test",
+        "DATABASE_URL": test_database_url(),
+        "STREAM_REDIS_KEY": key,
+        **(env or {}),
+    }
+    proxies = int(base_env.get("API_NUM_PROXIES", "0") or 0)
+    commands = {
+        "web": (
+            [
+                str(Path(sys.executable).parent / "gunicorn"),
+                "config.wsgi",
+                "--bind",
+                f"unix:{web_socket}",
+                "--proxy-protocol",
+                "v1",
+                "--workers",
+                "1",
+                "--threads",
+                "4",
+                "--control-socket",
+                str(directory / "gunicorn.ctl"),
+            ],
+            base_env,
+        ),
+        "stream": (
+            [
+                sys.executable,
+                "-m",
+                "uvicorn",
+                "config.stream_asgi:application",
+                "--uds",
+                str(stream_socket),
+                "--no-proxy-headers",
+                "--timeout-graceful-shutdown",
+                "2",
+                "--log-level",
+                "warning",
+            ],
+            {**base_env, "API_NUM_PROXIES": str(proxies + 1)},
+        ),
+        "front": (
+            [
+                sys.executable,
+                "-m",
+                "tools.front",
+                "--listen",
+                f"127.0.0.1:{port}",
+                "--web",
+                f"unix:{web_socket}",
+                "--stream",
+                f"unix:{stream_socket}",
+            ],
+            base_env,
+        ),
+    }
+    processes: list[subprocess.Popen[bytes]] = []
+    logs: list[Path] = []
+    stack = FrontStack(port, logs)
+    try:
+        for name, (command, command_env) in commands.items():
+            log = Path(tempfile.mkstemp(prefix=f"front-stack-{name}-", suffix=".log")[1])
+            logs.append(log)
+            with log.open("wb") as sink:
+                processes.append(
+                    subprocess.Popen(command, cwd=ROOT, env=command_env, stdout=sink, stderr=subprocess.STDOUT)
+                )
+        deadline = time.monotonic() + 60
+        while not (web_socket.exists() and stream_socket.exists() and _answers(port)):
+            if any(process.poll() is not None for process in processes) or time.monotonic() > deadline:
+                raise RuntimeError(f"the front stack did not start:\n{stack.output()}")
+            time.sleep(0.2)
+        yield stack
+    finally:
+        for process in processes:
+            process.terminate()
+        for process in processes:
+            try:
+                process.wait(timeout=20)
+            except subprocess.TimeoutExpired:
+                process.kill()
+                process.wait()
+        for log in logs:
+            log.unlink(missing_ok=True)
+
+
+def _answers(port: int) -> bool:
+    try:
+        connection = http.client.HTTPConnection("127.0.0.1", port, timeout=5)
+        connection.request("GET", "/healthz")
+        status = connection.getresponse().status
+        connection.close()
+    except OSError:
+        return False
+    return status == 200
+
+
+@contextmanager
+def front_process(*, web: str, stream: str, proxy_protocol: bool = True) -> Iterator[int]:
+    """tools.front alone on a free port, in front of `web` and `stream` (HOST:PORT or unix:PATH); yields the port."""
+    port = free_port()
+    command = [sys.executable, "-m", "tools.front", "--listen", f"127.0.0.1:{port}", "--web", web, "--stream", stream]
+    if not proxy_protocol:
+        command.append("--no-proxy-protocol")
+    process = subprocess.Popen(command, cwd=ROOT)
+    try:
+        deadline = time.monotonic() + 30
+        while True:
+            with socket.socket() as probe:
+                if probe.connect_ex(("127.0.0.1", port)) == 0:
+                    break
+            if process.poll() is not None or time.monotonic() > deadline:
+                raise RuntimeError("the front did not start")
+            time.sleep(0.1)
+        yield port
+    finally:
+        process.terminate()
+        process.wait(timeout=15)

@@ -11,7 +11,7 @@ WEB_ADDRESSes keep apart what each one starts: its Redis (a free port when EMBED
 gunicorn's control socket, the beat schedule and the metrics directory. SIGINT or SIGTERM to `make run`
 (or to this script) stops everything it started.
 
-    python -m tools.stack run           # web on :8000, Celery worker and beat, demo data
+    python -m tools.stack run           # web and stream on :8000, Celery worker and beat, demo data
     python -m tools.stack test [ARGS]   # pytest with ARGS
     python -m tools.stack bench [--quick] [NAME ...]   # the benchmarks in bench/, one after another
 """
@@ -197,12 +197,33 @@ def run() -> int:
         shutil.rmtree(metrics_directory, ignore_errors=True)
         metrics_directory.mkdir(parents=True)
         os.environ["PROMETHEUS_MULTIPROC_DIR"] = str(metrics_directory)
+        # The front listens on WEB_ADDRESS and routes /api/v1/stream/ to the stream process (uvicorn) and
+        # everything else to gunicorn, both on Unix sockets of this instance (tools/front.py says why).
+        web_socket = VAR / "run" / f"web-{instance}.sock"
+        stream_socket = VAR / "run" / f"stream-{instance}.sock"
+        for stale in (web_socket, stream_socket):
+            stale.unlink(missing_ok=True)
         processes = {
+            "front": [
+                sys.executable,
+                "-m",
+                "tools.front",
+                "--listen",
+                WEB_ADDRESS,
+                "--web",
+                f"unix:{web_socket}",
+                "--stream",
+                f"unix:{stream_socket}",
+            ],
             "web": [
                 str(BIN / "gunicorn"),
                 "config.wsgi",
                 "--bind",
-                WEB_ADDRESS,
+                f"unix:{web_socket}",
+                # The front sends each connection's client address first (PROXY protocol), so REMOTE_ADDR is
+                # the client's, as it would be with gunicorn on WEB_ADDRESS itself.
+                "--proxy-protocol",
+                "v1",
                 "--workers",
                 os.environ.get("WEB_CONCURRENCY", "2"),
                 "--threads",
@@ -215,6 +236,19 @@ def run() -> int:
                 # would take it over, and the first one's exit would delete it.
                 "--control-socket",
                 str(VAR / "run" / f"gunicorn-{instance}.ctl"),
+            ],
+            "stream": [
+                str(BIN / "uvicorn"),
+                "config.stream_asgi:application",
+                "--uds",
+                str(stream_socket),
+                # The client's address comes by config.core.client_address's rule (the front counts as one
+                # more proxy: its environment below), not by uvicorn's own reading of X-Forwarded-For.
+                "--no-proxy-headers",
+                "--timeout-graceful-shutdown",
+                "5",
+                "--log-level",
+                "warning",
             ],
             "worker": [str(BIN / "celery"), "-A", "config", "worker", "--loglevel", "info", "--concurrency", "2"],
             "beat": [
@@ -240,12 +274,15 @@ def run() -> int:
         children: dict[str, subprocess.Popen[bytes]] = {}
         status = 0
         try:
+            proxies = int(os.environ.get("API_NUM_PROXIES", "0") or 0)
+            environments = {"stream": {**os.environ, "API_NUM_PROXIES": str(proxies + 1)}}
             for name, command in processes.items():
-                children[name] = subprocess.Popen(command, cwd=ROOT)
+                children[name] = subprocess.Popen(command, cwd=ROOT, env=environments.get(name))
             log(
                 f"Forecastle is running on http://{WEB_ADDRESS}/ (admin: http://{WEB_ADDRESS}/admin/). Ctrl-C stops it."
             )
             log(f"health: http://{WEB_ADDRESS}/healthz, /readyz; metrics (from this machine): /metrics")
+            log(f"live stream (Server-Sent Events): http://{WEB_ADDRESS}/api/v1/stream/")
             while not stopping:
                 if parent.was_signalled():
                     log("make was interrupted; stopping everything")
@@ -257,7 +294,7 @@ def run() -> int:
                         stopping = True
                 time.sleep(0.5)
         finally:
-            log("stopping web, worker and beat")
+            log("stopping the front, web, stream, worker and beat")
             for child in children.values():
                 if child.poll() is None:
                     child.terminate()
