@@ -71,6 +71,8 @@ RULES: dict[str, dict[str, str]] = {
     "api-leaderboard": {"GET": PUBLIC},
     "api-user-detail": {"GET": PUBLIC},
     "api-market-scores": {"GET": PUBLIC},
+    # Served by the stream process; the web tier answers 421 (markets/apis/stream.py).
+    "api-stream": {"GET": PUBLIC},
     "api-schema": {"GET": PUBLIC},
     "api-docs": {"GET": PUBLIC},
     "api-redoc": {"GET": PUBLIC},
