@@ -1,5 +1,10 @@
 /* Market page: draws the price chart with uPlot from the JSON the live fragment carries (#chart-data), and
-   redraws it whenever htmx swaps that fragment in (polling, range buttons, after a trade).
+   redraws it whenever htmx swaps that fragment in (a stream event, polling, range buttons, after a trade).
+
+   An open market's live region names its live stream (data-stream, GET /api/v1/stream/): while the stream is
+   open, each price or status event refreshes the region (htmx "stream-event") and the 4-second polling
+   stands down; when the stream fails or reconnects, polling carries on until it is open again. The region's
+   data-stream-state says which ("open", "connecting", "failed") and data-stream-events counts the events.
 
    A binary market draws its Yes line only, in the Yes button's colour; hovering, touching or the arrow keys
    (with the chart focused) show the time and every outcome's probability at that point. */
@@ -76,16 +81,81 @@
     if (chart && el) chart.setSize(size(el));
   }
 
-  // The live region polls only while the tab is visible. The filter lives here, not in hx-trigger's
-  // [expression] syntax, which htmx evaluates with Function() and the Content-Security-Policy forbids.
+  var stream = { source: null, url: null, state: "off", events: 0, refreshPending: false };
+
+  function liveRegion() { return document.getElementById("live-region"); }
+
+  function markStream() {
+    var region = liveRegion();
+    if (!region) return;
+    region.setAttribute("data-stream-state", stream.state);
+    region.setAttribute("data-stream-events", String(stream.events));
+  }
+
+  function refreshFromStream() {
+    var region = liveRegion();
+    if (!region || typeof htmx === "undefined") return;
+    stream.refreshPending = true;
+    htmx.trigger(region, "stream-event");
+  }
+
+  function onStreamEvent() {
+    stream.events += 1;
+    markStream();
+    refreshFromStream();
+  }
+
+  function connectStream() {
+    var region = liveRegion();
+    var url = region && region.getAttribute("data-stream");
+    if (!url || typeof EventSource === "undefined") {
+      // The market stopped trading (the fragment no longer names a stream): nothing more to follow.
+      if (region && stream.source) { stream.source.close(); stream.source = null; stream.url = null; stream.state = "off"; }
+      return;
+    }
+    if (stream.source && stream.url === url) { markStream(); return; }
+    if (stream.source) stream.source.close();
+    stream.url = url;
+    stream.state = "connecting";
+    var source = new EventSource(url);
+    stream.source = source;
+    source.addEventListener("open", function () {
+      stream.state = "open";
+      markStream();
+      // Whatever changed while the stream was down.
+      refreshFromStream();
+    });
+    source.addEventListener("error", function () {
+      // CONNECTING: the browser retries by itself (with Last-Event-ID). CLOSED: the server refused the
+      // stream (an error status): polling stays on for good.
+      stream.state = source.readyState === EventSource.CLOSED ? "failed" : "connecting";
+      markStream();
+    });
+    ["price", "status", "reset"].forEach(function (name) { source.addEventListener(name, onStreamEvent); });
+    markStream();
+  }
+
+  // The live region polls only while the tab is visible, and only while its stream is not open. The filter
+  // lives here, not in hx-trigger's [expression] syntax, which htmx evaluates with Function() and the
+  // Content-Security-Policy forbids.
   document.addEventListener("htmx:beforeRequest", function (event) {
     var elt = event.detail && event.detail.elt;
-    if (elt && elt.getAttribute("data-poll") === "visible-only" && document.visibilityState !== "visible") {
+    if (!elt || elt.getAttribute("data-poll") !== "visible-only") return;
+    if (document.visibilityState !== "visible") {
       event.preventDefault();
+      return;
     }
+    if (stream.refreshPending) {
+      stream.refreshPending = false;
+      return;
+    }
+    if (stream.state === "open") event.preventDefault();
   });
-  document.addEventListener("DOMContentLoaded", render);
-  document.addEventListener("htmx:afterSettle", render);
+  document.addEventListener("visibilitychange", function () {
+    if (document.visibilityState === "visible" && stream.state === "open") refreshFromStream();
+  });
+  document.addEventListener("DOMContentLoaded", function () { render(); connectStream(); });
+  document.addEventListener("htmx:afterSettle", function () { render(); connectStream(); });
   document.addEventListener("htmx:oobAfterSwap", function () { setTimeout(render, 0); });
   window.addEventListener("resize", function () { window.requestAnimationFrame(resize); });
 })();
