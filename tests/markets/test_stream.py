@@ -12,7 +12,15 @@ from django.db import transaction
 from rest_framework.test import APIClient
 
 from markets.models import Market, Trade
-from markets.services import market_close, market_open, trade_execute
+from markets.services import (
+    market_close,
+    market_halt,
+    market_open,
+    market_resolve,
+    market_resume,
+    market_settle,
+    trade_execute,
+)
 from markets.stream.events import EventId
 from tests.celery_worker import wait_for
 from tests.factories import trade_request
@@ -208,6 +216,31 @@ def test_status_events_follow_opening_and_closing(server, make_market, api):
     market_close(market=Market.objects.get(pk=draft.pk))
     closed = stream.next_event()
     assert (closed.event, closed.data["market"], closed.data["status"]) == ("status", draft.slug, "closed")
+    stream.close()
+
+
+def test_halting_and_resuming_are_status_events(server, market, make_user):
+    staff = make_user("stream-halter", is_staff=True)
+    stream = subscribed(server, f"/api/v1/stream/?markets={market.slug}")
+    market_halt(market=market, user=staff, reason="Checking a report.")
+    halted = stream.next_event()
+    assert (halted.event, halted.data["status"]) == ("status", "halted")
+    market_resume(market=Market.objects.get(pk=market.pk), user=staff, reason="All clear.")
+    resumed = stream.next_event()
+    assert (resumed.event, resumed.data["status"]) == ("status", "open")
+    stream.close()
+
+
+def test_status_events_follow_resolution_and_settlement(server, market, make_user):
+    staff = make_user("stream-staff", is_staff=True)
+    stream = subscribed(server, f"/api/v1/stream/?markets={market.slug}")
+    market_resolve(market=market, user=staff, kind="outcome", outcome_code="YES", reason="It happened.")
+    # One transaction closes the open market and records its resolution: the stream states where it ended.
+    resolving = stream.next_event()
+    assert (resolving.event, resolving.data["status"]) == ("status", "resolving")
+    market_settle(market_id=market.pk)
+    resolved = stream.next_event()
+    assert (resolved.event, resolved.data["status"]) == ("status", "resolved")
     stream.close()
 
 
