@@ -328,6 +328,7 @@ BENCHMARKS: dict[str, tuple[list[str], list[str]]] = {
     "cpu": (["--requests", "400", "--runs", "3"], ["--requests", "50", "--runs", "1"]),
     "capacity": (["--trades", "300"], ["--trades", "50"]),
     "export": (["--trades", "1000000", "--baseline", "100000"], ["--trades", "20000", "--baseline", "2000"]),
+    "stream": (["--clients", "1000", "--runs", "3", "--seconds", "5"], ["--quick"]),
 }
 
 
