@@ -40,9 +40,11 @@ class Account(models.Model):
         ESCROW = "escrow", "Market escrow"
         HOUSE = "house", "House"
         MINT = "mint", "Mint"
+        # Credits set aside until a decision moves them on (challenge bonds): never spendable by anyone.
+        HELD = "held", "Held (bonds)"
 
     kind = models.CharField(max_length=10, choices=Kind.choices)
-    # A stable name: "wallet:<user id>", "escrow:<market id>", "house", "mint".
+    # A stable name: "wallet:<user id>", "escrow:<market id>", "house", "mint", "held".
     key = models.CharField(max_length=64, unique=True)
     user = models.OneToOneField(
         settings.AUTH_USER_MODEL,
@@ -82,6 +84,10 @@ class LedgerTransaction(models.Model):
         REVERSAL = "reversal", "Settlement reversal"
         ESCROW_RELEASE = "escrow_release", "Escrow release"
         ADJUSTMENT = "adjustment", "Adjustment"
+        BOND = "bond", "Challenge bond posted"
+        BOND_RETURN = "bond_return", "Challenge bond returned"
+        BOND_FORFEIT = "bond_forfeit", "Challenge bond kept by the house"
+        VOID = "void", "Late trades voided"
 
     kind = models.CharField(max_length=20, choices=Kind.choices)
     memo = models.CharField(max_length=255, blank=True)

@@ -49,8 +49,8 @@ BALANCE_UPDATE_SQL = """
 
 
 def system_account(*, kind: Account.Kind) -> Account:
-    """The house or the mint, created on first use."""
-    if kind not in (Account.Kind.HOUSE, Account.Kind.MINT):
+    """The house, the mint or the held account (bonds), created on first use."""
+    if kind not in (Account.Kind.HOUSE, Account.Kind.MINT, Account.Kind.HELD):
         raise ValueError(f"{kind} is not a system account")
     account, _ = Account.objects.get_or_create(key=str(kind), defaults={"kind": kind})
     return account

@@ -140,7 +140,8 @@ def main() -> None:
     setup_test_environment()
     old_name = connection.creation.create_test_db(verbosity=0, autoclobber=True)
     try:
-        staff = user_create(username="bench-staff", password=None, is_staff=True)
+        # A resolver: superusers hold the resolve_market permission.
+        staff = user_create(username="bench-staff", password=None, is_staff=True, is_superuser=True)
         settle(slug="warm-up", positions=1_000, staff=staff, kind="outcome")
         floor_settle(slug="warm-up-floor", positions=1_000, staff=staff)
         rss_before = peak_rss_mib()

@@ -36,7 +36,7 @@ from markets.models import (
     Resolution,
     Trade,
 )
-from markets.services import market_create, market_reschedule
+from markets.services import market_create, market_reschedule, user_is_resolver
 from markets.services.comments import comment_hide, comment_report_dismiss
 from markets.services.lifecycle import EDITABLE_TEXT_FIELDS, market_update
 
@@ -214,10 +214,14 @@ class MarketAdmin(admin.ModelAdmin):
         ]
         return custom + super().get_urls()
 
-    @admin.action(description="Resolve the selected market…")
+    def has_resolve_permission(self, request: HttpRequest) -> bool:
+        """Resolvers only: staff with the resolve_market permission (the action is hidden from others)."""
+        return user_is_resolver(request.user)
+
+    @admin.action(description="Resolve the selected market…", permissions=["resolve"])
     def resolve_selected(self, request: HttpRequest, queryset: QuerySet[Market]) -> HttpResponse | None:
         """Opens the resolve form: each market needs its own outcome and reason, so one at a time."""
-        if not request.user.is_staff:
+        if not user_is_resolver(request.user):
             raise PermissionDenied
         market_ids = list(queryset.values_list("pk", flat=True)[:2])
         if len(market_ids) != 1:
@@ -226,7 +230,7 @@ class MarketAdmin(admin.ModelAdmin):
         return HttpResponseRedirect(reverse("admin:markets_market_resolve", args=[market_ids[0]]))
 
     def resolve_view(self, request: HttpRequest, market_id: int) -> HttpResponse:
-        if not request.user.is_staff:
+        if not user_is_resolver(request.user):
             raise PermissionDenied
         market = get_object_or_404(Market, pk=market_id)
         form = ResolveForm(request.POST or None, outcomes=list(market.outcomes.all()))

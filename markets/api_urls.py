@@ -14,6 +14,7 @@ from markets.apis.exports import DatasetDownloadApi, DatasetListApi, MarketExpor
 from markets.apis.history import MarketHistoryApi
 from markets.apis.markets import DETAIL_RENDERING, market_detail_render
 from markets.apis.portfolio import MePositionsApi, MeTradesApi
+from markets.apis.proposals import MarketProposalsApi, ProposalChallengesApi
 from markets.apis.stream import StreamApi
 from markets.apis.trading import MarketQuoteApi, MarketTradesApi
 from markets.cache import snapshot_renderer_register
@@ -48,6 +49,12 @@ urlpatterns: list[URLPattern | URLResolver] = [
     path("datasets/", DatasetListApi.as_view(), name="api-datasets"),
     path("datasets/<str:name>/", DatasetDownloadApi.as_view(), name="api-dataset-download"),
     path("me/export/", MeExportApi.as_view(), name="api-me-export"),
+    path("markets/<slug:slug>/proposals/", MarketProposalsApi.as_view(), name="api-market-proposals"),
+    path(
+        "markets/<slug:slug>/proposals/<int:proposal_id>/challenges/",
+        ProposalChallengesApi.as_view(),
+        name="api-proposal-challenges",
+    ),
     path("me/positions/", MePositionsApi.as_view(), name="api-me-positions"),
     path("me/trades/", MeTradesApi.as_view(), name="api-me-trades"),
     # Documents the live stream; the stream process (markets/stream/server.py) serves it.

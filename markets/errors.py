@@ -14,6 +14,7 @@ __all__ = [
     "MarketStateError",
     "NoForecast",
     "NotAuthor",
+    "NotATrader",
     "PriceMoved",
 ]
 
@@ -73,3 +74,10 @@ class NoForecast(DomainError):
 
     code = "no_forecast"
     http_status = 422
+
+
+class NotATrader(DomainError):
+    """Only a trader of the market may do this (challenge its proposal)."""
+
+    code = "not_a_trader"
+    http_status = 403

@@ -54,6 +54,8 @@ class Market(models.Model):
         constraints = [
             models.CheckConstraint(condition=Q(liquidity__gt=0), name="market_liquidity_positive"),
         ]
+        # Staff status alone does not resolve: a resolver holds this (superusers hold every permission).
+        permissions = [("resolve_market", "Can propose and record resolutions, and decide challenges")]
 
     def __str__(self) -> str:
         return self.question
@@ -192,6 +194,12 @@ class Trade(models.Model):
     probabilities_after = models.JSONField()
     ledger_transaction = models.OneToOneField(LedgerTransaction, on_delete=models.PROTECT, related_name="trade")
     created_at = models.DateTimeField(db_index=True)
+    # Set when a resolution found the answer known before this trade (markets.services.voiding): the trade
+    # was undone by compensating entries and counts for nothing. The row stays, as the trader's record.
+    voided_at = models.DateTimeField(null=True, blank=True)
+    voided_by = models.ForeignKey(
+        "Resolution", null=True, blank=True, on_delete=models.PROTECT, related_name="voided_trades"
+    )
 
     class Meta:
         ordering = ["-created_at", "-id"]
@@ -278,6 +286,8 @@ class Resolution(models.Model):
     reason = models.TextField()
     created_by = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="+")
     created_at = models.DateTimeField(db_index=True)
+    # When the answer became known, if before the close: trades after it are voided before settlement.
+    known_at = models.DateTimeField(null=True, blank=True)
     is_current = models.BooleanField(default=True)
     supersedes = models.OneToOneField(
         "self", null=True, blank=True, on_delete=models.PROTECT, related_name="superseded_by"
@@ -310,6 +320,120 @@ class Resolution(models.Model):
 
     def __str__(self) -> str:
         return f"{self.market_id}: {self.get_kind_display()} ({self.state})"
+
+
+class Proposal(models.Model):
+    """A resolver's proposed resolution, public while its challenge window runs (docs/settlement.md).
+
+    Unchallenged, it becomes the market's Resolution when the window ends (the beat task); challenged, it
+    waits for a resolver to decide. The row is also the audit of the proposal (who, when, what, why).
+    """
+
+    class State(models.TextChoices):
+        OPEN = "open", "Open to challenge"
+        CHALLENGED = "challenged", "Challenged, awaiting staff"
+        FINAL = "final", "Final"
+        # A resolver upheld a challenge: the proposal does not stand.
+        OVERTURNED = "overturned", "Overturned by a challenge"
+        # Replaced before it became final, by a later proposal or a direct resolution.
+        WITHDRAWN = "withdrawn", "Withdrawn"
+
+    LIVE_STATES = (State.OPEN, State.CHALLENGED)
+
+    market = models.ForeignKey(Market, on_delete=models.PROTECT, related_name="proposals")
+    kind = models.CharField(max_length=10, choices=Resolution.Kind.choices)
+    payouts = models.JSONField(null=True, blank=True)
+    outcome = models.ForeignKey(Outcome, null=True, blank=True, on_delete=models.PROTECT, related_name="+")
+    reason = models.TextField()
+    source_url = models.URLField(max_length=500)
+    known_at = models.DateTimeField(null=True, blank=True)
+    created_by = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="+")
+    created_at = models.DateTimeField()
+    challenge_until = models.DateTimeField()
+    state = models.CharField(max_length=10, choices=State.choices, default=State.OPEN)
+    # The resolution it became: one at most (the UNIQUE of a one-to-one), so it is finalized once.
+    resolution = models.OneToOneField(
+        Resolution, null=True, blank=True, on_delete=models.PROTECT, related_name="proposal"
+    )
+    decided_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.PROTECT, related_name="+"
+    )
+    decided_at = models.DateTimeField(null=True, blank=True)
+    decision_note = models.TextField(blank=True)
+
+    class Meta:
+        ordering = ["-created_at", "-id"]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["market"], condition=Q(state__in=["open", "challenged"]), name="proposal_one_live_per_market"
+            ),
+            models.CheckConstraint(condition=~Q(reason=""), name="proposal_reason_required"),
+            models.CheckConstraint(
+                condition=(Q(kind="annulled") & Q(payouts__isnull=True))
+                | (~Q(kind="annulled") & Q(payouts__isnull=False)),
+                name="proposal_payouts_unless_annulled",
+            ),
+            models.CheckConstraint(
+                condition=Q(kind="outcome", outcome__isnull=False) | (~Q(kind="outcome") & Q(outcome__isnull=True)),
+                name="proposal_outcome_iff_kind_outcome",
+            ),
+            models.CheckConstraint(
+                condition=Q(state="final", resolution__isnull=False) | (~Q(state="final") & Q(resolution__isnull=True)),
+                name="proposal_resolution_iff_final",
+            ),
+        ]
+        indexes = [
+            # The beat task's query: open proposals whose window has ended.
+            models.Index(fields=["challenge_until"], condition=Q(state="open"), name="proposal_open_due"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.market_id}: proposed {self.get_kind_display()} ({self.state})"
+
+
+class Challenge(models.Model):
+    """A trader contests a proposal, with a bond held in the ledger until a resolver decides."""
+
+    class State(models.TextChoices):
+        OPEN = "open", "Awaiting staff"
+        # The challenge was right: the bond went back to the challenger.
+        UPHELD = "upheld", "Upheld, bond returned"
+        # The proposal stands: the house kept the bond.
+        REJECTED = "rejected", "Rejected, bond kept"
+
+    proposal = models.ForeignKey(Proposal, on_delete=models.PROTECT, related_name="challenges")
+    market = models.ForeignKey(Market, on_delete=models.PROTECT, related_name="challenges")
+    user = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="challenges")
+    reason = models.TextField()
+    bond = MoneyField()
+    state = models.CharField(max_length=10, choices=State.choices, default=State.OPEN)
+    created_at = models.DateTimeField()
+    # The bond's movement into the held account, and its way out (back, or to the house): each once.
+    bond_transaction = models.OneToOneField(LedgerTransaction, on_delete=models.PROTECT, related_name="+")
+    release_transaction = models.OneToOneField(
+        LedgerTransaction, null=True, blank=True, on_delete=models.PROTECT, related_name="+"
+    )
+    decided_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.PROTECT, related_name="+"
+    )
+    decided_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["created_at", "id"]
+        constraints = [
+            models.UniqueConstraint(fields=["proposal", "user"], name="challenge_once_per_proposal_and_user"),
+            models.CheckConstraint(condition=Q(bond__gt=0), name="challenge_bond_positive"),
+            models.CheckConstraint(condition=~Q(reason=""), name="challenge_reason_required"),
+            models.CheckConstraint(
+                condition=Q(state="open", release_transaction__isnull=True)
+                | (~Q(state="open") & Q(release_transaction__isnull=False)),
+                name="challenge_released_iff_decided",
+            ),
+        ]
+        indexes = [models.Index(fields=["market", "state"])]
+
+    def __str__(self) -> str:
+        return f"{self.user_id} challenges proposal {self.proposal_id} ({self.state})"
 
 
 class Payout(models.Model):

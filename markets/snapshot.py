@@ -49,6 +49,22 @@ class ResolutionSummary(TypedDict):
     created_at: datetime
 
 
+class ProposalSummary(TypedDict):
+    """The market's live proposal (open to challenge, or challenged and awaiting staff)."""
+
+    id: int
+    kind: str
+    outcome: str | None
+    payouts: dict[str, str] | None
+    reason: str
+    source_url: str
+    known_at: datetime | None
+    state: str
+    created_at: datetime
+    challenge_until: datetime
+    challenge_count: int
+
+
 class MarketDetail(MarketSummary):
     """What the market detail endpoint shows."""
 
@@ -59,6 +75,7 @@ class MarketDetail(MarketSummary):
     closed_at: datetime | None
     resolved_at: datetime | None
     resolution: ResolutionSummary | None
+    proposal: ProposalSummary | None
 
 
 class MakerOutcome(TypedDict):

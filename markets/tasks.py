@@ -74,6 +74,13 @@ def dataset_build() -> str:
     dataset = datasets.dataset_build()
     logger.info("built dataset %s (%d bytes)", dataset.name, dataset.size)
     return dataset.name
+@shared_task(name="markets.tasks.proposals_finalize_due")
+def proposals_finalize_due() -> int:
+    """Proposals whose challenge window ended unchallenged become resolutions; their settlements follow."""
+    finalized = services.proposals_finalize_due()
+    if finalized:
+        logger.info("finalized %d proposals whose challenge window had ended", finalized)
+    return finalized
 
 
 @shared_task(name="markets.tasks.candles_roll_up")

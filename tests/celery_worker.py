@@ -5,6 +5,7 @@ Use it only in `transaction=True` tests: the worker is another process and sees 
 """
 
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -63,10 +64,15 @@ class Worker:
 
 
 @contextmanager
-def celery_worker(*, name: str, env: dict[str, str] | None = None, ready_timeout: float = 60) -> Iterator[Worker]:
+def celery_worker(
+    *, name: str, env: dict[str, str] | None = None, ready_timeout: float = 60, beat: bool = False
+) -> Iterator[Worker]:
     """Starts `celery -A config worker --pool=solo` (the task runs in the process we may kill) and waits
-    until it is ready to consume."""
+    until it is ready to consume. With `beat`, the worker also runs the beat schedule of the settings (`-B`,
+    with a schedule file of its own), as `make run`'s beat would."""
     log = Path(tempfile.mkstemp(prefix=f"celery-{name}-", suffix=".log")[1])
+    schedule = Path(tempfile.mkdtemp(prefix=f"celery-beat-{name}-")) / "schedule"
+    beat_arguments = ["-B", "-s", str(schedule)] if beat else []
     worker_env = {
         **os.environ,
         "DJANGO_SETTINGS_MODULE": "config.settings.test",
@@ -90,6 +96,7 @@ def celery_worker(*, name: str, env: dict[str, str] | None = None, ready_timeout
                 "--without-heartbeat",
                 "-n",
                 f"{name}@%h",
+                *beat_arguments,
             ],
             cwd=ROOT,
             env=worker_env,
@@ -108,6 +115,7 @@ def celery_worker(*, name: str, env: dict[str, str] | None = None, ready_timeout
     finally:
         worker.stop()
         log.unlink(missing_ok=True)
+        shutil.rmtree(schedule.parent, ignore_errors=True)
 
 
 def wait_for(

@@ -36,12 +36,19 @@ def make_user(db: None) -> MakeUser:
     """A user with the sign-up grant in their wallet: make_user(), make_user("ana"), make_user(is_staff=True)."""
     counter = count(1)
 
-    def make(username: str | None = None, *, is_staff: bool = False, password: str = "a-long-password") -> User:
+    def make(
+        username: str | None = None,
+        *,
+        is_staff: bool = False,
+        password: str = "a-long-password",
+        is_superuser: bool | None = None,
+    ) -> User:
+        # Staff are superusers unless told otherwise: they hold every permission (resolve_market too).
         return user_create(
             username=username or f"user{next(counter)}",
             password=password,
             is_staff=is_staff,
-            is_superuser=is_staff,
+            is_superuser=is_staff if is_superuser is None else is_superuser,
         )
 
     return make

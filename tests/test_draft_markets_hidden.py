@@ -13,6 +13,7 @@ from django.urls import URLPattern, URLResolver, get_resolver
 from rest_framework.test import APIClient
 
 from markets.models import Trade
+from markets.services import proposal_create
 
 pytestmark = pytest.mark.django_db
 
@@ -55,8 +56,22 @@ def test_the_walk_finds_the_routes_it_must():
 
 
 @pytest.fixture
-def markets(make_market):
-    return make_market("the-draft", open_now=False), make_market("the-open-one")
+def markets(make_market, make_user):
+    draft, open_one = make_market("the-draft", open_now=False), make_market("the-open-one")
+    # The challenge route names a proposal: the open market's (which closes it; trades then get a 422).
+    proposal = proposal_create(
+        market=open_one,
+        user=make_user("resolver", is_staff=True),
+        kind="annulled",
+        reason="Walked.",
+        source_url="https://example.org/",
+        known_at=None,
+    )
+    return draft, open_one, proposal
+
+
+def concrete(route: str, slug: str, markets) -> str:
+    return "/" + route.replace("<slug:slug>", slug).replace("<int:proposal_id>", str(markets[2].pk))
 
 
 def call(client, method: str, path: str):
@@ -80,8 +95,8 @@ def test_every_api_route_hides_a_draft_from_a_non_staff_user(make_user, markets,
     client = APIClient()
     client.force_authenticate(make_user("forecaster"))
     for method in methods:
-        open_response = call(client, method, "/" + route.replace("<slug:slug>", "the-open-one"))
-        draft_response = call(client, method, "/" + route.replace("<slug:slug>", "the-draft"))
+        open_response = call(client, method, concrete(route, "the-open-one", markets))
+        draft_response = call(client, method, concrete(route, "the-draft", markets))
         assert open_response.status_code != 404, (method, open_response.content)
         if staff_only(open_response):
             assert draft_response.status_code == open_response.status_code, (method, draft_response.content)
@@ -95,8 +110,8 @@ def test_every_api_route_hides_a_draft_from_a_non_staff_user(make_user, markets,
 def test_every_page_hides_a_draft_from_a_non_staff_user(client, make_user, markets, route, methods):
     client.force_login(make_user("forecaster"))
     for method in methods:
-        open_response = call(client, method, "/" + route.replace("<slug:slug>", "the-open-one"))
-        draft_response = call(client, method, "/" + route.replace("<slug:slug>", "the-draft"))
+        open_response = call(client, method, concrete(route, "the-open-one", markets))
+        draft_response = call(client, method, concrete(route, "the-draft", markets))
         if staff_only(open_response) or open_response.status_code == 405:
             assert draft_response.status_code == open_response.status_code
             continue

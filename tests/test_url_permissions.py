@@ -19,7 +19,7 @@ from rest_framework.test import APIClient
 
 from accounts.models import ApiKey
 from accounts.services import api_key_create
-from markets.models import CommentReport, Market
+from markets.models import CommentReport, Market, Proposal
 from markets.services import trade_execute
 from markets.services.comments import comment_create, comment_report
 from markets.services.datasets import dataset_build
@@ -53,6 +53,8 @@ RULES: dict[str, dict[str, str]] = {
     "api-market-outcomes": {"POST": STAFF},
     "api-market-events": {"GET": PUBLIC},
     "api-market-revisions": {"GET": PUBLIC},
+    "api-market-proposals": {"GET": PUBLIC, "POST": STAFF},
+    "api-proposal-challenges": {"POST": LOGIN},
     "api-me-positions": {"GET": LOGIN},
     "api-me-trades": {"GET": LOGIN},
     "api-market-comments": {"GET": PUBLIC, "POST": LOGIN},
@@ -157,6 +159,17 @@ def world(make_user, make_market, settings, tmp_path):
     key, _raw = api_key_create(user=owner, name="owner's key")
     settings.FORECASTLE_DATASETS_DIR = str(tmp_path / "datasets")
     dataset = dataset_build()
+    # A proposal for the challenge route, written as a row: the service would close the market, and the
+    # walk needs it open (the trade page's login prompt is only for an open market).
+    proposal = Proposal.objects.create(
+        market=market,
+        kind="annulled",
+        reason="Walked.",
+        source_url="https://example.org/",
+        created_by=staff,
+        created_at=timezone.now(),
+        challenge_until=timezone.now() + timedelta(days=1),
+    )
     comment = comment_create(market=market, author=owner, body="The owner's comment.")
     comment_report(comment=comment, reporter=other, reason="Walked.")
     return {
@@ -168,6 +181,7 @@ def world(make_user, make_market, settings, tmp_path):
         "comment": comment,
         "report": CommentReport.objects.get(comment=comment),
         "dataset": dataset,
+        "proposal": proposal,
     }
 
 
@@ -189,6 +203,7 @@ def concrete_path(route: Route, world) -> str:
         "content_type_id": "1",
         "action": "halt",
         "name": world["dataset"].name,
+        "proposal_id": str(world["proposal"].pk),
     }
     return "/" + re.sub(r"<(?:\w+:)?(\w+)>", lambda match: values[match.group(1)], route.route)
 

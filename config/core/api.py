@@ -267,6 +267,17 @@ class CommentThrottle(FailOpenThrottle):
             return None
 
 
+class ChallengeThrottle(FailOpenThrottle):
+    """Challenges of resolution proposals, per account (each also posts a bond)."""
+
+    scope = "challenge"
+
+    def get_cache_key(self, request: Request, view: "APIView") -> str | None:
+        if not (request.user and request.user.is_authenticated):
+            return None
+        return self.cache_format % {"scope": self.scope, "ident": f"user{request.user.pk}"}
+
+
 class TokenThrottle(FailOpenThrottle):
     """Key creation from a password, per client IP: slows down password guessing."""
 

@@ -315,6 +315,13 @@ FORECASTLE_SIGNUP_GRANT = Decimal(os.environ.get("FORECASTLE_SIGNUP_GRANT", "100
 # A trader enters the mean-Brier leaderboard after this many scored markets.
 FORECASTLE_BRIER_MIN_MARKETS = int(os.environ.get("FORECASTLE_BRIER_MIN_MARKETS", "3"))
 
+# Resolution as a process (docs/settlement.md): a proposal stays open to challenge this long, a challenge
+# posts this bond (credits, held in the ledger until a resolver decides), and the beat task that finalizes
+# proposals whose window ended runs this often.
+FORECASTLE_CHALLENGE_WINDOW = timedelta(seconds=float(os.environ.get("CHALLENGE_WINDOW_SECONDS", "86400")))
+FORECASTLE_CHALLENGE_BOND = Decimal(os.environ.get("CHALLENGE_BOND", "10"))
+FORECASTLE_PROPOSALS_FINALIZE_SECONDS = float(os.environ.get("PROPOSALS_FINALIZE_SECONDS", "30"))
+
 REST_FRAMEWORK = {
     "DEFAULT_SCHEMA_CLASS": "config.core.api_schema.ForecastleAutoSchema",
     "COERCE_DECIMAL_TO_STRING": True,
@@ -337,6 +344,7 @@ REST_FRAMEWORK = {
         "comment": os.environ.get("API_RATE_COMMENT", "6/min"),
         # Bulk exports (a market's trades, datasets, "download my data"): each one reads a whole table.
         "export": os.environ.get("API_RATE_EXPORT", "30/hour"),
+        "challenge": os.environ.get("API_RATE_CHALLENGE", "10/hour"),
     },
     # The throttles take the client address from config.core.client_address (API_NUM_PROXIES); this keeps DRF's
     # own get_ident on the same rule should anything call it.
@@ -374,6 +382,8 @@ SPECTACULAR_SETTINGS = {
         "MarketKindEnum": "markets.models.Market.Kind",
         "TradeSideEnum": "markets.models.Trade.Side",
         "ResolutionKindEnum": "markets.models.Resolution.Kind",
+        "ResolutionStateEnum": "markets.models.Resolution.State",
+        "ProposalStateEnum": "markets.models.Proposal.State",
     },
 }
 
@@ -414,6 +424,12 @@ CELERY_BEAT_SCHEDULE: dict[str, dict[str, object]] = {
     },
     # The public dataset of resolved markets (GET /api/v1/datasets/), once a day.
     "build-dataset": {"task": "markets.tasks.dataset_build", "schedule": crontab(hour=3, minute=41)},
+    # Proposals nobody challenged in time become the market's resolution (and settle); idempotent, and a
+    # window that ended while no worker ran is finalized on the first run after.
+    "finalize-due-proposals": {
+        "task": "markets.tasks.proposals_finalize_due",
+        "schedule": FORECASTLE_PROPOSALS_FINALIZE_SECONDS,
+    },
 }
 
 # Operations (docs/operations.md). /readyz gives each dependency this long to answer.

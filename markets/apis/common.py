@@ -4,11 +4,15 @@ from typing import Any
 
 from rest_framework import serializers
 from rest_framework.exceptions import NotFound
+from rest_framework.permissions import BasePermission
+from rest_framework.request import Request
+from rest_framework.views import APIView
 
 from accounts.money import CREDIT_PLACES, MAX_DIGITS
 from markets.models import Market, Trade
 from markets.selectors.markets import Drafts, market_by_slug
 from markets.selectors.prices import market_snapshot
+from markets.services.resolution import user_is_resolver
 from markets.snapshot import MarketSnapshot
 
 
@@ -81,3 +85,12 @@ def staff_market_or_404(slug: str) -> Market:
         return market_by_slug(slug=slug, drafts=Drafts.SHOWN)
     except Market.DoesNotExist:
         raise NotFound(f"No market {slug!r}.") from None
+
+
+class IsResolver(BasePermission):
+    """Staff holding the resolve_market permission (markets.services.resolution.user_is_resolver)."""
+
+    message = "Only resolvers (staff with the resolve_market permission) may do this."
+
+    def has_permission(self, request: Request, view: APIView) -> bool:
+        return user_is_resolver(request.user)

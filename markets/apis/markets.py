@@ -23,7 +23,7 @@ from config.core.api import (
 from config.core.cached_reads import CachedReadApiView
 from markets import cache as price_cache
 from markets.apis.common import money_field, probability_field, snapshot_or_404
-from markets.models import Market, Resolution
+from markets.models import Market, Proposal, Resolution
 from markets.selectors.markets import HALTED_FILTER, ORDERINGS
 from markets.selectors.prices import market_summary, markets_query
 from markets.snapshot import MarketSnapshot
@@ -137,6 +137,24 @@ class ResolutionSerializer(serializers.Serializer):
     created_at = serializers.DateTimeField()
 
 
+class OpenProposalSerializer(serializers.Serializer):
+    id = serializers.IntegerField()
+    kind = serializers.ChoiceField(choices=Resolution.Kind.choices)
+    outcome = serializers.CharField(allow_null=True, help_text="The proposed winning outcome's code (kind=outcome).")
+    payouts = serializers.DictField(
+        child=money_field(), allow_null=True, help_text="Credits per share of each outcome; null when annulled."
+    )
+    reason = serializers.CharField()
+    source_url = serializers.URLField()
+    known_at = serializers.DateTimeField(allow_null=True)
+    state = serializers.ChoiceField(choices=Proposal.State.choices)
+    created_at = serializers.DateTimeField()
+    challenge_until = serializers.DateTimeField(
+        help_text="Traders may challenge until then; unchallenged, the proposal then becomes final by itself."
+    )
+    challenge_count = serializers.IntegerField()
+
+
 class MarketDetailApi(CachedReadApiView):
     class OutputSerializer(MarketSummarySerializer):
         description = serializers.CharField(allow_blank=True)
@@ -146,6 +164,9 @@ class MarketDetailApi(CachedReadApiView):
         closed_at = serializers.DateTimeField(allow_null=True)
         resolved_at = serializers.DateTimeField(allow_null=True)
         resolution = ResolutionSerializer(allow_null=True, help_text="The current resolution, once there is one.")
+        proposal = OpenProposalSerializer(
+            allow_null=True, help_text="The proposal open to challenge or awaiting staff, if there is one."
+        )
 
     @extend_schema(
         operation_id="markets_retrieve",

@@ -1,4 +1,5 @@
-"""Staff endpoints: create markets and resolve them. Everyone else gets 403 (401 without credentials)."""
+"""Staff endpoints: create markets (staff) and resolve them (resolvers: staff with the resolve_market
+permission). Everyone else gets 403 (401 without credentials)."""
 
 from collections.abc import Sequence
 from typing import Any, cast
@@ -13,7 +14,7 @@ from rest_framework.views import APIView
 from accounts.models import Scope, User
 from accounts.permissions import HasKeyScope
 from config.core.numbers import AsciiDecimalApiField
-from markets.apis.common import money_field, staff_market_or_404
+from markets.apis.common import IsResolver, money_field, staff_market_or_404
 from markets.apis.markets import MarketListApi
 from markets.models import Market, Resolution
 from markets.services import market_create, market_resolve
@@ -104,6 +105,7 @@ class ResolutionOutputSerializer(serializers.Serializer):
     outcome = serializers.CharField(source="outcome.code", allow_null=True, default=None)
     payouts = serializers.ListField(child=serializers.CharField(), allow_null=True)
     reason = serializers.CharField()
+    known_at = serializers.DateTimeField(allow_null=True)
     created_by = serializers.CharField(source="created_by.username")
     created_at = serializers.DateTimeField()
     state = serializers.CharField()
@@ -120,7 +122,7 @@ class MarketResolutionApi(APIView):
     """POST /api/v1/markets/{slug}/resolution/: resolve, re-resolve or annul; settlement follows
     asynchronously (202), and the market reads `resolving` until it is paid."""
 
-    permission_classes = [HasKeyScope, IsAdminUser]
+    permission_classes = [HasKeyScope, IsResolver]
     required_scope = Scope.RESOLVE
 
     class InputSerializer(serializers.Serializer):
@@ -130,10 +132,14 @@ class MarketResolutionApi(APIView):
             child=serializers.CharField(max_length=20), required=False, allow_empty=False, max_length=50
         )
         reason = serializers.CharField(max_length=2000)
+        known_at = serializers.DateTimeField(
+            required=False,
+            help_text="When the answer became known, if before the close: later trades are voided.",
+        )
 
     @extend_schema(
         operation_id="markets_resolution_create",
-        summary="Resolve, re-resolve or annul a market (staff)",
+        summary="Resolve, re-resolve or annul a market at once, with no challenge window (resolvers)",
         request=InputSerializer,
         responses={202: ResolutionOutputSerializer},
     )
@@ -149,5 +155,6 @@ class MarketResolutionApi(APIView):
             reason=data["reason"],
             outcome_code=data.get("outcome"),
             split=data.get("split"),
+            known_at=data.get("known_at"),
         )
         return Response(ResolutionOutputSerializer(resolution).data, status=status.HTTP_202_ACCEPTED)

@@ -16,9 +16,16 @@ from django.utils import timezone
 
 from markets import cache as price_cache
 from markets.errors import InvalidInput
-from markets.models import Market, Outcome, Position, PricePoint, Resolution
+from markets.models import Market, Outcome, Position, PricePoint, Proposal, Resolution
 from markets.selectors.markets import HALTED_FILTER, Drafts, market_by_slug, markets_search, markets_visible
-from markets.snapshot import MakerState, MarketDetail, MarketSnapshot, MarketSummary, ResolutionSummary
+from markets.snapshot import (
+    MakerState,
+    MarketDetail,
+    MarketSnapshot,
+    MarketSummary,
+    ProposalSummary,
+    ResolutionSummary,
+)
 
 T = TypeVar("T")
 
@@ -78,6 +85,32 @@ def _resolution_data(market: Market, outcomes: list[Outcome]) -> ResolutionSumma
     }
 
 
+def _proposal_data(market: Market, outcomes: list[Outcome]) -> ProposalSummary | None:
+    """The market's live proposal (open to challenge or awaiting a decision), else None."""
+    proposal = (
+        Proposal.objects.filter(market=market, state__in=Proposal.LIVE_STATES)
+        .select_related("outcome")
+        .annotate(challenge_count=Count("challenges"))
+        .first()
+    )
+    if proposal is None:
+        return None
+    codes = [outcome.code for outcome in outcomes]
+    return {
+        "id": proposal.pk,
+        "kind": proposal.kind,
+        "outcome": proposal.outcome.code if proposal.outcome else None,
+        "payouts": dict(zip(codes, proposal.payouts, strict=False)) if proposal.payouts else None,
+        "reason": proposal.reason,
+        "source_url": proposal.source_url,
+        "known_at": proposal.known_at,
+        "state": proposal.state,
+        "created_at": proposal.created_at,
+        "challenge_until": proposal.challenge_until,
+        "challenge_count": getattr(proposal, "challenge_count", 0),
+    }
+
+
 def market_snapshot_build(*, market_id: int | None = None, slug: str | None = None) -> MarketSnapshot | None:
     """A public market as plain data (what the detail endpoint and quotes need), from the database."""
     traders = (
@@ -105,6 +138,7 @@ def market_snapshot_build(*, market_id: int | None = None, slug: str | None = No
         updated_at=getattr(market, "price_updated_at", None) or market.created_at,
         trader_count=getattr(market, "trader_count", None) or 0,
         resolution=_resolution_data(market, outcomes),
+        proposal=_proposal_data(market, outcomes),
     )
 
 
@@ -116,6 +150,7 @@ def market_snapshot_from(
     updated_at: datetime,
     trader_count: int,
     resolution: ResolutionSummary | None,
+    proposal: ProposalSummary | None = None,
 ) -> MarketSnapshot:
     """The snapshot of a market from rows already in hand (the database rebuild and the trade both use it)."""
     summary = market_summary(market, outcomes)
@@ -129,6 +164,7 @@ def market_snapshot_from(
         "closed_at": market.closed_at,
         "resolved_at": market.resolved_at,
         "resolution": resolution,
+        "proposal": proposal,
     }
     state: MakerState = {
         "liquidity": market.liquidity,

@@ -14,8 +14,14 @@ from markets.services.lifecycle import (
     market_update,
     markets_close_due,
 )
+from markets.services.proposals import (
+    challenge_create,
+    challenge_decide,
+    proposal_create,
+    proposals_finalize_due,
+)
 from markets.services.reconciliation import markets_reconcile, reconciliation_run
-from markets.services.resolution import market_resolve, settlement_enqueue
+from markets.services.resolution import market_resolve, settlement_enqueue, user_is_resolver
 from markets.services.settlement import SettlementResult, market_settle, markets_stuck_in_resolving
 from markets.services.trading import TradeResult, market_quote, trade_execute
 
@@ -23,6 +29,8 @@ __all__ = [
     "SettlementResult",
     "TradeResult",
     "candles_roll_up",
+    "challenge_create",
+    "challenge_decide",
     "market_change_callbacks",
     "market_changed",
     "market_close",
@@ -40,7 +48,10 @@ __all__ = [
     "markets_close_due",
     "markets_reconcile",
     "markets_stuck_in_resolving",
+    "proposal_create",
+    "proposals_finalize_due",
     "reconciliation_run",
     "settlement_enqueue",
     "trade_execute",
+    "user_is_resolver",
 ]

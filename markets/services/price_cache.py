@@ -36,6 +36,7 @@ def prices_refresh(market_id: int, trade: TradeChange | None = None) -> None:
                     updated_at=trade.updated_at,
                     trader_count=cached["market"]["trader_count"] + trade.new_trader,
                     resolution=cached["market"]["resolution"],
+                    proposal=cached["market"].get("proposal"),
                 )
         if snapshot is None:
             snapshot = market_snapshot_build(market_id=market_id)

@@ -8,10 +8,10 @@ from django.db.models.functions import Cast, Concat
 from django.utils import timezone
 
 from accounts.metrics import reconciliation_observe
-from accounts.models import LedgerEntry, LedgerTransaction
+from accounts.models import Account, LedgerEntry, LedgerTransaction
 from accounts.money import ZERO
 from accounts.services import Violation, ledger_reconcile
-from markets.models import Market, Outcome, Payout, Position, ReconciliationRun, Resolution
+from markets.models import Challenge, Market, Outcome, Payout, Position, ReconciliationRun, Resolution
 
 logger = logging.getLogger(__name__)
 
@@ -37,7 +37,18 @@ def markets_reconcile() -> list[Violation]:
         if worst is not None and escrow < worst:
             violations.append(Violation("escrow_covers_worst_payout", slug, f"escrow {escrow} < worst payout {worst}"))
     violations.extend(_settlement_violations())
+    violations.extend(_bond_violations())
     return violations
+
+
+def _bond_violations() -> list[Violation]:
+    """The held account holds exactly the bonds of the challenges still awaiting a decision: every bond
+    posted and not yet returned or kept (each way out is a ledger transaction the challenge records)."""
+    held = Account.objects.filter(kind=Account.Kind.HELD).aggregate(total=Sum("balance"))["total"] or ZERO
+    open_bonds = Challenge.objects.filter(state=Challenge.State.OPEN).aggregate(total=Sum("bond"))["total"] or ZERO
+    if held != open_bonds:
+        return [Violation("held_equals_open_bonds", "held", f"held {held}, open challenges' bonds {open_bonds}")]
+    return []
 
 
 def _settlement_violations() -> list[Violation]:

@@ -31,7 +31,7 @@ from accounts.money import CREDIT_PLACES, CREDIT_QUANTUM
 from config.core.numbers import ascii_decimal
 from markets.errors import InvalidInput, MarketStateError
 from markets.locks import market_lock
-from markets.models import Market, Outcome, Resolution
+from markets.models import Market, Outcome, Proposal, Resolution
 from markets.services.changes import market_changed
 
 logger = logging.getLogger(__name__)
@@ -77,6 +77,60 @@ def _settlement_send(market_id: int) -> None:
         logger.warning("market %s: settlement not queued, the broker is unreachable; the sweeper will", market_id)
 
 
+RESOLVE_PERMISSION = "markets.resolve_market"
+
+
+def user_is_resolver(user: object) -> bool:
+    """A resolver: an active staff member holding the `resolve_market` permission (superusers hold all)."""
+    return isinstance(user, User) and user.is_active and user.is_staff and user.has_perm(RESOLVE_PERMISSION)
+
+
+def resolver_check(user: object) -> User:
+    """The user, if a resolver; PermissionDenied otherwise (every website, admin and API path calls this)."""
+    if not user_is_resolver(user):
+        raise PermissionDenied("Only resolvers (staff with the resolve_market permission) resolve markets.")
+    assert isinstance(user, User)
+    return user
+
+
+def reason_check(reason: str | None, *, what: str = "resolution") -> str:
+    reason = (reason or "").strip()
+    if not reason:
+        raise InvalidInput(f"Give the reason for this {what}.", field="reason")
+    if len(reason) > MAX_REASON_LENGTH:
+        raise InvalidInput(f"Keep the reason under {MAX_REASON_LENGTH} characters.", field="reason")
+    return reason
+
+
+def known_at_check(known_at: datetime | None, *, market: Market, now: datetime) -> datetime | None:
+    """When the answer became known: not in the future, not before the market opened."""
+    if known_at is None:
+        return None
+    if timezone.is_naive(known_at):
+        raise InvalidInput("Give known_at with its time zone, e.g. 2024-06-26T10:00:00Z.", field="known_at")
+    if known_at > now:
+        raise InvalidInput("The answer cannot have become known in the future.", field="known_at")
+    if market.opens_at is not None and known_at < market.opens_at:
+        raise InvalidInput("The answer cannot have become known before the market opened.", field="known_at")
+    return known_at
+
+
+def resolution_terms(
+    *, outcomes: list[Outcome], kind: str, outcome_code: str | None, split: Sequence[object] | None
+) -> tuple[Outcome | None, list[str] | None]:
+    """The winning outcome (kind outcome) and the payout per share of each outcome (None when annulled)."""
+    if kind not in Resolution.Kind.values:
+        raise InvalidInput("Kind is outcome, split or annulled.", field="kind")
+    if kind == Resolution.Kind.OUTCOME:
+        winner = next((o for o in outcomes if o.code == (outcome_code or "").strip()), None)
+        if winner is None:
+            raise InvalidInput("Choose one of the market's outcomes.", field="outcome")
+        return winner, ["1" if o.pk == winner.pk else "0" for o in outcomes]
+    if kind == Resolution.Kind.SPLIT:
+        return None, [str(share) for share in _split_payouts(split or [], len(outcomes))]
+    return None, None
+
+
 def market_resolve(
     *,
     market: Market,
@@ -85,21 +139,21 @@ def market_resolve(
     reason: str,
     outcome_code: str | None = None,
     split: Sequence[object] | None = None,
+    known_at: datetime | None = None,
     now: datetime | None = None,
 ) -> Resolution:
-    """Records a resolution (or re-resolution, or annulment) by staff and enqueues its settlement.
+    """Records a resolution (or re-resolution, or annulment) by a resolver and enqueues its settlement:
+    "resolve now", with no challenge window (markets.services.proposals has the window).
 
     An open market is closed first. A market already resolving, resolved or annulled is re-resolved:
-    the current resolution is superseded and the settlement reverses whatever it had paid.
+    the current resolution is superseded and the settlement reverses whatever it had paid. A proposal
+    still open to challenge is withdrawn; one with challenges awaiting a decision refuses this (decide
+    them first: upholding a challenge is what leads to a direct resolution). With `known_at` before the
+    close, the trades after it are voided before settlement (markets.services.voiding).
     """
-    if not (isinstance(user, User) and user.is_staff):
-        raise PermissionDenied("Only staff resolve markets.")
+    resolver = resolver_check(user)
     now = now or timezone.now()
-    reason = (reason or "").strip()
-    if not reason:
-        raise InvalidInput("Give the reason for this resolution.", field="reason")
-    if len(reason) > MAX_REASON_LENGTH:
-        raise InvalidInput(f"Keep the reason under {MAX_REASON_LENGTH} characters.", field="reason")
+    reason = reason_check(reason)
     if kind not in Resolution.Kind.values:
         raise InvalidInput("Kind is outcome, split or annulled.", field="kind")
 
@@ -107,22 +161,31 @@ def market_resolve(
         market = market_lock(market_id=market.pk)
         if market.status == Market.Status.DRAFT:
             raise MarketStateError("A draft market never opened; there is nothing to resolve.")
+        known_at = known_at_check(known_at, market=market, now=now)
         outcomes = list(Outcome.objects.filter(market=market).order_by("index"))
-        winner: Outcome | None = None
-        payouts: list[str] | None = None
-        if kind == Resolution.Kind.OUTCOME:
-            winner = next((o for o in outcomes if o.code == (outcome_code or "").strip()), None)
-            if winner is None:
-                raise InvalidInput("Choose one of the market's outcomes.", field="outcome")
-            payouts = ["1" if o.pk == winner.pk else "0" for o in outcomes]
-        elif kind == Resolution.Kind.SPLIT:
-            payouts = [str(share) for share in _split_payouts(split or [], len(outcomes))]
+        winner, payouts = resolution_terms(outcomes=outcomes, kind=kind, outcome_code=outcome_code, split=split)
 
         previous = Resolution.objects.select_for_update().filter(market=market, is_current=True).first()
-        if previous is not None and previous.kind == kind and previous.payouts == payouts:
+        if (
+            previous is not None
+            and previous.kind == kind
+            and previous.payouts == payouts
+            and previous.known_at == known_at
+        ):
             # The resolution the market already has: a double-submitted form or a retried request. A new
             # row would only reverse the settlement and pay it again, and clutter the audit trail.
             return previous
+        live = Proposal.objects.filter(market=market, state__in=Proposal.LIVE_STATES).first()
+        if live is not None:
+            if live.state == Proposal.State.CHALLENGED:
+                raise MarketStateError(
+                    "This market's proposal has challenges awaiting a decision: uphold or reject them first."
+                )
+            live.state = Proposal.State.WITHDRAWN
+            live.decided_by = resolver
+            live.decided_at = now
+            live.decision_note = "Withdrawn: resolved directly."
+            live.save(update_fields=["state", "decided_by", "decided_at", "decision_note"])
         if market.status == Market.Status.OPEN:
             market.status = Market.Status.CLOSED
             market.closed_at = now
@@ -135,7 +198,8 @@ def market_resolve(
             payouts=payouts,
             outcome=winner,
             reason=reason,
-            created_by=user,
+            known_at=known_at,
+            created_by=resolver,
             created_at=now,
             supersedes=previous,
         )

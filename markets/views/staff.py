@@ -3,7 +3,8 @@ controls on a live market (close early, move the close, halt and resume, add liq
 
 The same ResolveForm (markets/forms.py) backs the admin's resolve page (markets/admin.py); both call
 `market_resolve`.
-Anyone who is not staff gets 403, signed in or not.
+Anyone who is not a resolver (staff with the resolve_market permission) gets 403 from the resolution pages,
+and anyone who is not staff from the live controls, signed in or not.
 """
 
 from collections.abc import Callable
@@ -23,6 +24,7 @@ from config.core.errors import DomainError
 from markets.forms import MARKET_CONTROLS, ResolveForm, add_domain_error
 from markets.models import Market, Resolution
 from markets.selectors.markets import Drafts, market_by_slug
+from markets.services import user_is_resolver
 
 AWAITING = (Market.Status.OPEN, Market.Status.CLOSED, Market.Status.RESOLVING)
 
@@ -39,7 +41,20 @@ def staff_required(view: Callable[..., HttpResponse]) -> Callable[..., HttpRespo
     return wrapped
 
 
-@staff_required
+def resolver_required(view: Callable[..., HttpResponse]) -> Callable[..., HttpResponse]:
+    """403 for everyone but resolvers, staff with the resolve_market permission (no login redirect: the page
+    is not for them)."""
+
+    @wraps(view)
+    def wrapped(request: HttpRequest, *args: Any, **kwargs: Any) -> HttpResponse:
+        if not user_is_resolver(request.user):
+            raise PermissionDenied("Resolvers only.")
+        return view(request, *args, **kwargs)
+
+    return wrapped
+
+
+@resolver_required
 @require_GET
 def resolution_queue_view(request: HttpRequest) -> HttpResponse:
     """Closed markets awaiting a resolution first, then those whose close time passed, then settling."""
@@ -53,7 +68,7 @@ def resolution_queue_view(request: HttpRequest) -> HttpResponse:
     return render(request, "markets/staff/queue.html", {"markets": markets, "recent": recent})
 
 
-@staff_required
+@resolver_required
 @require_http_methods(["GET", "POST"])
 def resolve_view(request: HttpRequest, slug: str) -> HttpResponse:
     """GET: the form. POST: the confirm step (what will be paid); POST with `confirm`: resolve."""
