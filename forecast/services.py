@@ -52,10 +52,14 @@ def _payouts_by_user(*, market: Market, resolution: Resolution, per_share: list[
     return {user_id: credits_to_receive(amount) for user_id, amount in raw.items()}
 
 
-def _open_period(market: Market) -> tuple[datetime, datetime] | None:
+def _open_period(market: Market, resolution: Resolution | None = None) -> tuple[datetime, datetime] | None:
+    """From the opening to the close, or to the moment the answer became known if that came first: a forecast
+    made once the answer was known is not a forecast (its trade was voided, markets.services.voiding)."""
     if market.opens_at is None:
         return None
     end = min(market.closed_at or market.closes_at, market.closes_at)
+    if resolution is not None and resolution.known_at is not None:
+        end = min(end, resolution.known_at)
     return (market.opens_at, end) if end > market.opens_at else None
 
 
@@ -73,7 +77,7 @@ def market_score(*, market_id: int) -> MarketScoreResult:
         removed, _ = MarketScore.objects.filter(market=market).delete()
         MarketCalibration.objects.filter(market=market).delete()
         resolution = Resolution.objects.filter(market=market, is_current=True).first()
-        period = _open_period(market)
+        period = _open_period(market, resolution)
         if (
             market.status != Market.Status.RESOLVED
             or resolution is None
@@ -94,7 +98,7 @@ def padded(probabilities: list[float], outcomes: int) -> list[float]:
 def _score_rows(*, market: Market, resolution: Resolution, period: tuple[datetime, datetime]) -> int:
     per_share = [Decimal(str(value)) for value in resolution.payouts or []]
     trades = list(
-        Trade.objects.filter(market=market)
+        Trade.objects.filter(market=market, voided_at__isnull=True)
         .order_by("created_at", "id")
         .values_list("user_id", "created_at", "probabilities_after")
     )

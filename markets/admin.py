@@ -26,12 +26,14 @@ from config.core.admin import LABELLED_DATETIME, BlankAwareValuesFilter, ReadOnl
 from config.core.errors import DomainError
 from markets.forms import MARKET_CONTROLS, MarketCreateForm, ResolveForm, add_domain_error, market_controls_for
 from markets.models import (
+    Challenge,
     Comment,
     CommentReport,
     Market,
     MarketEvent,
     Outcome,
     Payout,
+    Proposal,
     ReconciliationRun,
     Resolution,
     Trade,
@@ -327,6 +329,29 @@ class ResolutionAdmin(ReadOnlyAdmin):
     readonly_fields = [field.name for field in Resolution._meta.fields]
 
 
+@admin.register(Proposal)
+class ProposalAdmin(ReadOnlyAdmin):
+    """The audit log of proposals. Read-only: resolvers propose and decide through the services (the API or
+    the staff pages), so every bond moves through the ledger."""
+
+    list_display = ("created_at", "market", "kind", "outcome", "state", "challenge_until", "created_by")
+    list_filter = ("state", "kind")
+    search_fields = ("market__slug", "market__question", "reason", "created_by__username")
+    list_select_related = ("market", "outcome", "created_by")
+    date_hierarchy = "created_at"
+    readonly_fields = [field.name for field in Proposal._meta.fields]
+
+
+@admin.register(Challenge)
+class ChallengeAdmin(ReadOnlyAdmin):
+    list_display = ("created_at", "market", "user", "bond", "state", "decided_by", "decided_at")
+    list_filter = ("state",)
+    search_fields = ("market__slug", "user__username", "reason")
+    list_select_related = ("market", "user", "decided_by")
+    raw_id_fields = ("proposal", "market", "user")
+    readonly_fields = [field.name for field in Challenge._meta.fields]
+
+
 @admin.register(Payout)
 class PayoutAdmin(ReadOnlyAdmin):
     list_display = ("created_at", "market", "user", "amount", "resolution")
@@ -354,8 +379,8 @@ class ReconciliationRunAdmin(ReadOnlyAdmin):
 
 @admin.register(Trade)
 class TradeAdmin(ReadOnlyAdmin):
-    list_display = ("created_at", "market", "user", "side", "outcome", "shares", "amount")
-    list_filter = ("side", "market__status")
+    list_display = ("created_at", "market", "user", "side", "outcome", "shares", "amount", "voided_at")
+    list_filter = ("side", "market__status", ("voided_at", admin.EmptyFieldListFilter))
     search_fields = ("market__question", "market__slug", "user__username")
     list_select_related = ("market", "user", "outcome")
     date_hierarchy = "created_at"

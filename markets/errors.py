@@ -13,8 +13,8 @@ __all__ = [
     "MarketHalted",
     "MarketStateError",
     "NoForecast",
-    "NotAuthor",
     "NotATrader",
+    "NotAuthor",
     "PriceMoved",
 ]
 

@@ -17,7 +17,7 @@ from accounts.money import CREDIT_PLACES, CREDIT_QUANTUM, MAX_DIGITS
 from config.core.errors import DomainError
 from config.core.numbers import AsciiDecimalFormField, ascii_decimal
 from markets.errors import InvalidInput
-from markets.models import Market, Outcome, Resolution, Trade
+from markets.models import Market, Outcome, Proposal, Resolution, Trade
 from markets.services import (
     market_close,
     market_halt,
@@ -26,6 +26,7 @@ from markets.services import (
     market_reschedule,
     market_resolve,
     market_resume,
+    proposal_create,
 )
 from markets.trade_request import TradeRequest
 
@@ -282,7 +283,18 @@ class ResolveForm(forms.Form):
         max_length=2000,
         error_messages={"required": "Give the reason for this resolution."},
     )
-    conditional_fields = ("outcome", "split")
+    source_url = forms.CharField(
+        required=False,
+        max_length=500,
+        label="Source link",
+        help_text="Needed to propose (an http or https link to where the answer is published).",
+    )
+    known_at = forms.DateTimeField(
+        required=False,
+        label="Known at (UTC)",
+        help_text="When the answer became known, e.g. 2024-06-26 10:00; trades after it are voided. Needed to propose.",
+    )
+    conditional_fields = ("outcome", "split", "source_url", "known_at")
 
     def __init__(self, *args: Any, outcomes: list[Outcome], **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
@@ -310,6 +322,23 @@ class ResolveForm(forms.Form):
             user=user,
             kind=data["kind"],
             reason=data["reason"],
+            outcome_code=data.get("outcome") or None,
+            split=data["split_values"] or None,
+            known_at=data.get("known_at"),
+        )
+
+    def propose(self, *, market: Market, user: User | AnonymousUser) -> Proposal:
+        """A proposal with the challenge window, instead of resolving now."""
+        data = self.cleaned_data
+        if data.get("known_at") is None:
+            raise InvalidInput("Say when the answer became known.", field="known_at")
+        return proposal_create(
+            market=market,
+            user=user,
+            kind=data["kind"],
+            reason=data["reason"],
+            source_url=data.get("source_url") or "",
+            known_at=data["known_at"],
             outcome_code=data.get("outcome") or None,
             split=data["split_values"] or None,
         )

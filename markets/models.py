@@ -390,6 +390,13 @@ class Proposal(models.Model):
     def __str__(self) -> str:
         return f"{self.market_id}: proposed {self.get_kind_display()} ({self.state})"
 
+    @property
+    def summary_label(self) -> str:
+        """What it proposes, in a word or two: the outcome's label, "Split" or "Annulled"."""
+        if self.kind == Resolution.Kind.OUTCOME and self.outcome is not None:
+            return self.outcome.label
+        return "Split" if self.kind == Resolution.Kind.SPLIT else "Annulled"
+
 
 class Challenge(models.Model):
     """A trader contests a proposal, with a bond held in the ledger until a resolver decides."""

@@ -1,6 +1,6 @@
 from django.urls import URLPattern, URLResolver, path
 
-from markets.views import comments, pages, staff, trading
+from markets.views import comments, pages, proposals, staff, trading
 
 app_name = "markets"
 
@@ -22,7 +22,13 @@ urlpatterns: list[URLPattern | URLResolver] = [
     path("comments/<int:comment_id>/delete/", comments.comment_delete_view, name="comment-delete"),
     path("staff/comments/", comments.moderation_queue_view, name="staff-comments"),
     path("staff/reports/<int:report_id>/dismiss/", comments.report_dismiss_view, name="staff-report-dismiss"),
+    path(
+        "markets/<slug:slug>/proposals/<int:proposal_id>/challenge/",
+        proposals.challenge_view,
+        name="challenge",
+    ),
     path("staff/resolutions/", staff.resolution_queue_view, name="staff-resolutions"),
+    path("staff/proposals/<int:proposal_id>/decide/", proposals.proposal_decide_view, name="staff-proposal-decide"),
     path("staff/markets/<slug:slug>/resolve/", staff.resolve_view, name="staff-resolve"),
     path("staff/markets/<slug:slug>/<str:action>/", staff.market_control_view, name="staff-control"),
 ]

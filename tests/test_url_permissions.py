@@ -118,6 +118,8 @@ RULES: dict[str, dict[str, str]] = {
     "markets:comment-delete": {"POST": OWNER},
     "markets:staff-comments": {"GET": STAFF},
     "markets:staff-report-dismiss": {"POST": STAFF},
+    "markets:challenge": {"POST": LOGIN},
+    "markets:staff-proposal-decide": {"POST": STAFF},
 }
 # Reachable by anyone: the admin's own login page and its catch-all (which redirects to it).
 ADMIN_PUBLIC = {"admin:login", "admin:logout"}

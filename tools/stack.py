@@ -324,6 +324,10 @@ BENCHMARKS: dict[str, tuple[list[str], list[str]]] = {
         ["--positions", "10000", "--baseline", "1000", "--repeats", "1"],
     ),
     "notifications": (["--holders", "100000"], ["--holders", "5000"]),
+    "resolution": (
+        ["--late", "10000", "--early", "1000", "--proposals", "1000"],
+        ["--late", "500", "--early", "100", "--proposals", "50"],
+    ),
     "http": (["--runs", "3", "--seconds", "5"], ["--quick"]),
     "cpu": (["--requests", "400", "--runs", "3"], ["--requests", "50", "--runs", "1"]),
     "capacity": (["--trades", "300"], ["--trades", "50"]),

@@ -56,6 +56,10 @@ class TradeOutputSerializer(serializers.Serializer):
     probabilities_after = serializers.SerializerMethodField()
     username = serializers.CharField(source="user.username")
     created_at = serializers.DateTimeField()
+    voided_at = serializers.DateTimeField(
+        allow_null=True,
+        help_text="Set when the trade was voided: placed after the answer was known, undone and refunded.",
+    )
 
     def _codes(self, trade: Trade) -> list[str]:
         codes: list[str] | None = self.context.get("outcome_codes")

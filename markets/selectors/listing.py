@@ -10,7 +10,7 @@ from django.db.models import Case, IntegerField, QuerySet, Value, When
 from django.db.models.functions import Trunc
 from django.utils import timezone
 
-from markets.models import Market, Outcome, PricePoint
+from markets.models import Market, Outcome, PricePoint, Proposal
 from markets.selectors.markets import HALTED_FILTER, ORDERINGS, Drafts, markets_search
 from markets.selectors.results import MarketResult, market_results
 
@@ -45,6 +45,8 @@ class MarketCard:
     sparkline: list[float] = field(default_factory=list)
     # A settled market's result: the card shows it and what each share paid, not the last price.
     result: MarketResult | None = None
+    # The live resolution proposal, for the card's "Proposed" badge (markets/_proposal_badge.html).
+    proposal: Proposal | None = None
 
 
 def market_list(
@@ -90,8 +92,9 @@ def _sparklines(market_ids: list[int], since: datetime) -> dict[int, list[list[f
 
 
 def market_cards(markets: list[Market], *, now: datetime | None = None) -> list[MarketCard]:
-    """Cards for a page of markets: four queries for the whole page (outcomes, the prices a day ago and
-    at the sparkline's start, sparklines), and a fifth when the page holds settled markets (their results)."""
+    """Cards for a page of markets: five queries for the whole page (outcomes, the prices a day ago and
+    at the sparkline's start, sparklines, live proposals), and a sixth when the page holds settled markets
+    (their results)."""
     now = now or timezone.now()
     if not markets:
         return []
@@ -103,6 +106,12 @@ def market_cards(markets: list[Market], *, now: datetime | None = None) -> list[
     week_start = _probabilities_at(ids, now - SPARKLINE_WINDOW)
     recent = _sparklines(ids, now - SPARKLINE_WINDOW)
     results = market_results(markets=markets, outcomes=outcomes_by_market)
+    proposals = {
+        proposal.market_id: proposal
+        for proposal in Proposal.objects.filter(market_id__in=ids, state__in=Proposal.LIVE_STATES).select_related(
+            "outcome"
+        )
+    }
 
     cards = []
     for market in markets:
@@ -125,6 +134,7 @@ def market_cards(markets: list[Market], *, now: datetime | None = None) -> list[
                 leading=sorted(outcomes, key=lambda outcome: -outcome.probability)[:LEADING_OPTIONS],
                 sparkline=line,
                 result=results.get(market.pk),
+                proposal=proposals.get(market.pk),
             )
         )
     return cards

@@ -91,7 +91,8 @@ def _cost_basis(user: User) -> dict[int, tuple[Decimal, Decimal]]:
     held: dict[int, Decimal] = defaultdict(Decimal)
     basis: dict[int, Decimal] = defaultdict(Decimal)
     realised: dict[int, Decimal] = defaultdict(Decimal)
-    trades = Trade.objects.filter(user_id=user.pk).order_by("created_at", "id")
+    # A voided trade was undone by compensating entries (markets.services.voiding): as if it never happened.
+    trades = Trade.objects.filter(user_id=user.pk, voided_at__isnull=True).order_by("created_at", "id")
     for outcome_id, side, shares, amount in trades.values_list("outcome_id", "side", "shares", "amount"):
         if side == Trade.Side.BUY:
             held[outcome_id] += shares

@@ -3,7 +3,7 @@
 import logging
 from datetime import datetime
 
-from django.db.models import CharField, Count, Exists, Max, OuterRef, Q, Sum, Value
+from django.db.models import Case, CharField, Count, DecimalField, Exists, F, Max, OuterRef, Q, Sum, Value, When
 from django.db.models.functions import Cast, Concat
 from django.utils import timezone
 
@@ -11,7 +11,7 @@ from accounts.metrics import reconciliation_observe
 from accounts.models import Account, LedgerEntry, LedgerTransaction
 from accounts.money import ZERO
 from accounts.services import Violation, ledger_reconcile
-from markets.models import Challenge, Market, Outcome, Payout, Position, ReconciliationRun, Resolution
+from markets.models import Challenge, Market, Outcome, Payout, Position, ReconciliationRun, Resolution, Trade
 
 logger = logging.getLogger(__name__)
 
@@ -38,6 +38,40 @@ def markets_reconcile() -> list[Violation]:
             violations.append(Violation("escrow_covers_worst_payout", slug, f"escrow {escrow} < worst payout {worst}"))
     violations.extend(_settlement_violations())
     violations.extend(_bond_violations())
+    violations.extend(_void_violations())
+    return violations
+
+
+def _void_violations() -> list[Violation]:
+    """Each resolution's voided trades were paid back once, exactly: the escrow's entry in `void:<resolution>`
+    is what those trades put into it net of what they took out (markets.services.voiding)."""
+    signed = Case(
+        When(side=Trade.Side.BUY, then=F("amount")),
+        default=-F("amount"),
+        output_field=DecimalField(max_digits=20, decimal_places=6),
+    )
+    expected = dict(
+        Trade.objects.filter(voided_by__isnull=False)
+        .values("voided_by_id")
+        .annotate(net=Sum(signed))
+        .values_list("voided_by_id", "net")
+    )
+    posted = dict(
+        LedgerEntry.objects.filter(
+            transaction__kind=LedgerTransaction.Kind.VOID, account__kind=Account.Kind.ESCROW
+        ).values_list("transaction__reference", "amount")
+    )
+    violations = []
+    for resolution_id, net in expected.items():
+        escrow_paid = -posted.get(f"void:{resolution_id}", ZERO)
+        if escrow_paid != net:
+            violations.append(
+                Violation(
+                    "void_paid_once",
+                    f"resolution {resolution_id}",
+                    f"voided trades net {net}, escrow paid {escrow_paid}",
+                )
+            )
     return violations
 
 

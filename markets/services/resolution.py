@@ -87,10 +87,9 @@ def user_is_resolver(user: object) -> bool:
 
 def resolver_check(user: object) -> User:
     """The user, if a resolver; PermissionDenied otherwise (every website, admin and API path calls this)."""
-    if not user_is_resolver(user):
-        raise PermissionDenied("Only resolvers (staff with the resolve_market permission) resolve markets.")
-    assert isinstance(user, User)
-    return user
+    if isinstance(user, User) and user_is_resolver(user):
+        return user
+    raise PermissionDenied("Only resolvers (staff with the resolve_market permission) resolve markets.")
 
 
 def reason_check(reason: str | None, *, what: str = "resolution") -> str:

@@ -14,7 +14,9 @@ Money flow of one settlement (each a balanced ledger transaction, referenced so 
   (a negative release) when an annulment refunds more than the escrow holds; see `market_resolve`.
 
 A wallet that spent a payout which a re-resolution takes back cannot go below zero: the part it can no
-longer give back is written off to the house inside the reversal transaction (logged loudly).
+longer give back is written off to the house inside the reversal transaction (logged loudly). The same rule
+covers the proceeds of a voided late sale (`void:<resolution>`, markets.services.voiding), posted in the
+same set before the payouts.
 """
 
 import logging
@@ -35,6 +37,7 @@ from markets.locks import market_lock
 from markets.metrics import settlement_observed
 from markets.models import Market, Outcome, Payout, Position, Resolution
 from markets.services.changes import market_changed
+from markets.services.voiding import late_trades_void
 
 logger = logging.getLogger(__name__)
 
@@ -62,6 +65,8 @@ class SettlementResult:
     released_total: Decimal
     reversed_resolution_id: int | None
     written_off: Decimal
+    # Trades after the resolution's known_at, voided before the payouts (markets.services.voiding).
+    voided_trades: int = 0
 
 
 def _insert_payouts(*, market: Market, resolution: Resolution, now: datetime) -> tuple[int, Decimal]:
@@ -154,11 +159,20 @@ def market_settle(*, market_id: int, now: datetime | None = None) -> SettlementR
             Resolution.objects.filter(market=market, state=Resolution.State.SETTLED).exclude(pk=resolution.pk).first()
         )
         postings: list[Posting] = []
+        reversal = None
         if previous is not None:
             reversal = _reversal(market=market, previous=previous, house=house)
             escrow_balance += previous.paid_total + previous.released_total
             if reversal is not None:
                 postings.append(reversal)
+        # Late trades are undone first, so the payouts see the positions as at known_at. One posting of the
+        # set pays every wallet's shortfall (a reversal's or a void's): the reversal's when there is one.
+        voided = late_trades_void(
+            market=market, resolution=resolution, now=now, shortfalls_paid_by=None if reversal else house.pk
+        )
+        escrow_balance -= voided.escrow_paid
+        if voided.posting is not None:
+            postings.append(voided.posting)
 
         payout_count, paid_total = _insert_payouts(market=market, resolution=resolution, now=now)
         _pause_for_tests()
@@ -217,6 +231,7 @@ def market_settle(*, market_id: int, now: datetime | None = None) -> SettlementR
         released_total=released_total,
         reversed_resolution_id=previous.pk if previous is not None else None,
         written_off=written_off,
+        voided_trades=voided.trade_count,
     )
 
 

@@ -1,4 +1,5 @@
-"""Staff pages: the queue of markets awaiting resolution, resolving one with a confirm step, and the
+"""Staff pages: the queue of markets awaiting resolution (and of challenged proposals awaiting a decision),
+resolving one with a confirm step (propose it, a challenge window follows, or resolve it now), and the
 controls on a live market (close early, move the close, halt and resume, add liquidity, add an outcome).
 
 The same ResolveForm (markets/forms.py) backs the admin's resolve page (markets/admin.py); both call
@@ -24,6 +25,7 @@ from config.core.errors import DomainError
 from markets.forms import MARKET_CONTROLS, ResolveForm, add_domain_error
 from markets.models import Market, Resolution
 from markets.selectors.markets import Drafts, market_by_slug
+from markets.selectors.proposals import proposals_awaiting_decision, proposals_open
 from markets.services import user_is_resolver
 
 AWAITING = (Market.Status.OPEN, Market.Status.CLOSED, Market.Status.RESOLVING)
@@ -65,7 +67,13 @@ def resolution_queue_view(request: HttpRequest) -> HttpResponse:
         .order_by("closes_at")
     )
     recent = Resolution.objects.select_related("market", "created_by", "outcome").order_by("-created_at")[:20]
-    return render(request, "markets/staff/queue.html", {"markets": markets, "recent": recent})
+    context = {
+        "markets": markets,
+        "recent": recent,
+        "challenged": proposals_awaiting_decision(),
+        "open_proposals": proposals_open(),
+    }
+    return render(request, "markets/staff/queue.html", context)
 
 
 @resolver_required
@@ -80,13 +88,23 @@ def resolve_view(request: HttpRequest, slug: str) -> HttpResponse:
     form = ResolveForm(request.POST or None, outcomes=outcomes)
     confirming = False
     if request.method == "POST" and form.is_valid():
-        if request.POST.get("confirm") == "yes":
+        confirm = request.POST.get("confirm")
+        if confirm in ("yes", "propose"):
             try:
-                form.resolve(market=market, user=request.user)
+                if confirm == "propose":
+                    proposal = form.propose(market=market, user=request.user)
+                else:
+                    form.resolve(market=market, user=request.user)
             except DomainError as error:
                 add_domain_error(form, error)
             else:
-                messages.success(request, "Resolution recorded; settlement queued.")
+                if confirm == "propose":
+                    messages.success(
+                        request,
+                        f"Proposal recorded: open to challenge until {proposal.challenge_until:%d %b %H:%M} UTC.",
+                    )
+                else:
+                    messages.success(request, "Resolution recorded; settlement queued.")
                 return redirect("markets:staff-resolutions")
         else:
             confirming = True

@@ -88,12 +88,12 @@ def test_list_query_count_does_not_grow_with_markets(make_market, client, make_u
         trade_execute(user=user, market=market, request=trade_request(market.outcomes.first().code, "buy", amount="5"))
     client.force_login(user)
     # Signed in, the page also counts the unread notifications (the bell) and reads whom the user follows (the feed).
-    with django_assert_max_num_queries(12) as few:
+    with django_assert_max_num_queries(13) as few:
         assert client.get("/").status_code == 200
     for index in range(15):
         market = make_market(f"many-{index}", kind="multiple" if index % 2 else "binary")
         trade_execute(user=user, market=market, request=trade_request(market.outcomes.first().code, "buy", amount="5"))
-    with django_assert_max_num_queries(12) as many:
+    with django_assert_max_num_queries(13) as many:
         assert client.get("/").status_code == 200
     assert len(many.captured_queries) == len(few.captured_queries)
 
