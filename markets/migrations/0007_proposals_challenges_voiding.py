@@ -27,7 +27,7 @@ class Migration(migrations.Migration):
     dependencies = [
         ("auth", "0012_alter_user_first_name_max_length"),
         ("contenttypes", "0002_remove_content_type_name"),
-        ('accounts', '0004_held_account_and_bond_kinds'),
+        ('accounts', '0005_held_account_and_bond_kinds'),
         ('markets', '0006_community_comments_follows'),
         migrations.swappable_dependency(settings.AUTH_USER_MODEL),
     ]

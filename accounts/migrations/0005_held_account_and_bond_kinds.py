@@ -6,7 +6,7 @@ from django.db import migrations, models
 class Migration(migrations.Migration):
 
     dependencies = [
-        ('accounts', '0003_community_follows_notifications'),
+        ('accounts', '0004_api_key_scopes_and_expiry'),
     ]
 
     operations = [
