@@ -74,6 +74,8 @@ def dataset_build() -> str:
     dataset = datasets.dataset_build()
     logger.info("built dataset %s (%d bytes)", dataset.name, dataset.size)
     return dataset.name
+
+
 @shared_task(name="markets.tasks.proposals_finalize_due")
 def proposals_finalize_due() -> int:
     """Proposals whose challenge window ended unchallenged become resolutions; their settlements follow."""
