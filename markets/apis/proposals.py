@@ -14,7 +14,8 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from accounts.models import User
+from accounts.models import Scope, User
+from accounts.permissions import HasKeyScope
 from config.core.api import AnonReadThrottle, ChallengeThrottle, UserReadThrottle
 from markets.apis.common import IsResolver, money_field, public_market_or_404, staff_market_or_404
 from markets.models import Market, Proposal, Resolution
@@ -75,9 +76,11 @@ class MarketProposalsApi(APIView):
             help_text="When the answer became known; trades after it (if before the close) are voided."
         )
 
+    required_scope = {"GET": Scope.READ, "POST": Scope.RESOLVE}
+
     def get_permissions(self) -> Sequence[Any]:
         if self.request.method == "POST":
-            return [IsResolver()]
+            return [HasKeyScope(), IsResolver()]
         return super().get_permissions()
 
     @extend_schema(
@@ -119,7 +122,8 @@ class ProposalChallengesApi(APIView):
     """POST /api/v1/markets/{slug}/proposals/{id}/challenges/: a trader of the market contests the proposal,
     posting the bond (201; 200 with the first challenge when the trader had already challenged it)."""
 
-    permission_classes = [IsAuthenticated]
+    permission_classes = [HasKeyScope, IsAuthenticated]
+    required_scope = Scope.TRADE
 
     class InputSerializer(serializers.Serializer):
         reason = serializers.CharField(max_length=2000)
