@@ -73,6 +73,8 @@ def trade_event_data(trade: Trade, codes: list[str]) -> dict[str, Any]:
         "probabilities_after": _probabilities(codes, trade.probabilities_after),
         "username": trade.user.username,
         "created_at": timestamp(trade.created_at),
+        # A trade is published as it commits; voiding comes later, after the answer is known.
+        "voided_at": None,
     }
 
 

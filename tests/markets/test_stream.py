@@ -329,5 +329,6 @@ def test_trade_events_carry_no_more_identity_than_the_public_trade_list(server, 
         "probabilities_after",
         "username",
         "created_at",
+        "voided_at",
     }
     stream.close()
