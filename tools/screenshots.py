@@ -3,9 +3,10 @@
     make run                                   # or any server with `manage.py demo_data` loaded
     .venv/bin/python -m tools.screenshots http://127.0.0.1:8000
 
-The leaderboard and profiles fill once a market has resolved: resolve one from the staff queue first (the
-README's were taken after resolving the Brent market as No). Drives Debian's chromium through Playwright, signed in
-as the demo trader alice (and the demo admin for the staff page), at 1280x900 on the desktop and 390x844 on a phone.
+The demo data's history (the Rutte markets of 2023-24 and others, resolved, settled and scored) fills the
+leaderboard and the profiles; the open markets (Rutte still in office in 2028, the 2028 US election) take the
+trade panel. Drives Debian's chromium through Playwright, signed in as the demo trader alice (and the demo admin
+for the staff page), at 1280x900 on the desktop and 390x844 on a phone.
 """
 
 import os
@@ -19,8 +20,9 @@ OUT = Path(__file__).resolve().parents[1] / "docs" / "screenshots"
 DESKTOP = ViewportSize(width=1280, height=900)
 PHONE = ViewportSize(width=390, height=844)
 CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking"]
-RUTTE = "/markets/rutte-nato-secretary-general/"
-SUCCESSOR = "/markets/next-nato-secretary-general/"
+RUTTE_APPOINTED = "/markets/rutte-nato-secretary-general/"
+RUTTE_IN_2028 = "/markets/rutte-still-secretary-general-2028/"
+US_2028 = "/markets/us-president-2028/"
 
 
 def log_in(page: Page, base: str, username: str, password: str) -> None:
@@ -60,13 +62,17 @@ def main(base: str) -> None:
         desktop = browser.new_context(viewport=DESKTOP)
         page = desktop.new_page()
         log_in(page, base, "alice", trader)
-        page.goto(f"{base}{RUTTE}")
+        page.goto(f"{base}{RUTTE_IN_2028}")
         settle(page)
         page.locator("input[name=value]").fill("25")
         page.locator("#trade-preview .payoff").wait_for()
         hover_chart(page, "#price-chart", 0.62)
         shoot(page, "market")
-        page.goto(f"{base}{SUCCESSOR}")
+        page.goto(f"{base}{RUTTE_APPOINTED}")
+        settle(page)
+        hover_chart(page, "#price-chart", 0.5)
+        shoot(page, "market-resolved")
+        page.goto(f"{base}{US_2028}")
         settle(page)
         shoot(page, "market-multiple-choice")
         page.goto(f"{base}/")
@@ -87,7 +93,7 @@ def main(base: str) -> None:
         phone = browser.new_context(viewport=PHONE, has_touch=True, is_mobile=True, device_scale_factor=2)
         page = phone.new_page()
         log_in(page, base, "alice", trader)
-        page.goto(f"{base}{RUTTE}")
+        page.goto(f"{base}{RUTTE_IN_2028}")
         settle(page)
         shoot(page, "market-phone")
         page.locator("#trade-panel").scroll_into_view_if_needed()
