@@ -20,7 +20,7 @@ from decimal import Decimal
 from typing import Any
 
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "config.settings.test")
-os.environ.setdefault("FORECASTLE_TEST_DB", "_bench")
+os.environ["FORECASTLE_TEST_DB"] = os.environ.get("FORECASTLE_TEST_DB", "") + "_bench_capacity"
 
 import django
 

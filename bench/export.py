@@ -18,7 +18,7 @@ from datetime import timedelta
 from typing import Any
 
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "config.settings.test")
-os.environ.setdefault("FORECASTLE_TEST_DB", "_bench_export")
+os.environ["FORECASTLE_TEST_DB"] = os.environ.get("FORECASTLE_TEST_DB", "") + "_bench_export"
 
 import django
 

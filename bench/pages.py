@@ -31,7 +31,7 @@ from decimal import Decimal
 from unittest import mock
 
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "config.settings.test")
-os.environ.setdefault("FORECASTLE_TEST_DB", "_bench_pages")
+os.environ["FORECASTLE_TEST_DB"] = os.environ.get("FORECASTLE_TEST_DB", "") + "_bench_pages"
 # The benchmark reads the same endpoints hundreds of times a minute: lift the per-client read limits.
 os.environ.setdefault("API_RATE_ANON_READ", "1000000/min")
 os.environ.setdefault("API_RATE_USER_READ", "1000000/min")

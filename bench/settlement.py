@@ -21,7 +21,7 @@ import statistics
 import time
 
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "config.settings.test")
-os.environ.setdefault("FORECASTLE_TEST_DB", "_bench_settle")
+os.environ["FORECASTLE_TEST_DB"] = os.environ.get("FORECASTLE_TEST_DB", "") + "_bench_settle"
 
 import django
 

@@ -19,7 +19,7 @@ from datetime import timedelta
 from decimal import Decimal
 
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "config.settings.test")
-os.environ.setdefault("FORECASTLE_TEST_DB", "_bench")
+os.environ["FORECASTLE_TEST_DB"] = os.environ.get("FORECASTLE_TEST_DB", "") + "_bench_trading"
 
 import django
 
