@@ -8,7 +8,7 @@ from collections.abc import Sequence
 from typing import Any, cast
 
 from django.http import HttpResponse
-from drf_spectacular.utils import OpenApiParameter, extend_schema
+from drf_spectacular.utils import OpenApiParameter, extend_schema, extend_schema_view
 from rest_framework import serializers, status
 from rest_framework.permissions import IsAdminUser
 from rest_framework.request import Request
@@ -97,142 +97,139 @@ class ReasonInputSerializer(serializers.Serializer):
 
 
 def _control_schema(operation_id: str, summary: str, request: Any) -> Any:
-    return extend_schema(
-        operation_id=operation_id,
-        summary=summary,
-        parameters=[SLUG_PARAMETER],
-        request=request,
-        responses={200: MarketStateSerializer},
+    """The schema of a StaffControlApi subclass's (inherited) post: extend_schema_view gives the subclass a post of
+    its own to carry it."""
+    return extend_schema_view(
+        post=extend_schema(
+            operation_id=operation_id,
+            summary=summary,
+            parameters=[SLUG_PARAMETER],
+            request=request,
+            responses={200: MarketStateSerializer},
+        )
     )
 
 
-class MarketCloseApi(APIView):
+class StaffControlApi(APIView):
+    """One staff control: POST validates `InputSerializer`, `act` calls the control's service, and the answer is
+    the market's state with the event the control wrote. Each control is a subclass with its schema on the
+    class (`_control_schema`)."""
+
+    permission_classes = [HasKeyScope, IsAdminUser]
+    required_scope = Scope.MARKETS
+    InputSerializer: type[serializers.Serializer] = ReasonInputSerializer
+    success_status: int = status.HTTP_200_OK
+
+    def act(self, market: Market, user: User, data: dict[str, Any]) -> tuple[Market, MarketEvent | None]:
+        raise NotImplementedError
+
+    def post(self, request: Request, slug: str) -> Response:
+        market = staff_market_or_404(slug)
+        serializer = self.InputSerializer(data=request.data)
+        serializer.is_valid(raise_exception=True)
+        market, event = self.act(market, _user(request), serializer.validated_data)
+        return _state(market, event, code=self.success_status)
+
+
+class MarketExtendInputSerializer(serializers.Serializer):
+    closes_at = serializers.DateTimeField(help_text="The new close time; it must be in the future.")
+    reason = serializers.CharField(max_length=2000, required=False, allow_blank=True, help_text=REASON_HELP)
+
+
+class MarketResumeInputSerializer(serializers.Serializer):
+    reason = serializers.CharField(max_length=2000, required=False, allow_blank=True, help_text=REASON_HELP)
+
+
+class MarketLiquidityInputSerializer(serializers.Serializer):
+    liquidity = AsciiDecimalApiField(
+        max_digits=12, decimal_places=4, help_text="The new LMSR b, above the current one."
+    )
+    reason = serializers.CharField(max_length=2000, help_text=REASON_HELP)
+
+
+class MarketOutcomeAddInputSerializer(serializers.Serializer):
+    code = serializers.CharField(max_length=32, help_text="Uppercase letters, digits, '-' or '_'.")
+    label = serializers.CharField(max_length=120)  # type: ignore[assignment]  # the API's name for it
+    probability = AsciiDecimalApiField(
+        max_digits=7,
+        decimal_places=6,
+        help_text="Its starting probability (0.001 to 0.5); every other outcome's scales by 1 minus this.",
+    )
+    reason = serializers.CharField(max_length=2000, help_text=REASON_HELP)
+
+
+@_control_schema("markets_close", "Close an open market early (staff)", ReasonInputSerializer)
+class MarketCloseApi(StaffControlApi):
     """POST /api/v1/markets/{slug}/close/: close an open market early (no more trades)."""
 
-    permission_classes = [HasKeyScope, IsAdminUser]
-    required_scope = Scope.MARKETS
-    InputSerializer = ReasonInputSerializer
-
-    @_control_schema("markets_close", "Close an open market early (staff)", ReasonInputSerializer)
-    def post(self, request: Request, slug: str) -> Response:
-        market = staff_market_or_404(slug)
-        serializer = self.InputSerializer(data=request.data)
-        serializer.is_valid(raise_exception=True)
-        market = market_close(market=market, user=_user(request), reason=serializer.validated_data["reason"])
-        return _state(market, _latest_event(market, MarketEvent.Kind.CLOSED))
+    def act(self, market: Market, user: User, data: dict[str, Any]) -> tuple[Market, MarketEvent | None]:
+        market = market_close(market=market, user=user, reason=data["reason"])
+        return market, _latest_event(market, MarketEvent.Kind.CLOSED)
 
 
-class MarketExtendApi(APIView):
+@_control_schema("markets_extend", "Move a market's close time (staff)", MarketExtendInputSerializer)
+class MarketExtendApi(StaffControlApi):
     """POST /api/v1/markets/{slug}/extend/: move the close time of a draft or open market (any future time)."""
 
-    permission_classes = [HasKeyScope, IsAdminUser]
-    required_scope = Scope.MARKETS
+    InputSerializer = MarketExtendInputSerializer
 
-    class InputSerializer(serializers.Serializer):
-        closes_at = serializers.DateTimeField(help_text="The new close time; it must be in the future.")
-        reason = serializers.CharField(max_length=2000, required=False, allow_blank=True, help_text=REASON_HELP)
-
-    @_control_schema("markets_extend", "Move a market's close time (staff)", InputSerializer)
-    def post(self, request: Request, slug: str) -> Response:
-        market = staff_market_or_404(slug)
-        serializer = self.InputSerializer(data=request.data)
-        serializer.is_valid(raise_exception=True)
-        data = serializer.validated_data
+    def act(self, market: Market, user: User, data: dict[str, Any]) -> tuple[Market, MarketEvent | None]:
         market = market_reschedule(
-            market=market, closes_at=data["closes_at"], changed_by=_user(request), reason=data.get("reason", "")
+            market=market, closes_at=data["closes_at"], changed_by=user, reason=data.get("reason", "")
         )
-        return _state(market, _latest_event(market, MarketEvent.Kind.CLOSE_MOVED))
+        return market, _latest_event(market, MarketEvent.Kind.CLOSE_MOVED)
 
 
-class MarketHaltApi(APIView):
+@_control_schema("markets_halt", "Halt trading on an open market (staff)", ReasonInputSerializer)
+class MarketHaltApi(StaffControlApi):
     """POST /api/v1/markets/{slug}/halt/: halt trading; traders see the reason with every refusal."""
 
-    permission_classes = [HasKeyScope, IsAdminUser]
-    required_scope = Scope.MARKETS
-    InputSerializer = ReasonInputSerializer
-
-    @_control_schema("markets_halt", "Halt trading on an open market (staff)", ReasonInputSerializer)
-    def post(self, request: Request, slug: str) -> Response:
-        market = staff_market_or_404(slug)
-        serializer = self.InputSerializer(data=request.data)
-        serializer.is_valid(raise_exception=True)
-        market = market_halt(market=market, user=_user(request), reason=serializer.validated_data["reason"])
-        return _state(market, _latest_event(market, MarketEvent.Kind.HALTED))
+    def act(self, market: Market, user: User, data: dict[str, Any]) -> tuple[Market, MarketEvent | None]:
+        market = market_halt(market=market, user=user, reason=data["reason"])
+        return market, _latest_event(market, MarketEvent.Kind.HALTED)
 
 
-class MarketResumeApi(APIView):
+@_control_schema("markets_resume", "Resume trading on a halted market (staff)", MarketResumeInputSerializer)
+class MarketResumeApi(StaffControlApi):
     """POST /api/v1/markets/{slug}/resume/: resume trading on a halted market."""
 
-    permission_classes = [HasKeyScope, IsAdminUser]
-    required_scope = Scope.MARKETS
+    InputSerializer = MarketResumeInputSerializer
 
-    class InputSerializer(serializers.Serializer):
-        reason = serializers.CharField(max_length=2000, required=False, allow_blank=True, help_text=REASON_HELP)
-
-    @_control_schema("markets_resume", "Resume trading on a halted market (staff)", InputSerializer)
-    def post(self, request: Request, slug: str) -> Response:
-        market = staff_market_or_404(slug)
-        serializer = self.InputSerializer(data=request.data)
-        serializer.is_valid(raise_exception=True)
-        market = market_resume(market=market, user=_user(request), reason=serializer.validated_data.get("reason", ""))
-        return _state(market, _latest_event(market, MarketEvent.Kind.RESUMED))
+    def act(self, market: Market, user: User, data: dict[str, Any]) -> tuple[Market, MarketEvent | None]:
+        market = market_resume(market=market, user=user, reason=data.get("reason", ""))
+        return market, _latest_event(market, MarketEvent.Kind.RESUMED)
 
 
-class MarketLiquidityApi(APIView):
+@_control_schema("markets_liquidity_add", "Add liquidity to an open market (staff)", MarketLiquidityInputSerializer)
+class MarketLiquidityApi(StaffControlApi):
     """POST /api/v1/markets/{slug}/liquidity/: raise b; prices stay, the house pays the extra subsidy."""
 
-    permission_classes = [HasKeyScope, IsAdminUser]
-    required_scope = Scope.MARKETS
+    InputSerializer = MarketLiquidityInputSerializer
 
-    class InputSerializer(serializers.Serializer):
-        liquidity = AsciiDecimalApiField(
-            max_digits=12, decimal_places=4, help_text="The new LMSR b, above the current one."
-        )
-        reason = serializers.CharField(max_length=2000, help_text=REASON_HELP)
-
-    @_control_schema("markets_liquidity_add", "Add liquidity to an open market (staff)", InputSerializer)
-    def post(self, request: Request, slug: str) -> Response:
-        market = staff_market_or_404(slug)
-        serializer = self.InputSerializer(data=request.data)
-        serializer.is_valid(raise_exception=True)
-        data = serializer.validated_data
-        event = market_liquidity_add(
-            market=market, user=_user(request), liquidity=data["liquidity"], reason=data["reason"]
-        )
-        return _state(market, event)
+    def act(self, market: Market, user: User, data: dict[str, Any]) -> tuple[Market, MarketEvent | None]:
+        event = market_liquidity_add(market=market, user=user, liquidity=data["liquidity"], reason=data["reason"])
+        return market, event
 
 
-class MarketOutcomeAddApi(APIView):
+@_control_schema(
+    "markets_outcomes_create", "Add an outcome to a multiple-choice market (staff)", MarketOutcomeAddInputSerializer
+)
+class MarketOutcomeAddApi(StaffControlApi):
     """POST /api/v1/markets/{slug}/outcomes/: add an outcome to an open multiple-choice market."""
 
-    permission_classes = [HasKeyScope, IsAdminUser]
-    required_scope = Scope.MARKETS
+    InputSerializer = MarketOutcomeAddInputSerializer
+    success_status = status.HTTP_201_CREATED
 
-    class InputSerializer(serializers.Serializer):
-        code = serializers.CharField(max_length=32, help_text="Uppercase letters, digits, '-' or '_'.")
-        label = serializers.CharField(max_length=120)  # type: ignore[assignment]  # the API's name for it
-        probability = AsciiDecimalApiField(
-            max_digits=7,
-            decimal_places=6,
-            help_text="Its starting probability (0.001 to 0.5); every other outcome's scales by 1 minus this.",
-        )
-        reason = serializers.CharField(max_length=2000, help_text=REASON_HELP)
-
-    @_control_schema("markets_outcomes_create", "Add an outcome to a multiple-choice market (staff)", InputSerializer)
-    def post(self, request: Request, slug: str) -> Response:
-        market = staff_market_or_404(slug)
-        serializer = self.InputSerializer(data=request.data)
-        serializer.is_valid(raise_exception=True)
-        data = serializer.validated_data
+    def act(self, market: Market, user: User, data: dict[str, Any]) -> tuple[Market, MarketEvent | None]:
         market_outcome_add(
             market=market,
-            user=_user(request),
+            user=user,
             code=data["code"],
             label=data["label"],
             probability=data["probability"],
             reason=data["reason"],
         )
-        return _state(market, _latest_event(market, MarketEvent.Kind.OUTCOME_ADDED), code=status.HTTP_201_CREATED)
+        return market, _latest_event(market, MarketEvent.Kind.OUTCOME_ADDED)
 
 
 class MarketEditInputSerializer(serializers.Serializer):
