@@ -23,6 +23,7 @@ from config.core.cache import cache_set as cache_store
 
 # The price cache's own functions, and the shared reads and deletes it re-exports for the price readers.
 __all__ = [
+    "as_of_key",
     "cache_delete",
     "cache_get",
     "cache_set",
@@ -76,13 +77,19 @@ def digest(*parts: object) -> str:
     return hashlib.sha256("\x1f".join(str(part) for part in (FORMAT, *parts)).encode()).hexdigest()[:32]
 
 
-def cache_set(key: str, value: Any, *, only_if_absent: bool = False) -> None:
-    """Stores a value for ttl() seconds. `only_if_absent` is for read-through fills, so a reader
-    that loaded the database before a trade committed cannot overwrite the refresh of that trade."""
+def cache_set(key: str, value: Any, *, only_if_absent: bool = False, timeout: int | None = None) -> None:
+    """Stores a value for `timeout` (default ttl()) seconds. `only_if_absent` is for read-through fills, so a
+    reader that loaded the database before a trade committed cannot overwrite the refresh of that trade."""
+    seconds = ttl() if timeout is None else timeout
     if only_if_absent:
-        cache_add(key, value, timeout=ttl())
+        cache_add(key, value, timeout=seconds)
     else:
-        cache_store(key, value, timeout=ttl())
+        cache_store(key, value, timeout=seconds)
+
+
+def as_of_key(*parts: object) -> str:
+    """The key of a point-in-time read (markets.apis.as_of), by what it answers."""
+    return f"prices:v{FORMAT}:as-of:" + digest(*parts)
 
 
 def list_generation() -> str:

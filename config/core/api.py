@@ -315,13 +315,16 @@ def paginated_response(
     view: "APIView",
     ordering: Sequence[str],
     transform: Callable[[Any], Any] | None = None,
+    transform_page: Callable[[list[Any]], list[Any]] | None = None,
 ) -> dict[str, Any]:
     """One page of `queryset` rendered with `serializer_class`: {"next", "previous", "results"}.
-    `transform` turns each row into what the serializer reads (e.g. a selector's plain dict)."""
+    `transform` turns each row into what the serializer reads (e.g. a selector's plain dict); `transform_page`
+    does that for the whole page at once (a selector that reads every row's data in a few queries)."""
     paginator = ApiCursorPagination()
     paginator.ordering = tuple(ordering)
     page = paginator.paginate_queryset(queryset, request, view=view) or []
     rows = [transform(row) for row in page] if transform else page
+    rows = transform_page(list(rows)) if transform_page else rows
     results = serializer_class(rows, many=True).data
     return {"next": paginator.get_next_link(), "previous": paginator.get_previous_link(), "results": results}
 

@@ -352,6 +352,11 @@ REST_FRAMEWORK = {
 }
 # Cached price reads are refreshed on every trade; this bounds staleness from other changes (closing, resolving).
 FORECASTLE_PRICE_CACHE_SECONDS = int(os.environ.get("FORECASTLE_PRICE_CACHE_SECONDS", "30"))
+# Point-in-time reads (as_of): an answer about a moment this far in the past cannot change any more (every
+# transaction dated before it has committed), so it is cached for AS_OF_CACHE_SECONDS; a more recent one is
+# cached only until the next market change, like the market list.
+FORECASTLE_AS_OF_SETTLED_SECONDS = int(os.environ.get("FORECASTLE_AS_OF_SETTLED_SECONDS", "60"))
+FORECASTLE_AS_OF_CACHE_SECONDS = int(os.environ.get("FORECASTLE_AS_OF_CACHE_SECONDS", "86400"))
 
 # The live stream (docs/api.md, markets/stream/): events in one Redis stream under this key (the cache's
 # prefix by default), kept for STREAM_RETENTION_SECONDS and at most STREAM_MAX_EVENTS of them, for clients

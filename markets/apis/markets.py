@@ -5,9 +5,11 @@ from typing import Any
 
 from django.db.models import QuerySet
 from django.http import HttpResponse
+from django.utils import timezone
 from django.utils.dateparse import parse_datetime
 from drf_spectacular.utils import OpenApiParameter, extend_schema
 from rest_framework import serializers
+from rest_framework.exceptions import NotFound
 from rest_framework.renderers import JSONRenderer
 from rest_framework.request import Request
 
@@ -22,8 +24,19 @@ from config.core.api import (
 )
 from config.core.cached_reads import CachedReadApiView
 from markets import cache as price_cache
+from markets.apis.as_of import (
+    AS_OF_HELP,
+    AS_OF_PARAMETER,
+    AsOfField,
+    AsOfMarketEntry,
+    as_of_cache,
+    as_of_parsed,
+    as_of_read,
+    as_of_rendered,
+)
 from markets.apis.common import money_field, probability_field, snapshot_or_404
 from markets.models import Market, Proposal, Resolution
+from markets.selectors.as_of import as_of_ordering, market_as_of, markets_as_of, markets_as_of_query
 from markets.selectors.markets import HALTED_FILTER, ORDERINGS
 from markets.selectors.prices import market_summary, markets_query
 from markets.snapshot import MarketSnapshot
@@ -66,6 +79,11 @@ class MarketListApi(CachedReadApiView):
         ordering = serializers.ChoiceField(choices=list(ORDERINGS), required=False, default="-created_at")
         cursor = serializers.CharField(required=False, max_length=200, help_text=PAGINATION_PARAMETERS_HELP)
         page_size = serializers.IntegerField(required=False, min_value=1, max_value=100)
+        as_of = AsOfField(
+            required=False,
+            help_text=AS_OF_HELP + " The list then holds the markets open by then; `status` and the `volume` "
+            "orderings are those at that moment, `search` and `category` match today's texts.",
+        )
 
     OutputSerializer = MarketSummarySerializer
 
@@ -79,6 +97,8 @@ class MarketListApi(CachedReadApiView):
         query = self.InputSerializer(data=request.query_params)
         query.is_valid(raise_exception=True)
         filters = query.validated_data
+        if "as_of" in filters:
+            return self._as_of(request, filters)
         # One Redis round trip with the throttle's count: the list generation and this page's entry, which is
         # current only if it was built in that generation.
         key = "prices:list:" + price_cache.digest(request.get_host(), request.get_full_path())
@@ -118,6 +138,36 @@ class MarketListApi(CachedReadApiView):
         return rendered_response(
             request, cached["body"], etag=cached["etag"], last_modified=_as_datetime(cached["updated_at"])
         )
+
+    def _as_of(self, request: Request, filters: dict[str, Any]) -> HttpResponse:
+        moment: datetime = filters["as_of"]
+        key = price_cache.as_of_key("list", request.get_host(), request.get_full_path())
+        cached, generation = as_of_read(self, request, key)
+        if cached is None:
+            started = timezone.now()
+            page = paginated_response(
+                queryset=markets_as_of_query(
+                    moment=moment,
+                    status=filters.get("status"),
+                    category=filters.get("category"),
+                    search=filters.get("search"),
+                ),
+                serializer_class=self.OutputSerializer,
+                request=request,
+                view=self,
+                ordering=as_of_ordering(filters["ordering"]),
+                transform_page=lambda markets: markets_as_of(markets=markets, moment=moment),
+            )
+            updated = [row["updated_at"] for row in page["results"]]
+            cached = as_of_rendered(
+                moment=moment,
+                started=started,
+                generation=generation,
+                data=page,
+                updated_at=_as_datetime(max(updated, default=None)),
+            )
+            as_of_cache(key, cached)
+        return rendered_response(request, cached["body"], etag=cached["etag"], last_modified=cached["updated_at"])
 
 
 def _as_datetime(value: str | None) -> datetime | None:
@@ -171,10 +221,14 @@ class MarketDetailApi(CachedReadApiView):
     @extend_schema(
         operation_id="markets_retrieve",
         summary="One market with its outcomes' probabilities",
-        parameters=[OpenApiParameter("slug", str, OpenApiParameter.PATH), *CONDITIONAL_PARAMETERS],
+        parameters=[OpenApiParameter("slug", str, OpenApiParameter.PATH), AS_OF_PARAMETER, *CONDITIONAL_PARAMETERS],
         responses={200: OutputSerializer, 304: NOT_MODIFIED},
     )
     def get(self, request: Request, slug: str) -> HttpResponse:
+        moment = as_of_parsed(request.query_params)
+        if moment is not None:
+            entry = market_as_of_entry(self, request, slug=slug, moment=moment)
+            return rendered_response(request, entry["body"], etag=entry["etag"], last_modified=entry["updated_at"])
         # One Redis round trip with the throttle's count; a miss goes to the database (and fills the cache).
         (snapshot,) = self.cache_read(request, [price_cache.snapshot_key(slug)])
         snapshot = snapshot or snapshot_or_404(slug)
@@ -190,3 +244,27 @@ def market_detail_render(snapshot: MarketSnapshot) -> tuple[bytes, str]:
     """The detail API's body for a snapshot, and its ETag: the renderer registered with the price cache."""
     body = JSONRenderer().render(MarketDetailApi.OutputSerializer(snapshot["market"]).data)
     return body, bytes_etag(body)
+
+
+def market_as_of_entry(view: CachedReadApiView, request: Request, *, slug: str, moment: datetime) -> AsOfMarketEntry:
+    """The market as it stood at `moment`, cached, with the detail's body: the detail and the quote read it."""
+    key = price_cache.as_of_key("market", slug, moment.isoformat())
+    cached: AsOfMarketEntry | None
+    cached, generation = as_of_read(view, request, key)
+    if cached is not None:
+        return cached
+    started = timezone.now()
+    found = market_as_of(slug=slug, moment=moment)
+    if found is None:
+        raise NotFound(f"No market {slug!r}.")
+    market, maker = found
+    rendered = as_of_rendered(
+        moment=moment,
+        started=started,
+        generation=generation,
+        data=MarketDetailApi.OutputSerializer(market).data,
+        updated_at=market["updated_at"],
+    )
+    entry: AsOfMarketEntry = {**rendered, "market": market, "maker": maker}
+    as_of_cache(key, entry)
+    return entry

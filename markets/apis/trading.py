@@ -32,6 +32,7 @@ from config.core.api import (
 from config.core.cached_reads import CachedReadApiView
 from config.core.numbers import AsciiDecimalApiField
 from markets import cache as price_cache
+from markets.apis.as_of import AS_OF_PARAMETER, as_of_parsed
 from markets.apis.common import (
     TradeOutputSerializer,
     by_code,
@@ -40,13 +41,14 @@ from markets.apis.common import (
     public_market_or_404,
     snapshot_or_404,
 )
+from markets.apis.markets import market_as_of_entry
 from markets.errors import InvalidInput, MarketClosed, MarketHalted
 from markets.models import Market, Trade
 from markets.pricing import price_trade
-from markets.selectors.prices import snapshot_outcomes
+from markets.selectors.prices import state_outcomes
 from markets.selectors.trades import market_trades
 from markets.services import trade_execute
-from markets.snapshot import MarketSnapshot
+from markets.snapshot import MakerState
 from markets.trade_request import MAX_PROBABILITY, MIN_PROBABILITY, TradeRequest
 
 SLUG_PARAMETER = OpenApiParameter("slug", str, OpenApiParameter.PATH, description="The market's slug.")
@@ -151,11 +153,12 @@ class MarketQuoteApi(CachedReadApiView):
     @extend_schema(
         operation_id="markets_quote",
         summary="What a trade would cost or pay now (nothing is traded)",
-        parameters=[SLUG_PARAMETER, InputSerializer, *CONDITIONAL_PARAMETERS],
+        parameters=[SLUG_PARAMETER, InputSerializer, AS_OF_PARAMETER, *CONDITIONAL_PARAMETERS],
         responses={
             200: OutputSerializer,
             304: NOT_MODIFIED,
-            422: OpenApiResponse(description="The market is closed."),
+            409: OpenApiResponse(description="Trading on the market is halted (with as_of: was halted then)."),
+            422: OpenApiResponse(description="The market is closed (with as_of: was closed then)."),
         },
     )
     def get(self, request: Request, slug: str) -> HttpResponse:
@@ -164,34 +167,36 @@ class MarketQuoteApi(CachedReadApiView):
             trade_request = _quote_request(query_string)
         else:
             trade_request = _quote_request_parsed(request.query_params)
-        # The snapshot in one Redis round trip with the throttle's count; a miss goes to the database.
-        (snapshot,) = self.cache_read(request, [price_cache.snapshot_key(slug)])
-        snapshot = snapshot or snapshot_or_404(slug)
-        market = snapshot["market"]
+        moment = as_of_parsed(request.query_params)
+        if moment is not None:
+            # The market as it stood then (cached like the detail's); priced from its probabilities and b then.
+            entry = market_as_of_entry(self, request, slug=slug, moment=moment)
+            market, state, updated_at, now = entry["market"], entry["maker"], entry["updated_at"], moment
+        else:
+            # The snapshot in one Redis round trip with the throttle's count; a miss goes to the database.
+            (snapshot,) = self.cache_read(request, [price_cache.snapshot_key(slug)])
+            snapshot = snapshot or snapshot_or_404(slug)
+            market, state, updated_at, now = snapshot["market"], snapshot["state"], snapshot["updated_at"], None
+        when = "was" if moment is not None else "is"
         if market["halted"] and market["status"] == Market.Status.OPEN:
-            raise MarketHalted(f"Trading on this market is halted: {market['halt_reason']}")
-        if not Market.trading_open(status=market["status"], closes_at=market["closes_at"], now=timezone.now()):
-            raise MarketClosed("This market is closed for trading.")
+            raise MarketHalted(f"Trading on this market {when} halted: {market['halt_reason']}")
+        if not Market.trading_open(status=market["status"], closes_at=market["closes_at"], now=now or timezone.now()):
+            raise MarketClosed(f"This market {when} closed for trading.")
         # The maker's state is all pricing reads: the same state and request give the same bytes.
-        memo_key = (slug, repr(snapshot["state"]), trade_request)
+        memo_key = (slug, repr(state), trade_request)
         remembered = _quote_bodies.get(memo_key)
         if remembered is None:
-            remembered = self._render(slug, snapshot, trade_request)
+            remembered = self._render(slug, state, trade_request)
             if len(_quote_bodies) >= QUOTE_MEMO_SIZE:
                 _quote_bodies.clear()
             _quote_bodies[memo_key] = remembered
         body, etag = remembered
-        return rendered_response(request, body, etag=etag, last_modified=snapshot["updated_at"])
+        return rendered_response(request, body, etag=etag, last_modified=updated_at)
 
-    def _render(self, slug: str, snapshot: MarketSnapshot, trade_request: TradeRequest) -> tuple[bytes, str]:
-        market = snapshot["market"]
+    def _render(self, slug: str, state: MakerState, trade_request: TradeRequest) -> tuple[bytes, str]:
         # Priced from the cached maker state with the same function market_quote and trade_execute use.
-        quote = price_trade(
-            request=trade_request,
-            liquidity=snapshot["state"]["liquidity"],
-            outcomes=snapshot_outcomes(snapshot),
-        )
-        codes = [outcome["code"] for outcome in market["outcomes"]]
+        quote = price_trade(request=trade_request, liquidity=state["liquidity"], outcomes=state_outcomes(state))
+        codes = [outcome["code"] for outcome in state["outcomes"]]
         data = self.OutputSerializer(
             {
                 "market": slug,

@@ -221,8 +221,8 @@ def market_snapshot(*, slug: str) -> MarketSnapshot | None:
     return snapshot
 
 
-def snapshot_outcomes(snapshot: MarketSnapshot) -> list[Outcome]:
-    """Unsaved Outcome rows carrying the maker's state, for pricing a quote without the database."""
+def state_outcomes(state: MakerState) -> list[Outcome]:
+    """Unsaved Outcome rows carrying a maker state (a snapshot's), for pricing a quote without the database."""
     return [
         Outcome(
             code=row["code"],
@@ -231,7 +231,7 @@ def snapshot_outcomes(snapshot: MarketSnapshot) -> list[Outcome]:
             shares_outstanding=row["shares_outstanding"],
             probability=0.0,
         )
-        for row in snapshot["state"]["outcomes"]
+        for row in state["outcomes"]
     ]
 
 
