@@ -19,8 +19,8 @@ from markets.apis.stream import StreamApi
 from markets.apis.trading import MarketQuoteApi, MarketTradesApi
 from markets.cache import snapshot_renderer_register
 
-# Snapshots stored by a process that serves the API carry the detail's body, rendered once when stored; a
-# snapshot stored elsewhere (a Celery task) has none, and the detail renders it per request until the next.
+# Every stored snapshot carries the detail's body, rendered once when stored (MarketsConfig.ready loads this module
+# in every process, so a snapshot a Celery task stores has it too).
 snapshot_renderer_register(DETAIL_RENDERING, market_detail_render)
 
 urlpatterns: list[URLPattern | URLResolver] = [

@@ -24,5 +24,10 @@ class MarketsConfig(AppConfig):
         if stream_publish not in market_change_callbacks:
             market_change_callbacks.append(stream_publish)
 
+        # Every snapshot carries the detail API's body, rendered once when it is stored, whichever process
+        # stores it (the web tier, a Celery task, a management command): a cached detail read sends those bytes.
+        # The API's URL module registers that renderer; a process that serves no request loads it here.
+        import markets.api_urls  # noqa: F401
+
         # Every committed settlement is told to the market's traders and followers.
         on_market_settled(market_resolved_notify_enqueue)

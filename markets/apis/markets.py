@@ -1,5 +1,6 @@
 """Public market reads: the market list and one market, served from the price cache."""
 
+import functools
 from datetime import datetime
 from typing import Any
 
@@ -241,8 +242,9 @@ DETAIL_RENDERING = "api-detail"
 
 
 def market_detail_render(snapshot: MarketSnapshot) -> tuple[bytes, str]:
-    """The detail API's body for a snapshot, and its ETag: the renderer registered with the price cache."""
-    body = JSONRenderer().render(MarketDetailApi.OutputSerializer(snapshot["market"]).data)
+    """The detail API's body for a snapshot, and its ETag: the renderer registered with the price cache, so it runs
+    after every trade."""
+    body = JSONRenderer().render(_detail_serializer().to_representation(snapshot["market"]))
     return body, bytes_etag(body)
 
 
@@ -268,3 +270,16 @@ def market_as_of_entry(view: CachedReadApiView, request: Request, *, slug: str, 
     entry: AsOfMarketEntry = {**rendered, "market": market, "maker": maker}
     as_of_cache(key, entry)
     return entry
+
+
+@functools.cache
+def _detail_serializer() -> MarketDetailApi.OutputSerializer:
+    """One detail serializer for every snapshot: building one deep-copies its fields and their nested serializers'
+    (most of a render's time), while turning a snapshot into data only reads them, so threads can share it."""
+    serializer = MarketDetailApi.OutputSerializer()
+    # Bind every field now (they are bound on first use), so threads only ever read them.
+    for field in serializer.fields.values():
+        nested = getattr(field, "child", field)
+        if isinstance(nested, serializers.Serializer):
+            nested.fields  # noqa: B018 - binds the nested serializer's fields
+    return serializer

@@ -1,18 +1,23 @@
 """Cached reads send bytes rendered beforehand: a hit runs no serializer, and the bytes are the ones a fresh
 render gives, with an ETag and Last-Modified that revalidate."""
 
+import json
+import os
+import subprocess
+import sys
 from datetime import timedelta
 from decimal import Decimal
 
 import pytest
 from django.utils import timezone
+from rest_framework.renderers import JSONRenderer
 from rest_framework.test import APIClient
 
 from markets.apis.history import MarketHistoryApi
 from markets.apis.markets import MarketDetailApi, MarketListApi, market_detail_render
 from markets.models import Market
 from markets.selectors.prices import market_snapshot_build
-from markets.services import trade_execute
+from markets.services import market_resolve, trade_execute
 from markets.trade_request import TradeRequest
 
 pytestmark = pytest.mark.django_db
@@ -71,3 +76,32 @@ def test_the_stored_detail_equals_a_fresh_render_after_a_trade(market, make_user
     assert cached.content == body
     assert cached["ETag"] == etag
     assert cached.json()["outcomes"][1]["shares_outstanding"] == "7.000000"
+
+
+def test_every_process_renders_the_detail_with_its_snapshots():
+    """A snapshot stored by a process that never loads the API's URLs (a Celery worker, a benchmark seeding through
+    the services) carries the detail's body too, so the detail does not render it on every read until the next
+    trade: the renderer is registered when the markets app is ready."""
+    program = (
+        "import django; django.setup()\n"
+        "from markets.apis.markets import DETAIL_RENDERING\n"
+        "from markets.cache import _snapshot_renderers\n"
+        "import sys; sys.exit(0 if DETAIL_RENDERING in _snapshot_renderers else 3)\n"
+    )
+    environment = {**os.environ, "DJANGO_SETTINGS_MODULE": "config.settings.test"}
+    assert subprocess.run([sys.executable, "-c", program], env=environment, check=False).returncode == 0
+
+
+def test_the_shared_detail_serializer_renders_as_a_new_one_would(market, make_user):
+    """market_detail_render reuses one serializer; its bytes are a new serializer's, with a resolution too."""
+    staff = make_user("resolver", is_staff=True)
+    for resolve in (None, "outcome"):
+        if resolve:
+            Market.objects.filter(pk=market.pk).update(status=Market.Status.CLOSED, closed_at=timezone.now())
+            market.refresh_from_db()
+            market_resolve(market=market, user=staff, kind=resolve, outcome_code="YES", reason="It happened.")
+        snapshot = market_snapshot_build(slug="rendered")
+        assert snapshot is not None
+        fresh = JSONRenderer().render(MarketDetailApi.OutputSerializer(snapshot["market"]).data)
+        assert market_detail_render(snapshot)[0] == fresh
+        assert (resolve is None) == (json.loads(fresh)["resolution"] is None)
