@@ -5,12 +5,16 @@ from decimal import Decimal
 
 import pytest
 from django.db import connection
+from rest_framework.renderers import JSONRenderer
 from rest_framework.test import APIClient
 
 from accounts.models import ApiKey
 from accounts.services import api_key_create, api_key_revoke, wallet_get
+from markets.apis.common import by_code
+from markets.apis.trading import MarketTradesApi, executed_trade_data
 from markets.models import IdempotencyKey, Market, Position, Trade
 from markets.services import market_close, markets_reconcile, trade_execute
+from markets.trade_request import TradeRequest
 from tests.factories import trade_request
 
 pytestmark = pytest.mark.django_db
@@ -180,6 +184,31 @@ def test_buy_returns_the_trade_balance_and_position_and_writes_them(api, market,
     assert wallet_get(user=trader).balance == Decimal("994.875052")
     assert Position.objects.get(user=trader).shares == Decimal(10)
     assert markets_reconcile() == []
+
+
+def test_a_trade_response_is_the_output_serializer_s_without_building_it(market, trader, make_user):
+    """The view converts a fresh trade's result field by field (executed_trade_data); the bytes are those of
+    MarketTradesApi.OutputSerializer, for buys and sales by shares, amount and probability."""
+    requests = [
+        trade_request("YES", "buy", shares="10"),
+        trade_request("NO", "buy", amount="3.5"),
+        trade_request("YES", "sell", shares="2.25"),
+        TradeRequest(outcome="NO", side="buy", probability=Decimal("0.61")),
+    ]
+    for request in requests:
+        result = trade_execute(user=trader, market=market, request=request)
+        codes = result.outcome_codes
+        expected = MarketTradesApi.OutputSerializer(
+            {
+                "trade": result.trade,
+                "probabilities": by_code(codes, result.probabilities),
+                "balance": result.balance,
+                "position": {"outcome": result.trade.outcome.code, "shares": result.position_shares},
+                "replayed": False,
+            },
+            context={"outcome_codes": codes},
+        ).data
+        assert JSONRenderer().render(executed_trade_data(result)) == JSONRenderer().render(expected)
 
 
 def test_sell_by_amount_with_min_proceeds(api, market, trader):
