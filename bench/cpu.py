@@ -38,6 +38,10 @@ import django  # noqa: E402
 django.setup()
 
 from django.db import connection  # noqa: E402
+
+# The production settings name the scratch database after DATABASE_URL's alone ("test_<name>"): two engineers'
+# runs on one server would share it. It carries FORECASTLE_TEST_DB, as the test settings' databases do.
+connection.settings_dict["TEST"]["NAME"] = f"test_forecastle{os.environ['FORECASTLE_TEST_DB']}"
 from django.test import RequestFactory  # noqa: E402
 from django.utils import timezone  # noqa: E402
 
