@@ -62,7 +62,8 @@ def call(application, path, **headers):
     try:
         result = application(environ, start_response)
         answer["body"] = b"".join(result)
-        result.close()
+        if hasattr(result, "close"):  # as WSGI servers do: the answer of config.core.fast_reads is a list
+            result.close()
     finally:
         request_started.connect(close_old_connections)
         request_finished.connect(close_old_connections)

@@ -10,6 +10,7 @@ import json
 import logging
 import math
 from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
@@ -214,7 +215,18 @@ class AnonReadThrottle(FailOpenThrottle):
     def get_cache_key(self, request: Request, view: "APIView") -> str | None:
         if request.user and request.user.is_authenticated:
             return None
-        return self.cache_format % {"scope": self.scope, "ident": self.get_ident(request)}
+        return self._address_key(self.get_ident(request))
+
+    def _address_key(self, ident: str) -> str:
+        return self.cache_format % {"scope": self.scope, "ident": ident}
+
+    def address_limit(self, address: str | None) -> Limit | None:
+        """The limit an anonymous request from `address` (config.core.client_address) meets, for a caller that
+        has no DRF request (config.core.fast_reads); None when no rate is set."""
+        count, seconds = self.parse_rate(self.rate)
+        if count is None or seconds is None:
+            return None
+        return Limit(key=self._address_key(address or "unknown"), count=count, seconds=seconds)
 
 
 class UserReadThrottle(FailOpenThrottle):
@@ -353,20 +365,30 @@ def bytes_etag(body: bytes) -> str:
     return '"' + hashlib.sha256(body).hexdigest()[:32] + '"'
 
 
-def _validators(request: HttpRequest, *, etag: str, last_modified: datetime | None) -> tuple[dict[str, str], bool]:
+def conditional_headers(
+    *, etag: str, last_modified: datetime | None, if_none_match: str | None, if_modified_since: str | None
+) -> tuple[dict[str, str], bool]:
     """The ETag, Cache-Control and Last-Modified headers, and whether the client's If-None-Match (or, without
-    it, If-Modified-Since) shows it already has this representation."""
+    it, If-Modified-Since), as the request sent them, shows it already has this representation."""
     headers = {"ETag": etag, "Cache-Control": "no-cache"}
     if last_modified is not None:
         headers["Last-Modified"] = http_date(math.floor(last_modified.timestamp()))
-    if_none_match = request.headers.get("If-None-Match")
     if if_none_match is not None:
         tags = {tag.strip().removeprefix("W/") for tag in if_none_match.split(",")}
         return headers, etag in tags or "*" in tags
     if last_modified is not None:
-        since = parse_http_date_safe(request.headers.get("If-Modified-Since", ""))
+        since = parse_http_date_safe(if_modified_since or "")
         return headers, since is not None and math.floor(last_modified.timestamp()) <= since
     return headers, False
+
+
+def _validators(request: HttpRequest, *, etag: str, last_modified: datetime | None) -> tuple[dict[str, str], bool]:
+    return conditional_headers(
+        etag=etag,
+        last_modified=last_modified,
+        if_none_match=request.headers.get("If-None-Match"),
+        if_modified_since=request.headers.get("If-Modified-Since"),
+    )
 
 
 def conditional_response(
@@ -389,6 +411,18 @@ def rendered_response(
     if not_modified:
         return HttpResponse(status=status.HTTP_304_NOT_MODIFIED, headers=headers)
     return HttpResponse(body, content_type="application/json", headers=headers)
+
+
+@dataclass(frozen=True)
+class CachedBody:
+    """A response body rendered beforehand, as a cached read finds it: its bytes, ETag and Last-Modified."""
+
+    body: bytes
+    etag: str
+    last_modified: datetime | None
+
+    def response(self, request: HttpRequest) -> HttpResponse:
+        return rendered_response(request, self.body, etag=self.etag, last_modified=self.last_modified)
 
 
 CONDITIONAL_PARAMETERS = [

@@ -7,25 +7,48 @@ keys in one Redis round trip (config.core.ratelimit.gcra_consume_and_get) and an
 a limit refuses. A response made without that read (invalid input, a cache miss answered from the database, an
 error) counts the limits as it leaves, and becomes the 429 if one refuses: every request is counted once, as
 before. Redis out of reach: the limits let the request through and the read is a miss (config.core.cache).
+
+A view that can say which keys hold its answer from the request alone (`cached_read_keys`) and recognise the
+answer in their values (`cached_read_hit`) answers its hits with them, and so can config.core.fast_reads,
+before Django handles the request; a request whose limit that counted reaches the view with READ_COUNTED.
 """
 
 from typing import Any
 
+from django.http import HttpRequest
 from rest_framework import exceptions
 from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from config.core.api import FailOpenThrottle
+from config.core.api import CachedBody, FailOpenThrottle
 from config.core.cache import UNREACHABLE, cache_unreachable
 from config.core.ratelimit import Limit, gcra_consume_and_get
+
+# Set in the environ of a request whose limit config.core.fast_reads counted before finding no answer cached.
+READ_COUNTED = "forecastle.read_counted"
 
 
 class CachedReadApiView(APIView):
     # The limits this request has yet to count (None once counted, or before the throttles ran).
     pending_limits: list[Limit] | None = None
 
+    @classmethod
+    def cached_read_keys(cls, request: HttpRequest, **kwargs: Any) -> list[str] | None:
+        """The cache keys whose values hold this request's answer, from its path, query and host alone (`kwargs`
+        are the URL's); None when the view must parse the request to know them."""
+        return None
+
+    @classmethod
+    def cached_read_hit(cls, values: list[Any]) -> CachedBody | None:
+        """The answer those keys' values hold (None where missing), or None when they hold none."""
+        return None
+
     def check_throttles(self, request: Request) -> None:
+        if request.META.get(READ_COUNTED):
+            # config.core.fast_reads counted this request's one limit, then found no answer in the cache.
+            self.pending_limits = []
+            return
         limits: list[Limit] = []
         for throttle in self.get_throttles():
             if isinstance(throttle, FailOpenThrottle):

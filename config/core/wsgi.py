@@ -15,6 +15,8 @@ from typing import Any
 from django.conf import settings
 from django.core.handlers.wsgi import WSGIHandler
 
+from config.core.fast_reads import fast_read
+
 API_PREFIX = "/api/"
 AUTHORIZATION_SCHEME = "token "  # accounts.authentication.KEYWORD, lowercased, and its space
 
@@ -48,7 +50,10 @@ def forecastle_wsgi_application() -> WSGIApplication:
     api = _api_handler()
 
     def application(environ: dict[str, Any], start_response: Callable[..., Any]) -> Iterable[bytes]:
-        handler = api if uses_api_stack(environ) else site
-        return handler(environ, start_response)
+        if not uses_api_stack(environ):
+            return site(environ, start_response)
+        # A cached read found in the cache is answered without Django's request handling (config.core.fast_reads).
+        answer = fast_read(environ, start_response)
+        return api(environ, start_response) if answer is None else answer
 
     return application

@@ -3,7 +3,7 @@
 from datetime import UTC, datetime
 from typing import Any
 
-from django.http import HttpResponse
+from django.http import HttpRequest, HttpResponse
 from django.utils import timezone
 from drf_spectacular.utils import OpenApiParameter, extend_schema
 from rest_framework import serializers
@@ -11,7 +11,7 @@ from rest_framework.renderers import JSONRenderer
 from rest_framework.request import Request
 from rest_framework.response import Response
 
-from config.core.api import CONDITIONAL_PARAMETERS, NOT_MODIFIED, bytes_etag, rendered_response
+from config.core.api import CONDITIONAL_PARAMETERS, NOT_MODIFIED, CachedBody, bytes_etag, rendered_response
 from config.core.cached_reads import CachedReadApiView
 from markets import cache as price_cache
 from markets.apis.common import probability_field, snapshot_or_404
@@ -107,11 +107,12 @@ class MarketHistoryApi(CachedReadApiView):
         # in: the key is known before the snapshot is read, so both come in one Redis round trip with the
         # throttle's count. The body is current when it was rendered at the snapshot's version.
         bucket = "" if interval == "raw" or end is not None else history_bucket_end(interval=interval, now=now)
-        key = "prices:history:" + price_cache.digest(request.get_full_path(), bucket)
-        snapshot, cached = self.cache_read(request, [price_cache.snapshot_key(slug), key])
-        if snapshot is not None and cached is not None and cached["version"] == snapshot["version"]:
-            return rendered_response(request, cached["body"], etag=cached["etag"], last_modified=snapshot["updated_at"])
-        snapshot = snapshot or snapshot_or_404(slug)
+        keys = _keys(request, slug, bucket)
+        values = self.cache_read(request, keys)
+        hit = self.cached_read_hit(values)
+        if hit is not None:
+            return hit.response(request)
+        snapshot, key = values[0] or snapshot_or_404(slug), keys[1]
         window = history_window(
             snapshot=snapshot, interval=interval, start=query.validated_data.get("start"), end=end, now=now
         )
@@ -124,6 +125,26 @@ class MarketHistoryApi(CachedReadApiView):
         price_cache.cache_set(key, rendered)
         return rendered_response(request, rendered["body"], etag=rendered["etag"], last_modified=snapshot["updated_at"])
 
+    @classmethod
+    def cached_read_keys(cls, request: HttpRequest, **kwargs: Any) -> list[str] | None:
+        # Without a query the history is the raw points (interval's default), whose key needs no time bucket;
+        # with one, the view parses it first.
+        if request.META.get("QUERY_STRING"):
+            return None
+        return _keys(request, kwargs["slug"], "")
+
+    @classmethod
+    def cached_read_hit(cls, values: list[Any]) -> CachedBody | None:
+        snapshot, cached = values
+        if snapshot is None or cached is None or cached["version"] != snapshot["version"]:
+            return None
+        return CachedBody(body=cached["body"], etag=cached["etag"], last_modified=snapshot["updated_at"])
+
     def _render(self, history: PriceHistory) -> dict[str, Any]:
         body = JSONRenderer().render(self.OutputSerializer(history).data)
         return {"body": body, "etag": bytes_etag(body)}
+
+
+def _keys(request: HttpRequest, slug: str, bucket: object) -> list[str]:
+    """The market's snapshot (for its version) and the body cached for this path and time bucket."""
+    return [price_cache.snapshot_key(slug), "prices:history:" + price_cache.digest(request.get_full_path(), bucket)]

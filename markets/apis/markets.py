@@ -5,7 +5,7 @@ from datetime import datetime
 from typing import Any
 
 from django.db.models import QuerySet
-from django.http import HttpResponse
+from django.http import HttpRequest, HttpResponse
 from django.utils import timezone
 from django.utils.dateparse import parse_datetime
 from drf_spectacular.utils import OpenApiParameter, extend_schema
@@ -18,6 +18,7 @@ from config.core.api import (
     CONDITIONAL_PARAMETERS,
     NOT_MODIFIED,
     PAGINATION_PARAMETERS_HELP,
+    CachedBody,
     bytes_etag,
     paginated_response,
     paginated_schema,
@@ -102,12 +103,11 @@ class MarketListApi(CachedReadApiView):
             return self._as_of(request, filters)
         # One Redis round trip with the throttle's count: the list generation and this page's entry, which is
         # current only if it was built in that generation.
-        key = "prices:list:" + price_cache.digest(request.get_host(), request.get_full_path())
-        generation, cached = self.cache_read(request, [price_cache.LIST_GENERATION_KEY, key])
-        if cached is not None and generation is not None and cached["generation"] == str(generation):
-            return rendered_response(
-                request, cached["body"], etag=cached["etag"], last_modified=_as_datetime(cached["updated_at"])
-            )
+        keys = self.cached_read_keys(request)
+        hit = self.cached_read_hit(self.cache_read(request, keys))
+        if hit is not None:
+            return hit.response(request)
+        key = keys[1]
         generation = price_cache.list_generation()
 
         def build() -> dict[str, Any]:
@@ -170,6 +170,22 @@ class MarketListApi(CachedReadApiView):
             as_of_cache(key, cached)
         return rendered_response(request, cached["body"], etag=cached["etag"], last_modified=cached["updated_at"])
 
+    @classmethod
+    def cached_read_keys(cls, request: HttpRequest, **kwargs: Any) -> list[str]:
+        # The page's entry is keyed by its full path (so only a query that validated ever has one) and its host
+        # (its next and previous links are absolute).
+        return [
+            price_cache.LIST_GENERATION_KEY,
+            "prices:list:" + price_cache.digest(request.get_host(), request.get_full_path()),
+        ]
+
+    @classmethod
+    def cached_read_hit(cls, values: list[Any]) -> CachedBody | None:
+        generation, cached = values
+        if cached is None or generation is None or cached["generation"] != str(generation):
+            return None
+        return CachedBody(body=cached["body"], etag=cached["etag"], last_modified=_as_datetime(cached["updated_at"]))
+
 
 def _as_datetime(value: str | None) -> datetime | None:
     return parse_datetime(value) if value else None
@@ -231,11 +247,30 @@ class MarketDetailApi(CachedReadApiView):
             entry = market_as_of_entry(self, request, slug=slug, moment=moment)
             return rendered_response(request, entry["body"], etag=entry["etag"], last_modified=entry["updated_at"])
         # One Redis round trip with the throttle's count; a miss goes to the database (and fills the cache).
-        (snapshot,) = self.cache_read(request, [price_cache.snapshot_key(slug)])
-        snapshot = snapshot or snapshot_or_404(slug)
+        values = self.cache_read(request, [price_cache.snapshot_key(slug)])
+        hit = self.cached_read_hit(values)
+        if hit is not None:
+            return hit.response(request)
+        snapshot = values[0] or snapshot_or_404(slug)
         # The body was rendered when the snapshot was stored (markets.cache.snapshot_rendered).
         body, etag = snapshot.get("rendered", {}).get(DETAIL_RENDERING) or market_detail_render(snapshot)
         return rendered_response(request, body, etag=etag, last_modified=snapshot["updated_at"])
+
+    @classmethod
+    def cached_read_keys(cls, request: HttpRequest, **kwargs: Any) -> list[str] | None:
+        # A query may ask for the market as it stood at a moment (as_of): the view parses it first.
+        if request.META.get("QUERY_STRING"):
+            return None
+        return [price_cache.snapshot_key(kwargs["slug"])]
+
+    @classmethod
+    def cached_read_hit(cls, values: list[Any]) -> CachedBody | None:
+        (snapshot,) = values
+        rendered = snapshot.get("rendered", {}).get(DETAIL_RENDERING) if snapshot is not None else None
+        if rendered is None:
+            return None
+        body, etag = rendered
+        return CachedBody(body=body, etag=etag, last_modified=snapshot["updated_at"])
 
 
 DETAIL_RENDERING = "api-detail"

@@ -1,0 +1,130 @@
+"""Cached reads answered by the WSGI application before Django handles them (config/core/fast_reads.py): the same
+answer as Django's, the throttle counted once, and everything they do not cover left to Django."""
+
+import logging
+from datetime import timedelta
+from decimal import Decimal
+
+import pytest
+from django.core.handlers.wsgi import WSGIHandler
+from django.utils import timezone
+
+from config.core.wsgi import _api_handler, forecastle_wsgi_application
+from markets.models import Market
+from markets.services import trade_execute
+from markets.trade_request import TradeRequest
+from tests.test_api_middleware_stack import call
+
+pytestmark = pytest.mark.django_db
+
+DETAIL = "/api/v1/markets/fast/"
+HISTORY = "/api/v1/markets/fast/history/"
+LIST = "/api/v1/markets/"
+
+
+@pytest.fixture
+def market(make_market, make_user):
+    market = make_market(
+        slug="fast",
+        question="Answered before Django?",
+        kind=Market.Kind.BINARY,
+        liquidity=100,
+        closes_at=timezone.now() + timedelta(days=2),
+    )
+    trade_execute(user=make_user(), market=market, request=TradeRequest(outcome="YES", side="buy", shares=Decimal(4)))
+    return market
+
+
+def refuse(self, environ, start_response):
+    raise AssertionError(f"Django handled {environ['PATH_INFO']}")
+
+
+def without_request_id(answer):
+    return {name: value for name, value in answer["headers"].items() if name != "X-Request-ID"}
+
+
+@pytest.mark.parametrize(
+    ("path", "query"),
+    [(DETAIL, ""), (LIST, ""), (LIST, "status=open&page_size=5"), (HISTORY, "")],
+)
+def test_a_cached_read_is_answered_as_django_answers_it(market, monkeypatch, path, query):
+    django_handler = _api_handler()
+    application = forecastle_wsgi_application()
+    # Django's answer fills the cache; the same request is then answered from it, with the same bytes and headers.
+    expected = call(django_handler, path, QUERY_STRING=query)
+    assert expected["status"] == 200
+    with monkeypatch.context() as patch:
+        patch.setattr(WSGIHandler, "__call__", refuse)
+        fast = call(application, path, QUERY_STRING=query)
+        revalidated = call(application, path, QUERY_STRING=query, HTTP_IF_NONE_MATCH=expected["headers"]["ETag"])
+    assert fast["status"] == 200
+    assert fast["body"] == expected["body"]
+    assert without_request_id(fast) == without_request_id(expected)
+    assert fast["headers"]["X-Request-ID"] != expected["headers"]["X-Request-ID"]
+    django_revalidated = call(django_handler, path, QUERY_STRING=query, HTTP_IF_NONE_MATCH=expected["headers"]["ETag"])
+    assert (revalidated["status"], revalidated["body"]) == (304, b"")
+    assert without_request_id(revalidated) == without_request_id(django_revalidated)
+
+
+def test_a_fast_read_logs_and_echoes_its_request_id(market, monkeypatch, caplog):
+    call(_api_handler(), DETAIL)
+    monkeypatch.setattr(WSGIHandler, "__call__", refuse)
+    caplog.clear()
+    with caplog.at_level(logging.INFO, logger="forecastle.request"):
+        answer = call(forecastle_wsgi_application(), DETAIL, HTTP_X_REQUEST_ID="trace-42")
+    assert answer["headers"]["X-Request-ID"] == "trace-42"
+    (record,) = [record for record in caplog.records if record.name == "forecastle.request"]
+    assert (record.route, record.status, record.request_id) == ("/api/v1/markets/<slug:slug>/", 200, "trace-42")
+
+
+def test_the_limit_is_counted_once_per_request_hit_or_miss(market, settings):
+    settings.REST_FRAMEWORK = {
+        **settings.REST_FRAMEWORK,
+        "DEFAULT_THROTTLE_RATES": {**settings.REST_FRAMEWORK["DEFAULT_THROTTLE_RATES"], "anon_read": "3/min"},
+    }
+    application = forecastle_wsgi_application()
+    # A miss (nothing cached yet: Django answers, without counting again), then two hits: three requests.
+    statuses = [call(application, DETAIL, REMOTE_ADDR="10.0.0.7")["status"] for _ in range(3)]
+    assert statuses == [200, 200, 200]
+    refused = call(application, DETAIL, REMOTE_ADDR="10.0.0.7")
+    assert refused["status"] == 429
+    assert refused["headers"]["Retry-After"]
+    assert b'"code":"throttled"' in refused["body"].replace(b" ", b"")
+    # Another address has its own allowance.
+    assert call(application, DETAIL, REMOTE_ADDR="10.0.0.8")["status"] == 200
+
+
+@pytest.mark.parametrize(
+    "headers",
+    [
+        {"HTTP_COOKIE": "sessionid=a"},
+        {"HTTP_AUTHORIZATION": "Token fc_unknown"},
+        {"REQUEST_METHOD": "HEAD"},
+        {"QUERY_STRING": "interval=1h"},
+    ],
+)
+def test_django_answers_what_a_fast_read_does_not_cover(market, monkeypatch, headers):
+    call(_api_handler(), DETAIL)
+    call(_api_handler(), HISTORY, QUERY_STRING="interval=1h")
+    handled = []
+    answer = WSGIHandler.__call__
+
+    def recording(self, environ, start_response):
+        handled.append(environ["PATH_INFO"])
+        return answer(self, environ, start_response)
+
+    monkeypatch.setattr(WSGIHandler, "__call__", recording)
+    path = HISTORY if "QUERY_STRING" in headers else DETAIL
+    call(forecastle_wsgi_application(), path, **headers)
+    assert handled == [path]
+
+
+def test_a_redirect_to_https_is_left_to_django(market, settings, monkeypatch):
+    call(_api_handler(), DETAIL)
+    monkeypatch.setattr(WSGIHandler, "__call__", refuse)
+    settings.SECURE_SSL_REDIRECT = True
+    with pytest.raises(AssertionError, match="Django handled"):
+        call(forecastle_wsgi_application(), DETAIL)
+    answer = call(forecastle_wsgi_application(), DETAIL, **{"wsgi.url_scheme": "https"})
+    assert answer["status"] == 200
+    assert "Strict-Transport-Security" in answer["headers"] or not settings.SECURE_HSTS_SECONDS
