@@ -1,0 +1,360 @@
+"""What the API answers, as frozen dataclasses: money as Decimal (the API sends it as strings), times as aware
+datetimes, probabilities as floats keyed by outcome code. Each keeps the JSON it came from as `raw`, so a field
+the server adds before this client knows it is still at hand."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import datetime
+from decimal import Decimal
+from typing import Any
+
+
+def _time(value: str | None) -> datetime | None:
+    return datetime.fromisoformat(value) if value else None
+
+
+def _required_time(value: str) -> datetime:
+    return datetime.fromisoformat(value)
+
+
+def _money(value: str | None) -> Decimal | None:
+    return Decimal(value) if value is not None else None
+
+
+@dataclass(frozen=True, kw_only=True)
+class Outcome:
+    code: str
+    label: str
+    probability: float
+    # Shares of this outcome held by traders (the market maker's q).
+    shares_outstanding: Decimal
+
+    @classmethod
+    def from_json(cls, data: dict[str, Any]) -> Outcome:
+        return cls(
+            code=data["code"],
+            label=data["label"],
+            probability=float(data["probability"]),
+            shares_outstanding=Decimal(data["shares_outstanding"]),
+        )
+
+
+@dataclass(frozen=True, kw_only=True)
+class Market:
+    """A market as the list shows it (and, with `as_of`, as it stood then)."""
+
+    slug: str
+    question: str
+    category: str
+    kind: str
+    status: str
+    volume: Decimal
+    opens_at: datetime | None
+    closes_at: datetime
+    created_at: datetime
+    updated_at: datetime
+    halted: bool
+    halt_reason: str
+    outcomes: tuple[Outcome, ...]
+    raw: dict[str, Any] = field(repr=False, compare=False)
+
+    @property
+    def probabilities(self) -> dict[str, float]:
+        return {outcome.code: outcome.probability for outcome in self.outcomes}
+
+    @property
+    def tradeable(self) -> bool:
+        return self.status == "open" and not self.halted
+
+    @classmethod
+    def _fields(cls, data: dict[str, Any]) -> dict[str, Any]:
+        return {
+            "slug": data["slug"],
+            "question": data["question"],
+            "category": data["category"],
+            "kind": data["kind"],
+            "status": data["status"],
+            "volume": Decimal(data["volume"]),
+            "opens_at": _time(data.get("opens_at")),
+            "closes_at": _required_time(data["closes_at"]),
+            "created_at": _required_time(data["created_at"]),
+            "updated_at": _required_time(data["updated_at"]),
+            "halted": bool(data["halted"]),
+            "halt_reason": data["halt_reason"],
+            "outcomes": tuple(Outcome.from_json(outcome) for outcome in data["outcomes"]),
+            "raw": data,
+        }
+
+    @classmethod
+    def from_json(cls, data: dict[str, Any]) -> Market:
+        return cls(**cls._fields(data))
+
+
+@dataclass(frozen=True, kw_only=True)
+class MarketDetail(Market):
+    """One market, with its texts, liquidity, resolution and live proposal (plain dicts, as the API sends them)."""
+
+    description: str
+    resolution_criteria: str
+    liquidity: Decimal
+    trader_count: int
+    closed_at: datetime | None
+    resolved_at: datetime | None
+    resolution: dict[str, Any] | None
+    proposal: dict[str, Any] | None
+
+    @classmethod
+    def from_json(cls, data: dict[str, Any]) -> MarketDetail:
+        return cls(
+            **cls._fields(data),
+            description=data["description"],
+            resolution_criteria=data["resolution_criteria"],
+            liquidity=Decimal(data["liquidity"]),
+            trader_count=int(data["trader_count"]),
+            closed_at=_time(data.get("closed_at")),
+            resolved_at=_time(data.get("resolved_at")),
+            resolution=data.get("resolution"),
+            proposal=data.get("proposal"),
+        )
+
+
+@dataclass(frozen=True, kw_only=True)
+class Quote:
+    """What a trade would cost or pay (nothing is traded)."""
+
+    market: str
+    outcome: str
+    side: str
+    shares: Decimal
+    amount: Decimal
+    average_price: Decimal
+    probabilities_before: dict[str, float]
+    probabilities_after: dict[str, float]
+    raw: dict[str, Any] = field(repr=False, compare=False)
+
+    @classmethod
+    def from_json(cls, data: dict[str, Any]) -> Quote:
+        return cls(
+            market=data["market"],
+            outcome=data["outcome"],
+            side=data["side"],
+            shares=Decimal(data["shares"]),
+            amount=Decimal(data["amount"]),
+            average_price=Decimal(data["average_price"]),
+            probabilities_before=dict(data["probabilities_before"]),
+            probabilities_after=dict(data["probabilities_after"]),
+            raw=data,
+        )
+
+
+@dataclass(frozen=True, kw_only=True)
+class Trade:
+    """A trade as the public sees it (the trade list, a trade's result, the stream's `trade` event)."""
+
+    id: int
+    market: str
+    outcome: str
+    side: str
+    shares: Decimal
+    amount: Decimal
+    average_price: Decimal
+    probabilities_before: dict[str, float]
+    probabilities_after: dict[str, float]
+    username: str
+    created_at: datetime
+    voided_at: datetime | None
+    raw: dict[str, Any] = field(repr=False, compare=False)
+
+    @classmethod
+    def from_json(cls, data: dict[str, Any]) -> Trade:
+        return cls(
+            id=int(data["id"]),
+            market=data["market"],
+            outcome=data["outcome"],
+            side=data["side"],
+            shares=Decimal(data["shares"]),
+            amount=Decimal(data["amount"]),
+            average_price=Decimal(data["average_price"]),
+            probabilities_before=dict(data["probabilities_before"]),
+            probabilities_after=dict(data["probabilities_after"]),
+            username=data["username"],
+            created_at=_required_time(data["created_at"]),
+            voided_at=_time(data.get("voided_at")),
+            raw=data,
+        )
+
+
+@dataclass(frozen=True, kw_only=True)
+class Position:
+    outcome: str
+    shares: Decimal
+
+
+@dataclass(frozen=True, kw_only=True)
+class TradeResult:
+    trade: Trade
+    # The market's probabilities after the trade.
+    probabilities: dict[str, float]
+    # Your balance after the trade.
+    balance: Decimal
+    position: Position
+    # True when the server had already run a request with this idempotency key (a retry): nothing new traded.
+    replayed: bool
+    # The Idempotency-Key the request carried (made by the client unless you gave one).
+    idempotency_key: str
+    raw: dict[str, Any] = field(repr=False, compare=False)
+
+    @classmethod
+    def from_json(cls, data: dict[str, Any], *, idempotency_key: str) -> TradeResult:
+        return cls(
+            trade=Trade.from_json(data["trade"]),
+            probabilities=dict(data["probabilities"]),
+            balance=Decimal(data["balance"]),
+            position=Position(outcome=data["position"]["outcome"], shares=Decimal(data["position"]["shares"])),
+            replayed=bool(data["replayed"]),
+            idempotency_key=idempotency_key,
+            raw=data,
+        )
+
+
+@dataclass(frozen=True, kw_only=True)
+class Account:
+    username: str
+    balance: Decimal
+    date_joined: datetime
+
+    @classmethod
+    def from_json(cls, data: dict[str, Any]) -> Account:
+        return cls(
+            username=data["username"],
+            balance=Decimal(data["balance"]),
+            date_joined=_required_time(data["date_joined"]),
+        )
+
+
+@dataclass(frozen=True, kw_only=True)
+class HeldPosition:
+    """One of your positions, valued at the current probability (or at what settlement paid)."""
+
+    market: str
+    question: str
+    market_status: str
+    outcome: str
+    outcome_label: str
+    shares: Decimal
+    net_cost: Decimal
+    probability: float
+    settled: bool
+    value: Decimal
+    profit: Decimal
+    raw: dict[str, Any] = field(repr=False, compare=False)
+
+    @classmethod
+    def from_json(cls, data: dict[str, Any]) -> HeldPosition:
+        return cls(
+            market=data["market"],
+            question=data["question"],
+            market_status=data["market_status"],
+            outcome=data["outcome"],
+            outcome_label=data["outcome_label"],
+            shares=Decimal(data["shares"]),
+            net_cost=Decimal(data["net_cost"]),
+            probability=float(data["probability"]),
+            settled=bool(data["settled"]),
+            value=Decimal(data["value"]),
+            profit=Decimal(data["profit"]),
+            raw=data,
+        )
+
+
+@dataclass(frozen=True, kw_only=True)
+class PricePoint:
+    time: datetime
+    probability: float
+
+
+@dataclass(frozen=True, kw_only=True)
+class Candle:
+    time: datetime
+    open: float
+    high: float
+    low: float
+    close: float
+
+
+@dataclass(frozen=True, kw_only=True)
+class Series:
+    code: str
+    label: str
+    points: tuple[PricePoint, ...]
+    candles: tuple[Candle, ...]
+
+
+@dataclass(frozen=True, kw_only=True)
+class History:
+    market: str
+    interval: str
+    start: datetime
+    end: datetime | None
+    series: tuple[Series, ...]
+    raw: dict[str, Any] = field(repr=False, compare=False)
+
+    def outcome(self, code: str) -> Series:
+        return next(series for series in self.series if series.code == code)
+
+    @classmethod
+    def from_json(cls, data: dict[str, Any]) -> History:
+        return cls(
+            market=data["market"],
+            interval=data["interval"],
+            start=_required_time(data["start"]),
+            end=_time(data.get("end")),
+            series=tuple(
+                Series(
+                    code=series["code"],
+                    label=series["label"],
+                    points=tuple(
+                        PricePoint(time=_required_time(point["time"]), probability=float(point["probability"]))
+                        for point in series["points"]
+                    ),
+                    candles=tuple(
+                        Candle(
+                            time=_required_time(candle["time"]),
+                            open=float(candle["open"]),
+                            high=float(candle["high"]),
+                            low=float(candle["low"]),
+                            close=float(candle["close"]),
+                        )
+                        for candle in series["candles"]
+                    ),
+                )
+                for series in data["series"]
+            ),
+            raw=data,
+        )
+
+
+@dataclass(frozen=True, kw_only=True)
+class StreamEvent:
+    """One event of the live stream: `trade`, `price`, `status`, or `reset` (events missed while away are no
+    longer kept: read the markets again). `id` is None only for `reset`."""
+
+    id: str | None
+    event: str
+    data: dict[str, Any]
+
+    @property
+    def market(self) -> str | None:
+        value = self.data.get("market")
+        return value if isinstance(value, str) else None
+
+    @property
+    def probabilities(self) -> dict[str, float]:
+        """A `price` event's (or a `trade` event's after-trade) probabilities by outcome code; {} otherwise."""
+        found = self.data.get("probabilities", self.data.get("probabilities_after"))
+        return dict(found) if isinstance(found, dict) else {}
+
+    @property
+    def volume(self) -> Decimal | None:
+        return _money(self.data.get("volume"))
