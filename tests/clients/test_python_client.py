@@ -122,6 +122,8 @@ def test_reads_trades_once_under_a_forced_retry_and_a_read_key_gets_a_typed_403(
 
         # The past comes back exactly, the history has both prices, a quote then is the quote given then.
         assert client.market("client-market", as_of=opened).probabilities == before.probabilities
+        (then,) = client.markets(as_of=opened)
+        assert (then.slug, then.probabilities, then.volume) == ("client-market", before.probabilities, Decimal(0))
         assert client.quote("client-market", "YES", side="buy", amount=10, as_of=opened) == quote
         history = client.history("client-market").outcome("YES")
         assert [point.probability for point in history.points] == [0.5, result.probabilities["YES"]]
