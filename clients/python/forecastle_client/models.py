@@ -221,8 +221,13 @@ class TradeResult:
 @dataclass(frozen=True, kw_only=True)
 class Account:
     username: str
+    # Credits in your wallet.
     balance: Decimal
     date_joined: datetime
+    # With limit orders: what you can spend now, and what your open buy orders hold back (None from a server
+    # without them).
+    available: Decimal | None = None
+    reserved: Decimal | None = None
 
     @classmethod
     def from_json(cls, data: dict[str, Any]) -> Account:
@@ -230,6 +235,8 @@ class Account:
             username=data["username"],
             balance=Decimal(data["balance"]),
             date_joined=_required_time(data["date_joined"]),
+            available=_money(data.get("available")),
+            reserved=_money(data.get("reserved")),
         )
 
 
