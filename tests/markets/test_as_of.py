@@ -186,6 +186,7 @@ def test_the_list_holds_the_markets_open_then_with_their_status_then(make_market
     early = make_market("early", created_by=staff, now=start)
     make_market("later", now=start + 5 * HOUR)
     trade(make_user(), early, "YES", "buy", start + HOUR, amount="5")
+    market_halt(market=early, user=staff, reason="Checking.", now=start + 90 * timedelta(minutes=1))
     market_close(market=early, user=staff, reason="Done.", now=start + 2 * HOUR)
 
     def slugs(**params: Any) -> list[str]:
@@ -195,6 +196,8 @@ def test_the_list_holds_the_markets_open_then_with_their_status_then(make_market
 
     assert slugs(as_of=iso(start + HOUR)) == ["early"]
     assert slugs(as_of=iso(start + HOUR), status="open") == ["early"]
+    assert slugs(as_of=iso(start + HOUR), status="halted") == []
+    assert slugs(as_of=iso(start + 100 * timedelta(minutes=1)), status="halted") == ["early"]
     assert slugs(as_of=iso(start + 3 * HOUR), status="open") == []
     assert slugs(as_of=iso(start + 3 * HOUR), status="closed") == ["early"]
     assert slugs(as_of=iso(start + 6 * HOUR), status="open") == ["later"]
