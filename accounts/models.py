@@ -42,9 +42,12 @@ class Account(models.Model):
         MINT = "mint", "Mint"
         # Credits set aside until a decision moves them on (challenge bonds): never spendable by anyone.
         HELD = "held", "Held (bonds)"
+        # One per user, "reserved:<user id>": credits a user's open buy orders may spend (markets' LimitOrder).
+        # Not spendable by trades; orders' fills spend from it and their cancel, expiry or fill releases what is left.
+        RESERVED = "reserved", "Reserved for open orders"
 
     kind = models.CharField(max_length=10, choices=Kind.choices)
-    # A stable name: "wallet:<user id>", "escrow:<market id>", "house", "mint", "held".
+    # A stable name: "wallet:<user id>", "escrow:<market id>", "reserved:<user id>", "house", "mint", "held".
     key = models.CharField(max_length=64, unique=True)
     user = models.OneToOneField(
         settings.AUTH_USER_MODEL,
@@ -88,6 +91,8 @@ class LedgerTransaction(models.Model):
         BOND_RETURN = "bond_return", "Challenge bond returned"
         BOND_FORFEIT = "bond_forfeit", "Challenge bond kept by the house"
         VOID = "void", "Late trades voided"
+        ORDER_RESERVE = "order_reserve", "Credits reserved for a buy order"
+        ORDER_RELEASE = "order_release", "Order reserve released"
 
     kind = models.CharField(max_length=20, choices=Kind.choices)
     memo = models.CharField(max_length=255, blank=True)

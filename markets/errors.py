@@ -15,6 +15,7 @@ __all__ = [
     "NoForecast",
     "NotATrader",
     "NotAuthor",
+    "OrderNotOpen",
     "PriceMoved",
 ]
 
@@ -81,3 +82,10 @@ class NotATrader(DomainError):
 
     code = "not_a_trader"
     http_status = 403
+
+
+class OrderNotOpen(DomainError):
+    """The limit order already ended (filled, cancelled or expired)."""
+
+    code = "order_not_open"
+    http_status = 409

@@ -5,11 +5,12 @@ trades, opening, closing, resolving, settling and scoring. Take it first, before
 account (wallets after it, in id order), inside a short `transaction.atomic()`; Django refuses a row
 lock outside a transaction."""
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import Any, Literal, TypeVar, overload
 
-from django.db import connection
+from django.db import OperationalError, connection
 from django.db.models import QuerySet
+from psycopg.errors import DeadlockDetected
 
 from markets.models import Market
 
@@ -75,3 +76,22 @@ def market_lock_and_read(
     if market_row is None:
         return None
     return Market.from_db(connection.alias, _MARKET_FIELDS, market_row), row
+
+
+_Result = TypeVar("_Result")
+DEADLOCK_ATTEMPTS = 3
+
+
+def deadlock_retried(run: Callable[[], _Result]) -> _Result:
+    """Runs `run` (one whole transaction) again when PostgreSQL broke a deadlock by aborting it.
+
+    A trade locks its market, then its trader's wallet, then (when it fills resting limit orders) their owners'
+    reserved accounts and wallets: two trades on two markets, each filling an order of the other's trader, can
+    wait on each other. Nothing of an aborted transaction was written, so running it again is safe."""
+    for attempt in range(1, DEADLOCK_ATTEMPTS + 1):
+        try:
+            return run()
+        except OperationalError as error:
+            if attempt == DEADLOCK_ATTEMPTS or not isinstance(error.__cause__, DeadlockDetected):
+                raise
+    raise AssertionError("unreachable")

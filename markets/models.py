@@ -142,6 +142,11 @@ class Outcome(models.Model):
     shares_outstanding = MoneyField(default=0)
     # Current LMSR price, cached on every trade for cheap reads.
     probability = models.FloatField()
+    # The most eager open limit orders on this outcome (markets.services.orders keeps them under the market's
+    # lock): the highest buy limit and the lowest sell limit, null when there is none. A trade reads them with
+    # the outcome, so one whose prices cross no resting limit knows it without another statement.
+    best_buy_limit = models.DecimalField(max_digits=5, decimal_places=4, null=True, blank=True)
+    best_sell_limit = models.DecimalField(max_digits=5, decimal_places=4, null=True, blank=True)
 
     class Meta:
         ordering = ["market", "index"]
@@ -165,12 +170,19 @@ class Position(models.Model):
     shares = MoneyField(default=0)
     # Net credits put in: paid for buys minus received from sells (negative once in profit).
     net_cost = MoneyField(default=0)
+    # Shares the user's open sell orders hold back: a trade can sell only shares - reserved_shares. The default is
+    # the database's too, so set-based inserts of positions (seeding, benches) need not name it.
+    reserved_shares = MoneyField(default=0, db_default=0)
     updated_at = models.DateTimeField(auto_now=True)
 
     class Meta:
         constraints = [
             models.UniqueConstraint(fields=["user", "outcome"], name="position_unique_per_user_outcome"),
             models.CheckConstraint(condition=Q(shares__gte=0), name="position_shares_non_negative"),
+            models.CheckConstraint(
+                condition=Q(reserved_shares__gte=0) & Q(reserved_shares__lte=models.F("shares")),
+                name="position_reserved_within_shares",
+            ),
         ]
         indexes = [models.Index(fields=["market", "user"])]
 
@@ -200,12 +212,17 @@ class Trade(models.Model):
     voided_by = models.ForeignKey(
         "Resolution", null=True, blank=True, on_delete=models.PROTECT, related_name="voided_trades"
     )
+    # The limit order this trade filled (its marketable part at placement, or a fill a later trade triggered).
+    order = models.ForeignKey(
+        "LimitOrder", null=True, blank=True, on_delete=models.PROTECT, related_name="fills", db_index=False
+    )
 
     class Meta:
         ordering = ["-created_at", "-id"]
         indexes = [
             models.Index(fields=["market", "-created_at"]),
             models.Index(fields=["user", "-created_at"]),
+            models.Index(fields=["order"], condition=Q(order__isnull=False), name="trade_order_fills"),
         ]
         constraints = [
             models.CheckConstraint(condition=Q(shares__gt=0), name="trade_shares_positive"),
@@ -255,6 +272,92 @@ class IdempotencyKey(models.Model):
 
     def __str__(self) -> str:
         return f"{self.user_id}:{self.key}"
+
+
+class LimitOrder(models.Model):
+    """A resting order: buy `outcome` while its price is below `limit_probability`, spending up to `size` credits,
+    or sell up to `size` shares while it is above; good till cancelled, or till `expires_at`.
+
+    Written only by markets.services.orders, under the market's lock. While open, what it can still use is
+    reserved: a buy's credits sit in the owner's reserved account (a ledger movement, `reserved:<user id>`), a
+    sell's shares are counted in the position's `reserved_shares`. Each fill is a Trade of its own (`fills`)
+    against the market maker, never beyond the limit; fills, cancel and expiry release what is left."""
+
+    class Status(models.TextChoices):
+        OPEN = "open", "Open"
+        FILLED = "filled", "Filled"
+        CANCELLED = "cancelled", "Cancelled"
+        EXPIRED = "expired", "Expired"
+
+    user = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="limit_orders")
+    market = models.ForeignKey(Market, on_delete=models.PROTECT, related_name="limit_orders")
+    outcome = models.ForeignKey(Outcome, on_delete=models.PROTECT, related_name="limit_orders")
+    side = models.CharField(max_length=4, choices=Trade.Side.choices)
+    limit_probability = models.DecimalField(max_digits=5, decimal_places=4)
+    # Credits to spend (buy) or shares to sell (sell), as placed; `remaining` is what is left of it.
+    size = MoneyField()
+    remaining = MoneyField()
+    # What the open order holds back now (0 once it ended): credits in the reserved account, or shares.
+    reserved_credits = MoneyField(default=0)
+    reserved_shares = MoneyField(default=0)
+    # Shares bought or sold and credits paid or received, over every fill.
+    filled_shares = MoneyField(default=0)
+    filled_amount = MoneyField(default=0)
+    status = models.CharField(max_length=10, choices=Status.choices, default=Status.OPEN)
+    # Why it ended, shown to its owner: "cancelled by you", "market closed", ...
+    end_reason = models.CharField(max_length=100, blank=True)
+    expires_at = models.DateTimeField(null=True, blank=True)
+    created_at = models.DateTimeField()
+    ended_at = models.DateTimeField(null=True, blank=True)
+    idempotency_key = models.CharField(max_length=255, null=True, blank=True)
+    fingerprint = models.CharField(max_length=64, blank=True)
+
+    class Meta:
+        ordering = ["-created_at", "-id"]
+        constraints = [
+            models.CheckConstraint(
+                condition=Q(limit_probability__gt=0) & Q(limit_probability__lt=1), name="order_limit_in_open_interval"
+            ),
+            models.CheckConstraint(condition=Q(size__gt=0), name="order_size_positive"),
+            models.CheckConstraint(
+                condition=Q(remaining__gte=0) & Q(remaining__lte=models.F("size")), name="order_remaining_within_size"
+            ),
+            models.CheckConstraint(
+                condition=Q(reserved_credits__gte=0) & Q(reserved_shares__gte=0), name="order_reserves_non_negative"
+            ),
+            # An open order reserves exactly what it has left, on its own side; an ended one reserves nothing.
+            models.CheckConstraint(
+                condition=(
+                    Q(status="open", side="buy", reserved_credits=models.F("remaining"), reserved_shares=0)
+                    | Q(status="open", side="sell", reserved_shares=models.F("remaining"), reserved_credits=0)
+                    | (~Q(status="open") & Q(reserved_credits=0, reserved_shares=0))
+                ),
+                name="order_reserves_what_remains",
+            ),
+            models.UniqueConstraint(
+                fields=["user", "idempotency_key"],
+                condition=Q(idempotency_key__isnull=False),
+                name="order_idempotency_key_unique_per_user",
+            ),
+        ]
+        indexes = [
+            # The fill engine's and the order book's read: a market's open orders by outcome, side and limit.
+            models.Index(
+                fields=["market", "outcome", "side", "limit_probability", "created_at"],
+                condition=Q(status="open"),
+                name="order_open_book",
+            ),
+            # The beat task's query: open orders whose time has come.
+            models.Index(fields=["expires_at"], condition=Q(status="open"), name="order_open_expiry"),
+            models.Index(fields=["user", "-created_at"], name="order_user_newest"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.side} {self.outcome_id} at {self.limit_probability} ({self.status})"
+
+    @property
+    def is_open(self) -> bool:
+        return self.status == self.Status.OPEN
 
 
 class Resolution(models.Model):

@@ -154,3 +154,53 @@ def price_trade(*, request: TradeRequest, liquidity: Decimal, outcomes: Sequence
         probabilities_before=before,
         probabilities_after=lmsr.prices(after_state, b),
     )
+
+
+def limit_fill_shares(
+    *, state: list[float], b: float, index: int, side: str, limit: float, budget: Decimal | None
+) -> Decimal:
+    """Shares a limit order trades against the maker at `state`: as many as take outcome `index`'s price to its
+    `limit` and no further (rounded toward the limit's safe side), within its `budget` (credits a buy may spend,
+    once its cost is rounded up; shares a sell may sell; None: no budget). Zero when the price is not past the
+    limit by a share's quantum."""
+    target = lmsr.shares_for_probability(state, b, index, limit)
+    quantity = shares_down(target) if side == Trade.Side.BUY else shares_down(-target)
+    if quantity > ZERO and budget is not None:
+        quantity = min(quantity, _shares_within(state, b, index, budget) if side == Trade.Side.BUY else budget)
+    # Rounding down keeps the price on the order's side of its limit; a float error of one ulp could not.
+    while quantity > ZERO and _past_limit(state, b, index, side, limit, quantity):
+        quantity -= CREDIT_QUANTUM
+    return max(quantity, ZERO)
+
+
+def _past_limit(state: list[float], b: float, index: int, side: str, limit: float, quantity: Decimal) -> bool:
+    moved = list(state)
+    moved[index] += float(quantity) if side == Trade.Side.BUY else -float(quantity)
+    price = lmsr.prices(moved, b)[index]
+    return price > limit if side == Trade.Side.BUY else price < limit
+
+
+def price_limit_fill(
+    *, state: list[float], b: float, outcomes: Sequence[Outcome], index: int, side: str, limit: float, budget: Decimal
+) -> TradeQuote | None:
+    """The trade a limit order makes at `state` (limit_fill_shares, priced with the house's rounding), or None when
+    it trades nothing: the price is not past its limit, or what is left of its budget moves no credits."""
+    quantity = limit_fill_shares(state=state, b=b, index=index, side=side, limit=limit, budget=budget)
+    if quantity <= ZERO:
+        return None
+    buying = side == Trade.Side.BUY
+    signed = float(quantity) if buying else -float(quantity)
+    cost = lmsr.trade_cost(state, b, index, signed)
+    amount = _pay(cost) if buying else _receive(-cost)
+    if amount <= ZERO or (buying and amount > budget):
+        return None
+    after_state = list(state)
+    after_state[index] += signed
+    return TradeQuote(
+        outcome_code=outcomes[index].code,
+        side=side,
+        shares=quantity,
+        amount=amount,
+        probabilities_before=lmsr.prices(state, b),
+        probabilities_after=lmsr.prices(after_state, b),
+    )

@@ -9,7 +9,7 @@ from django.utils import timezone
 
 from accounts.tasks import notifications_email_send
 from markets import hooks, services
-from markets.services import datasets, notifications
+from markets.services import datasets, notifications, orders
 
 logger = logging.getLogger(__name__)
 
@@ -23,6 +23,14 @@ def markets_close_due() -> int:
     if closed:
         logger.info("closed %d markets whose close time had passed", closed)
     return closed
+
+
+@shared_task(name="markets.tasks.orders_expire_due")
+def orders_expire_due() -> int:
+    expired = orders.orders_expire_due()
+    if expired:
+        logger.info("expired %d limit orders", expired)
+    return expired
 
 
 @shared_task(name="markets.tasks.ledger_reconcile")

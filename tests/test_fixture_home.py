@@ -1,7 +1,7 @@
 """Tests make users and markets one way: the make_user and make_market fixtures of tests/conftest.py.
 
-Only the tests of user_create and market_create themselves (and the ledger state machine, for which making
-them is a step under test) call the services directly; a helper anywhere else would be a second way."""
+Only the tests of user_create and market_create themselves (and the ledger and order state machines, for which
+making them is a step under test) call the services directly; a helper anywhere else would be a second way."""
 
 import re
 from pathlib import Path
@@ -14,6 +14,7 @@ CALLERS_UNDER_TEST = {
     "markets/test_trade_service.py",
     "markets/test_trade_validation.py",
     "markets/test_ledger_state_machine.py",
+    "markets/test_order_state_machine.py",
 }
 
 

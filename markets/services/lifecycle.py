@@ -26,6 +26,7 @@ from markets.locks import market_lock, markets_lock
 from markets.models import Market, MarketEvent, Outcome, PricePoint
 from markets.pricing import lmsr_state
 from markets.services.changes import market_changed
+from markets.services.orders import market_orders_cancel
 
 OUTCOME_CODE = re.compile(r"^[A-Z0-9][A-Z0-9_-]{0,31}$")
 SLUG = re.compile(r"^[a-z0-9]+(?:-[a-z0-9]+)*$")
@@ -222,6 +223,7 @@ def market_close(*, market: Market, user: User | None = None, reason: str = "", 
         market.closed_at = now
         market.halted_at = None
         market.save(update_fields=["status", "closed_at", "halted_at"])
+        market_orders_cancel(market_id=market.pk, reason="market closed", now=now)
         if user is not None:
             _event_write(
                 market=market,
@@ -242,6 +244,7 @@ def markets_close_due(*, now: datetime | None = None) -> int:
         due = markets_lock(query=Market.objects.filter(status=Market.Status.OPEN, closes_at__lte=now))
         Market.objects.filter(pk__in=due).update(status=Market.Status.CLOSED, closed_at=now, halted_at=None)
         for market_id in due:
+            market_orders_cancel(market_id=market_id, reason="market closed", now=now)
             market_changed(market_id=market_id)
     return len(due)
 
@@ -340,6 +343,7 @@ def market_halt(*, market: Market, user: User, reason: str, now: datetime | None
         locked.halted_at = now
         locked.halt_reason = reason
         locked.save(update_fields=["halted_at", "halt_reason"])
+        market_orders_cancel(market_id=locked.pk, reason="market halted", now=now)
         _event_write(market=locked, kind=MarketEvent.Kind.HALTED, actor=user, reason=reason, now=now)
         market_changed(market_id=locked.pk)
     return locked

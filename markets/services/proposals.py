@@ -33,6 +33,7 @@ from markets.errors import InsufficientFunds, InvalidInput, MarketStateError, No
 from markets.locks import market_lock, markets_lock
 from markets.models import Challenge, Market, Outcome, Position, Proposal, Resolution
 from markets.services.changes import market_changed
+from markets.services.orders import market_orders_cancel
 from markets.services.resolution import (
     known_at_check,
     reason_check,
@@ -126,6 +127,7 @@ def proposal_create(
             market.status = Market.Status.CLOSED
             market.closed_at = now
             market.save(update_fields=["status", "closed_at"])
+        market_orders_cancel(market_id=market.pk, reason="resolution proposed", now=now)
         proposal = Proposal.objects.create(
             market=market,
             kind=kind,

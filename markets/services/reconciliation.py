@@ -11,7 +11,17 @@ from accounts.metrics import reconciliation_observe
 from accounts.models import Account, LedgerEntry, LedgerTransaction
 from accounts.money import ZERO
 from accounts.services import Violation, ledger_reconcile
-from markets.models import Challenge, Market, Outcome, Payout, Position, ReconciliationRun, Resolution, Trade
+from markets.models import (
+    Challenge,
+    LimitOrder,
+    Market,
+    Outcome,
+    Payout,
+    Position,
+    ReconciliationRun,
+    Resolution,
+    Trade,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -39,6 +49,54 @@ def markets_reconcile() -> list[Violation]:
     violations.extend(_settlement_violations())
     violations.extend(_bond_violations())
     violations.extend(_void_violations())
+    violations.extend(_order_violations())
+    return violations
+
+
+def _order_violations() -> list[Violation]:
+    """Limit orders' reserves (markets.services.orders): each user's reserved account holds exactly the credits
+    of their open buy orders, and each position's reserved shares are exactly those of its owner's open sell
+    orders in that outcome, never more than the position holds."""
+    violations = []
+    open_orders = LimitOrder.objects.filter(status=LimitOrder.Status.OPEN)
+    reserved_credits = {
+        f"reserved:{user_id}": total
+        for user_id, total in open_orders.filter(side=Trade.Side.BUY)
+        .values("user_id")
+        .annotate(total=Sum("reserved_credits"))
+        .values_list("user_id", "total")
+    }
+    balances = dict(Account.objects.filter(kind=Account.Kind.RESERVED).values_list("key", "balance"))
+    for key in sorted(set(balances) | set(reserved_credits)):
+        balance, expected = balances.get(key, ZERO), reserved_credits.get(key, ZERO)
+        if balance != expected:
+            violations.append(
+                Violation("reserved_equals_open_orders", key, f"reserved {balance}, open buy orders {expected}")
+            )
+    reserved_shares = {
+        (user_id, outcome_id): total
+        for user_id, outcome_id, total in open_orders.filter(side=Trade.Side.SELL)
+        .values("user_id", "outcome_id")
+        .annotate(total=Sum("reserved_shares"))
+        .values_list("user_id", "outcome_id", "total")
+    }
+    positions = {
+        (user_id, outcome_id): (reserved, shares)
+        for user_id, outcome_id, reserved, shares in Position.objects.filter(reserved_shares__gt=0).values_list(
+            "user_id", "outcome_id", "reserved_shares", "shares"
+        )
+    }
+    for held_key in sorted(set(positions) | set(reserved_shares)):
+        reserved, shares = positions.get(held_key, (ZERO, ZERO))
+        expected = reserved_shares.get(held_key, ZERO)
+        if reserved != expected or reserved > shares:
+            violations.append(
+                Violation(
+                    "reserved_shares_equal_open_orders",
+                    f"user {held_key[0]} outcome {held_key[1]}",
+                    f"reserved {reserved} of {shares} held, open sell orders {expected}",
+                )
+            )
     return violations
 
 

@@ -33,6 +33,7 @@ from markets.errors import InvalidInput, MarketStateError
 from markets.locks import market_lock
 from markets.models import Market, Outcome, Proposal, Resolution
 from markets.services.changes import market_changed
+from markets.services.orders import market_orders_cancel
 
 logger = logging.getLogger(__name__)
 
@@ -188,6 +189,7 @@ def market_resolve(
         if market.status == Market.Status.OPEN:
             market.status = Market.Status.CLOSED
             market.closed_at = now
+        market_orders_cancel(market_id=market.pk, reason="market resolved", now=now)
         if previous is not None:
             previous.is_current = False
             previous.save(update_fields=["is_current"])

@@ -8,20 +8,19 @@ key; one statement that writes the ledger transaction, its entries and balances,
 outcomes, the volume, the price point and the key; the commit.
 """
 
-import json
+import copy
 from dataclasses import dataclass
 from datetime import datetime
 from decimal import Decimal
 from typing import Any
 
 from django.db import IntegrityError, connection, transaction
-from django.db.models import Model
 from django.utils import timezone
 
 from accounts.models import Account, LedgerTransaction, User
 from accounts.money import ZERO
 from accounts.selectors import user_balance
-from accounts.services import LEDGER_POST_CTES, ledger_post_params, ledger_refusal, wallet_key, wallet_lock
+from accounts.services import ledger_post_params, ledger_refusal, wallet_key, wallet_lock
 from markets.errors import (
     IdempotencyConflict,
     InsufficientFunds,
@@ -30,11 +29,13 @@ from markets.errors import (
     MarketHalted,
     PriceMoved,
 )
-from markets.locks import market_lock_and_read
+from markets.locks import deadlock_retried, market_lock_and_read
 from markets.metrics import trade_observed
 from markets.models import IdempotencyKey, Market, Outcome, Position, PricePoint, Trade
 from markets.pricing import TradeQuote, price_trade
 from markets.services.changes import TradeChange, market_changed
+from markets.services.fills import Fill, orders_fill
+from markets.services.trade_writes import table_name, trade_write_params, trade_write_sql
 from markets.trade_request import TradeRequest
 
 
@@ -51,10 +52,6 @@ class TradeResult:
     replayed: bool = False
 
 
-def _table(model: type[Model]) -> str:
-    return connection.ops.quote_name(model._meta.db_table)
-
-
 _OUTCOME_FIELDS = [field.attname for field in Outcome._meta.concrete_fields]
 
 # Read right after the market's lock, so with a snapshot that sees every trade committed before it: the wallet
@@ -62,78 +59,31 @@ _OUTCOME_FIELDS = [field.attname for field in Outcome._meta.concrete_fields]
 # the market, the price point the trade will follow (see TradeChange) and the idempotency key's earlier use.
 # Positions are not locked: only trades and settlement write them, under the market lock held here.
 _TRADE_READ_SQL = """
-    SELECT wallet.id, wallet.balance, outcome.*, position.outcome_ids, position.shares,
+    SELECT wallet.id, wallet.balance, outcome.*, position.outcome_ids, position.shares, position.reserved,
            (SELECT point.id FROM {price_point} AS point WHERE point.market_id = %(market)s
             ORDER BY point.created_at DESC, point.id DESC LIMIT 1),
            used.fingerprint, used.trade_id
     FROM (SELECT {outcome_arrays} FROM {outcome} AS row WHERE row.market_id = %(market)s) AS outcome
     CROSS JOIN (
-        SELECT array_agg(row.outcome_id) AS outcome_ids, array_agg(row.shares) AS shares
+        SELECT array_agg(row.outcome_id) AS outcome_ids, array_agg(row.shares) AS shares,
+               array_agg(row.reserved_shares) AS reserved
         FROM {position} AS row WHERE row.user_id = %(user)s AND row.market_id = %(market)s
     ) AS position
     LEFT JOIN (SELECT id, balance FROM {account} WHERE key = %(wallet)s FOR UPDATE) AS wallet ON true
     LEFT JOIN {idempotency_key} AS used ON used.user_id = %(user)s AND used.key = %(key)s::varchar
 """.format(  # noqa: S608  # nosec B608 - model names only
-    price_point=_table(PricePoint),
+    price_point=table_name(PricePoint),
     outcome_arrays=", ".join(
         f"array_agg(row.{connection.ops.quote_name(field.column)} ORDER BY row.index)"
         for field in Outcome._meta.concrete_fields
     ),
-    outcome=_table(Outcome),
-    position=_table(Position),
-    account=_table(Account),
-    idempotency_key=_table(IdempotencyKey),
+    outcome=table_name(Outcome),
+    position=table_name(Position),
+    account=table_name(Account),
+    idempotency_key=table_name(IdempotencyKey),
 )
 
-# Everything a trade writes, in one statement after the ledger's own expressions (accounts.services).
-_TRADE_WRITE_SQL = """
-    WITH {ledger},
-    trade AS (
-        INSERT INTO {trade} (market_id, outcome_id, user_id, side, shares, amount,
-                             probabilities_before, probabilities_after, ledger_transaction_id, created_at)
-        SELECT %(market)s, %(outcome)s, %(user)s, %(side)s, %(shares)s, %(amount)s,
-               %(before)s::jsonb, %(after)s::jsonb, ledger_transaction.id, %(at)s
-        FROM ledger_transaction
-        RETURNING id
-    ),
-    position_moved AS (
-        UPDATE {position}
-        SET shares = shares + %(share_change)s, net_cost = net_cost + %(cost_change)s, updated_at = %(now)s
-        WHERE user_id = %(user)s AND outcome_id = %(outcome)s AND NOT %(new_position)s::boolean
-    ),
-    position_opened AS (
-        INSERT INTO {position} (user_id, market_id, outcome_id, shares, net_cost, updated_at)
-        SELECT %(user)s, %(market)s, %(outcome)s, %(share_change)s, %(cost_change)s, %(now)s
-        WHERE %(new_position)s::boolean
-    ),
-    outcome AS (
-        UPDATE {outcome} AS row
-        SET probability = moved.probability, shares_outstanding = row.shares_outstanding + moved.shares
-        FROM unnest(%(outcome_ids)s::bigint[], %(probabilities)s::float8[], %(outcome_shares)s::numeric[])
-            AS moved(id, probability, shares)
-        WHERE row.id = moved.id
-    ),
-    volume AS (UPDATE {market} SET volume = volume + %(amount)s WHERE id = %(market)s),
-    point AS (
-        INSERT INTO {price_point} (market_id, probabilities, trade_id, created_at)
-        SELECT %(market)s, %(after)s::jsonb, trade.id, %(at)s FROM trade
-        RETURNING id
-    ),
-    used AS (
-        INSERT INTO {idempotency_key} (user_id, key, fingerprint, trade_id, created_at)
-        SELECT %(user)s, %(key)s::varchar, %(fingerprint)s, trade.id, %(now)s FROM trade
-        WHERE %(key)s::varchar IS NOT NULL
-    )
-    SELECT trade.id, point.id, ledger_transaction.id FROM trade, point, ledger_transaction
-""".format(  # noqa: S608  # nosec B608 - model names and the ledger's constant expressions
-    ledger=LEDGER_POST_CTES,
-    trade=_table(Trade),
-    position=_table(Position),
-    outcome=_table(Outcome),
-    market=_table(Market),
-    price_point=_table(PricePoint),
-    idempotency_key=_table(IdempotencyKey),
-)
+_TRADE_WRITE_SQL = trade_write_sql()
 
 
 def _replay(user: User, key: str, fingerprint: str) -> TradeResult | None:
@@ -179,8 +129,10 @@ def trade_execute(
     market_id = market if isinstance(market, int) else market.pk
     fingerprint = request.fingerprint(market_id=market_id)
     try:
-        written = _trade_execute_locked(
-            user=user, market_id=market_id, request=request, fingerprint=fingerprint, now=now
+        written = deadlock_retried(
+            lambda: _trade_execute_locked(
+                user=user, market_id=market_id, request=request, fingerprint=fingerprint, now=now
+            )
         )
     except IntegrityError:
         # The same key raced in from another market's lock: the other request won; report it.
@@ -196,21 +148,24 @@ def trade_execute(
 
 
 @dataclass(frozen=True)
-class _Locked:
-    """What the trade read under the market lock."""
+class TradeLocked:
+    """What a trade (or a limit order's placement, markets.services.orders) read under the market lock."""
 
     market: Market
     outcomes: list[Outcome]
     wallet_id: int
     balance: Decimal
-    # Shares the trader holds in each outcome of the market (by outcome id).
+    # Shares the trader holds in each outcome of the market (by outcome id), and those of them their open sell
+    # orders hold back (not for sale by a trade).
     held: dict[int, Decimal]
+    reserved: dict[int, Decimal]
     previous_version: int
     # The idempotency key's earlier use: (fingerprint, trade id), or None.
     used: tuple[str, int] | None
 
 
-def _read_locked(*, user: User, market_id: int, idempotency_key: str | None) -> _Locked:
+def trade_lock_and_read(*, user: User, market_id: int, idempotency_key: str | None) -> TradeLocked:
+    """Locks the market, then the user's wallet, and reads what a trade needs (see _TRADE_READ_SQL)."""
     params: dict[str, Any] = {
         "market": market_id,
         "user": user.pk,
@@ -230,16 +185,19 @@ def _read_locked(*, user: User, market_id: int, idempotency_key: str | None) -> 
             row = cursor.fetchone()
     wallet_id, balance, *rest = row
     outcome_columns = rest[: len(_OUTCOME_FIELDS)]
-    position_outcomes, position_shares, previous_version, used_fingerprint, used_trade = rest[len(_OUTCOME_FIELDS) :]
+    position_outcomes, position_shares, position_reserved, previous_version, used_fingerprint, used_trade = rest[
+        len(_OUTCOME_FIELDS) :
+    ]
     outcomes = [
         Outcome.from_db(connection.alias, _OUTCOME_FIELDS, values) for values in zip(*outcome_columns, strict=True)
     ]
-    return _Locked(
+    return TradeLocked(
         market=market,
         outcomes=outcomes,
         wallet_id=wallet_id,
         balance=balance,
         held=dict(zip(position_outcomes or [], position_shares or [], strict=True)),
+        reserved=dict(zip(position_outcomes or [], position_reserved or [], strict=True)),
         previous_version=previous_version or 0,
         used=None if used_fingerprint is None else (used_fingerprint, used_trade),
     )
@@ -250,7 +208,7 @@ def _trade_execute_locked(
     *, user: User, market_id: int, request: TradeRequest, fingerprint: str, now: datetime | None
 ) -> "TradeResult | _Written":
     idempotency_key = request.idempotency_key
-    locked = _read_locked(user=user, market_id=market_id, idempotency_key=idempotency_key)
+    locked = trade_lock_and_read(user=user, market_id=market_id, idempotency_key=idempotency_key)
     if locked.used is not None:
         return _replayed(user, fingerprint=fingerprint, used=locked.used)
     market, outcomes = locked.market, locked.outcomes
@@ -258,10 +216,7 @@ def _trade_execute_locked(
     dated_by_caller = now is not None
     written_at = timezone.now()
     now = now or written_at
-    if market.halted_at is not None and market.status == Market.Status.OPEN:
-        raise MarketHalted(f"Trading on this market is halted: {market.halt_reason}")
-    if not market.is_tradeable(now):
-        raise MarketClosed("This market is closed for trading.")
+    trading_check(market=market, now=now)
     quote = price_trade(request=request, liquidity=market.liquidity, outcomes=outcomes)
     # A forecast may trade another outcome or side than the request names: the quote says which.
     index = next(i for i, o in enumerate(outcomes) if o.code == quote.outcome_code)
@@ -277,28 +232,21 @@ def _trade_execute_locked(
         memo=f"{quote.side} {quote.shares} {outcome.code} in {market.slug}",
         at=written_at,
     )
-    after = json.dumps(quote.probabilities_after)
-    params: dict[str, Any] = {
-        **ledger,
-        "market": market.pk,
-        "outcome": outcome.pk,
-        "user": user.pk,
-        "side": quote.side,
-        "shares": quote.shares,
-        "amount": quote.amount,
-        "before": json.dumps(quote.probabilities_before),
-        "after": after,
-        "at": now,
-        "now": written_at,
-        "share_change": share_change,
-        "cost_change": cost_change,
-        "new_position": outcome.pk not in locked.held,
-        "outcome_ids": [o.pk for o in outcomes],
-        "probabilities": quote.probabilities_after,
-        "outcome_shares": [share_change if o is outcome else ZERO for o in outcomes],
-        "key": idempotency_key,
-        "fingerprint": fingerprint,
-    }
+    params = trade_write_params(
+        ledger=ledger,
+        market_id=market.pk,
+        outcomes=outcomes,
+        outcome=outcome,
+        user_id=user.pk,
+        quote=quote,
+        share_change=share_change,
+        cost_change=cost_change,
+        new_position=outcome.pk not in locked.held,
+        at=now,
+        now=written_at,
+        idempotency_key=idempotency_key,
+        fingerprint=fingerprint,
+    )
     try:
         with connection.cursor() as cursor:
             cursor.execute(_TRADE_WRITE_SQL, params)
@@ -308,6 +256,8 @@ def _trade_execute_locked(
         if refusal is not None:
             raise refusal from error
         raise
+    trade_outcomes = trade_apply(outcomes=outcomes, outcome=outcome, quote=quote, share_change=share_change)
+    fills = orders_fill(market=market, outcomes=outcomes, trigger_user_id=user.pk, now=now, written_at=written_at)
 
     return _Written(
         locked=locked,
@@ -320,6 +270,8 @@ def _trade_execute_locked(
         ledger_transaction_id=ledger_transaction_id,
         at=now,
         dated_by_caller=dated_by_caller,
+        trade_outcomes=trade_outcomes,
+        fills=fills,
     )
 
 
@@ -328,7 +280,7 @@ class _Written:
     """What a trade wrote, as the write statement returned it: the result is built from it after the commit,
     outside the market's lock."""
 
-    locked: _Locked
+    locked: TradeLocked
     quote: TradeQuote
     outcome: Outcome
     share_change: Decimal
@@ -338,16 +290,16 @@ class _Written:
     ledger_transaction_id: int
     at: datetime
     dated_by_caller: bool
+    # The outcomes as the trade left them, before the fills it triggered moved them on (if it triggered any).
+    trade_outcomes: list[Outcome]
+    fills: list[Fill]
 
 
 def _result(*, user: User, written: _Written) -> TradeResult:
     """The trade's result and its announcement (market_changed), from the rows read under the lock and moved as
     the write statement moved them: no other writer could move them in between."""
     locked, quote, outcome = written.locked, written.quote, written.outcome
-    market, outcomes = locked.market, locked.outcomes
-    outcome.shares_outstanding += written.share_change
-    for row, price in zip(outcomes, quote.probabilities_after, strict=True):
-        row.probability = price
+    market, outcomes = locked.market, written.trade_outcomes
     market.volume += quote.amount
     trade = Trade(
         pk=written.trade_id,
@@ -374,17 +326,41 @@ def _result(*, user: User, written: _Written) -> TradeResult:
             new_trader=not locked.held,
         )
     market_changed(market_id=market.pk, trade=change)
+    probabilities = quote.probabilities_after
+    if written.fills:
+        # The fills moved prices on after the trade: the snapshot is rebuilt from the database.
+        market_changed(market_id=market.pk)
+        probabilities = written.fills[-1].quote.probabilities_after
     return TradeResult(
         trade=trade,
-        probabilities=quote.probabilities_after,
+        probabilities=probabilities,
         balance=locked.balance - written.cost_change,
         position_shares=locked.held.get(outcome.pk, ZERO) + written.share_change,
         outcome_codes=[o.code for o in outcomes],
     )
 
 
+def trading_check(*, market: Market, now: datetime) -> None:
+    """Raises unless the market takes trades (and limit orders) at `now`."""
+    if market.halted_at is not None and market.status == Market.Status.OPEN:
+        raise MarketHalted(f"Trading on this market is halted: {market.halt_reason}")
+    if not market.is_tradeable(now):
+        raise MarketClosed("This market is closed for trading.")
+
+
+def trade_apply(
+    *, outcomes: list[Outcome], outcome: Outcome, quote: TradeQuote, share_change: Decimal
+) -> list[Outcome]:
+    """Moves the outcome rows in hand as a written trade moved them in the database; a copy of them as they now
+    stand (for the trade's announcement, whatever fills move them on afterwards)."""
+    outcome.shares_outstanding += share_change
+    for row, price in zip(outcomes, quote.probabilities_after, strict=True):
+        row.probability = price
+    return [copy.copy(row) for row in outcomes]
+
+
 def _checked_changes(
-    *, request: TradeRequest, quote: TradeQuote, outcome: Outcome, held: Decimal, locked: _Locked
+    *, request: TradeRequest, quote: TradeQuote, outcome: Outcome, held: Decimal, locked: TradeLocked
 ) -> tuple[Decimal, Decimal]:
     """(shares, credits) the trade moves into the position, signed; raises if a bound, the balance or the
     shares held refuse it."""
@@ -401,9 +377,11 @@ def _checked_changes(
                 field="amount",
             )
         return quote.shares, quote.amount
-    if quote.shares > held:
+    reserved = locked.reserved.get(outcome.pk, ZERO)
+    if quote.shares > held - reserved:
+        held_back = f" ({reserved:.2f} of them held back by your sell orders)" if reserved else ""
         raise InsufficientShares(
-            f"You hold {held:.2f} shares of {outcome.label}; this sale needs {quote.shares:.2f}.",
+            f"You hold {held:.2f} shares of {outcome.label}{held_back}; this sale needs {quote.shares:.2f}.",
             field="shares",
         )
     bound_proceeds = request.min_proceeds

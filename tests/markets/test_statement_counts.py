@@ -79,3 +79,23 @@ def test_a_cached_read_sends_no_statement(market, path):
         response = client.get(path)
     assert response.status_code == 200
     assert len(queries) == CACHED_READ_STATEMENTS, "\n".join(query["sql"] for query in queries)
+
+
+def test_resting_orders_the_trade_does_not_cross_cost_no_statement(api, market, make_user):
+    """The issue's rule: orders must not slow a trade that crosses none (the best limits come with the outcomes)."""
+    from decimal import Decimal
+
+    from markets.services.orders import OrderRequest, order_place
+
+    resting = make_user("resting")
+    for outcome, limit in (("B", "0.10"), ("C", "0.05"), ("B", "0.20")):
+        order_place(
+            user=resting,
+            market=market,
+            request=OrderRequest(outcome=outcome, side="buy", limit=Decimal(limit), size=Decimal("10")),
+        )
+    assert trade(api, "first").status_code == 201
+    with CaptureQueriesContext(connection) as queries:
+        response = trade(api, "second")
+    assert response.status_code == 201, response.content
+    assert len(queries) == TRADE_STATEMENTS, "\n".join(query["sql"] for query in queries)

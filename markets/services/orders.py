@@ -1,0 +1,357 @@
+"""Limit orders: place, cancel, expire, and cancel a market's orders when it stops trading (docs/orders.md).
+
+Every write takes the market's lock first (then wallets and accounts, as a trade does), so an order's state and
+its reserve change only under it. A buy reserves its credits by a ledger movement from the wallet to the owner's
+reserved account (`reserved:<user id>`); a sell reserves its shares in the position's `reserved_shares`. The part
+of a new order the price already allows trades at once, as a trade with a bound: up to the limit and no further
+(markets.pricing.price_limit_fill); that trade triggers the fill pass for other people's orders like any trade.
+"""
+
+import hashlib
+import json
+from collections import defaultdict
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from decimal import Decimal
+
+from django.db import IntegrityError, connection, transaction
+from django.db.models import F
+from django.utils import timezone
+
+from accounts.models import Account, LedgerTransaction, User
+from accounts.money import CREDIT_QUANTUM, ZERO
+from accounts.services import ledger_post, ledger_post_params, ledger_refusal
+from markets.errors import (
+    IdempotencyConflict,
+    InsufficientFunds,
+    InsufficientShares,
+    InvalidInput,
+    OrderNotOpen,
+)
+from markets.locks import deadlock_retried, market_lock, markets_lock
+from markets.models import LimitOrder, Market, Outcome, Position, Trade
+from markets.pricing import lmsr_state, price_limit_fill
+from markets.services.changes import market_changed
+from markets.services.fills import best_limits_refresh, orders_fill
+from markets.services.trade_writes import trade_write_params, trade_write_sql
+from markets.services.trading import TradeLocked, trade_apply, trade_lock_and_read, trading_check
+from markets.trade_request import MAX_AMOUNT, MAX_IDEMPOTENCY_KEY, MAX_PROBABILITY, MAX_SHARES, MIN_PROBABILITY
+
+_TRADE_WRITE_SQL = trade_write_sql()
+LIMIT_QUANTUM = Decimal("0.0001")
+
+
+def reserved_key(user_id: int) -> str:
+    return f"reserved:{user_id}"
+
+
+@dataclass(frozen=True)
+class OrderRequest:
+    """A limit order as asked for, checked at once for everything that does not depend on the market."""
+
+    outcome: str
+    side: str
+    limit: Decimal
+    # Credits to spend (buy) or shares to sell (sell).
+    size: Decimal
+    expires_at: datetime | None = None
+    idempotency_key: str | None = None
+
+    def check(self, *, now: datetime) -> None:
+        if self.side not in Trade.Side.values:
+            raise InvalidInput("Choose buy or sell.", field="side")
+        if not self.limit.is_finite() or not 0 < self.limit < 1:
+            raise InvalidInput("Enter a limit probability strictly between 0 and 1.", field="limit")
+        if not MIN_PROBABILITY <= self.limit <= MAX_PROBABILITY or self.limit != self.limit.quantize(LIMIT_QUANTUM):
+            raise InvalidInput("Enter a limit between 0.01% and 99.99%, to a hundredth of a percent.", field="limit")
+        if not self.size.is_finite() or self.size <= 0:
+            raise InvalidInput("Enter a size greater than zero.", field="size")
+        if self.size > (MAX_AMOUNT if self.side == Trade.Side.BUY else MAX_SHARES):
+            raise InvalidInput("That order is too large.", field="size")
+        if self.size != self.size.quantize(CREDIT_QUANTUM):
+            raise InvalidInput("Give the size to at most 6 decimal places.", field="size")
+        if self.expires_at is not None and self.expires_at <= now:
+            raise InvalidInput("The expiry must be in the future.", field="expires_at")
+        if self.idempotency_key is not None and not 0 < len(self.idempotency_key) <= MAX_IDEMPOTENCY_KEY:
+            raise InvalidInput(
+                f"An Idempotency-Key has 1 to {MAX_IDEMPOTENCY_KEY} characters.", field="Idempotency-Key"
+            )
+
+    def fingerprint(self, *, market_id: int) -> str:
+        payload = {
+            "market": market_id,
+            "outcome": self.outcome,
+            "side": self.side,
+            "limit": format(self.limit.normalize(), "f"),
+            "size": format(self.size.normalize(), "f"),
+            "expires_at": None if self.expires_at is None else self.expires_at.isoformat(),
+        }
+        return hashlib.sha256(json.dumps(payload, sort_keys=True).encode()).hexdigest()
+
+
+@dataclass(frozen=True)
+class OrderResult:
+    order: LimitOrder
+    # The trade of the part that filled at once, if any.
+    trade_id: int | None
+    replayed: bool = False
+
+
+def order_place(*, user: User, market: Market | int, request: OrderRequest, now: datetime | None = None) -> OrderResult:
+    """Places a limit order: its marketable part trades at once, the rest rests with its reserve. Refused
+    (InvalidInput, InsufficientFunds, InsufficientShares, MarketClosed, MarketHalted) with nothing written.
+    With an idempotency key, a retry returns the first order and a different request under it conflicts."""
+    written_at = timezone.now()
+    now = now or written_at
+    request.check(now=now)
+    market_id = market if isinstance(market, int) else market.pk
+    fingerprint = request.fingerprint(market_id=market_id)
+    try:
+        return deadlock_retried(
+            lambda: _order_place_locked(
+                user=user, market_id=market_id, request=request, fingerprint=fingerprint, now=now, written_at=written_at
+            )
+        )
+    except IntegrityError:
+        # The same key raced in on another market's lock: the other request won; report it.
+        if request.idempotency_key is None:
+            raise
+        replay = _replay(user=user, key=request.idempotency_key, fingerprint=fingerprint)
+        if replay is None:
+            raise
+        return replay
+
+
+def _replay(*, user: User, key: str, fingerprint: str) -> OrderResult | None:
+    order = LimitOrder.objects.select_related("market", "outcome").filter(user=user, idempotency_key=key).first()
+    if order is None:
+        return None
+    if order.fingerprint != fingerprint:
+        raise IdempotencyConflict("This Idempotency-Key was already used for a different request.")
+    first_trade = order.fills.order_by("pk").values_list("pk", flat=True).first()
+    return OrderResult(order=order, trade_id=first_trade, replayed=True)
+
+
+@transaction.atomic
+def _order_place_locked(
+    *, user: User, market_id: int, request: OrderRequest, fingerprint: str, now: datetime, written_at: datetime
+) -> OrderResult:
+    locked = trade_lock_and_read(user=user, market_id=market_id, idempotency_key=None)
+    if request.idempotency_key is not None:
+        replay = _replay(user=user, key=request.idempotency_key, fingerprint=fingerprint)
+        if replay is not None:
+            return replay
+    market, outcomes = locked.market, locked.outcomes
+    trading_check(market=market, now=now)
+    index = next((i for i, o in enumerate(outcomes) if o.code == request.outcome), None)
+    if index is None:
+        raise InvalidInput(f"Unknown outcome {request.outcome!r}.", field="outcome")
+    outcome = outcomes[index]
+    buying = request.side == Trade.Side.BUY
+    _reserve_check(request=request, locked=locked, outcome=outcome)
+
+    b = float(market.liquidity)
+    quote = price_limit_fill(
+        state=lmsr_state(b, outcomes),
+        b=b,
+        outcomes=outcomes,
+        index=index,
+        side=request.side,
+        limit=float(request.limit),
+        budget=request.size,
+    )
+    used = ZERO if quote is None else (quote.amount if buying else quote.shares)
+    remaining = request.size - used
+    is_open = remaining > ZERO
+    order = LimitOrder.objects.create(
+        user=user,
+        market=market,
+        outcome=outcome,
+        side=request.side,
+        limit_probability=request.limit,
+        size=request.size,
+        remaining=remaining,
+        reserved_credits=remaining if buying and is_open else ZERO,
+        reserved_shares=remaining if not buying and is_open else ZERO,
+        filled_shares=ZERO if quote is None else quote.shares,
+        filled_amount=ZERO if quote is None else quote.amount,
+        status=LimitOrder.Status.OPEN if is_open else LimitOrder.Status.FILLED,
+        end_reason="" if is_open else "filled",
+        ended_at=None if is_open else written_at,
+        expires_at=request.expires_at,
+        created_at=now,
+        idempotency_key=request.idempotency_key,
+        fingerprint=fingerprint,
+    )
+    trade_id = None
+    if quote is not None:
+        share_change = quote.shares if buying else -quote.shares
+        cost_change = quote.amount if buying else -quote.amount
+        ledger = ledger_post_params(
+            kind=LedgerTransaction.Kind.TRADE,
+            entries=[(locked.wallet_id, -cost_change), (market.escrow_id, cost_change)],
+            memo=f"order {order.pk}: {quote.side} {quote.shares} {outcome.code} in {market.slug}",
+            at=written_at,
+        )
+        params = trade_write_params(
+            ledger=ledger,
+            market_id=market.pk,
+            outcomes=outcomes,
+            outcome=outcome,
+            user_id=user.pk,
+            quote=quote,
+            share_change=share_change,
+            cost_change=cost_change,
+            new_position=outcome.pk not in locked.held,
+            at=now,
+            now=written_at,
+            order_id=order.pk,
+        )
+        try:
+            with connection.cursor() as cursor:
+                cursor.execute(_TRADE_WRITE_SQL, params)
+                trade_id = cursor.fetchone()[0]
+        except IntegrityError as error:
+            refusal = ledger_refusal(error)
+            if refusal is not None:
+                raise refusal from error
+            raise
+        trade_apply(outcomes=outcomes, outcome=outcome, quote=quote, share_change=share_change)
+    if is_open:
+        if buying:
+            ledger_post(
+                kind=LedgerTransaction.Kind.ORDER_RESERVE,
+                entries=[(Account(pk=locked.wallet_id), -remaining), (reserved_account(user_id=user.pk), remaining)],
+                memo=f"order {order.pk}: buy {outcome.code} in {market.slug} below {request.limit}",
+                reference=f"order:{order.pk}",
+            )
+        else:
+            Position.objects.filter(user=user, outcome=outcome).update(reserved_shares=F("reserved_shares") + remaining)
+        best_limits_refresh(market_id=market.pk, outcomes=outcomes)
+    if quote is not None:
+        orders_fill(market=market, outcomes=outcomes, trigger_user_id=user.pk, now=now, written_at=written_at)
+        market_changed(market_id=market.pk)
+    order.market = market
+    order.outcome = outcome
+    return OrderResult(order=order, trade_id=trade_id)
+
+
+def _reserve_check(*, request: OrderRequest, locked: TradeLocked, outcome: Outcome) -> None:
+    """Refuses an order that would reserve more than its owner has to spare."""
+    if request.side == Trade.Side.BUY:
+        if request.size > locked.balance:
+            raise InsufficientFunds(
+                f"This order reserves {request.size:.2f} credits but you have {locked.balance:.2f} available.",
+                field="size",
+            )
+        return
+    held = locked.held.get(outcome.pk, ZERO)
+    free = held - locked.reserved.get(outcome.pk, ZERO)
+    if request.size > free:
+        raise InsufficientShares(
+            f"You have {free:.2f} shares of {outcome.label} free to sell; this order needs {request.size:.2f}.",
+            field="size",
+        )
+
+
+def reserved_account(*, user_id: int) -> Account:
+    """The user's reserved account, created on first use."""
+    account, _ = Account.objects.get_or_create(key=reserved_key(user_id), defaults={"kind": Account.Kind.RESERVED})
+    return account
+
+
+def order_cancel(*, user: User, order_id: int, now: datetime | None = None) -> LimitOrder:
+    """Cancels the user's open order and releases its reserve. Someone else's order is LimitOrder.DoesNotExist;
+    one that already ended raises OrderNotOpen."""
+    now = now or timezone.now()
+    market_id = LimitOrder.objects.filter(pk=order_id, user=user).values_list("market_id", flat=True).first()
+    if market_id is None:
+        raise LimitOrder.DoesNotExist(f"No order {order_id}.")
+    with transaction.atomic():
+        market_lock(market_id=market_id)
+        order = LimitOrder.objects.select_related("market", "outcome").get(pk=order_id, user=user)
+        if not order.is_open:
+            raise OrderNotOpen(f"This order is already {order.status}.")
+        orders_end(
+            market_id=market_id,
+            orders=[order],
+            status=LimitOrder.Status.CANCELLED,
+            reason="cancelled by you",
+            now=now,
+        )
+    order.refresh_from_db()
+    return order
+
+
+def orders_end(*, market_id: int, orders: Sequence[LimitOrder], status: str, reason: str, now: datetime) -> int:
+    """Ends open orders of one market (cancel, expiry, the market's close), releasing their reserves in one
+    ledger transaction and one update of the positions. Call under the market's lock with fresh rows."""
+    orders = [order for order in orders if order.is_open]
+    if not orders:
+        return 0
+    credits: dict[int, Decimal] = defaultdict(Decimal)
+    shares: dict[tuple[int, int], Decimal] = defaultdict(Decimal)
+    for order in orders:
+        if order.side == Trade.Side.BUY:
+            credits[order.user_id] += order.reserved_credits
+        else:
+            shares[(order.user_id, order.outcome_id)] += order.reserved_shares
+    credits = {user_id: amount for user_id, amount in credits.items() if amount > ZERO}
+    if credits:
+        keys = [reserved_key(user_id) for user_id in credits] + [f"wallet:{user_id}" for user_id in credits]
+        accounts = {account.key: account for account in Account.objects.filter(key__in=keys)}
+        entries = []
+        for user_id, amount in credits.items():
+            entries.append((accounts[reserved_key(user_id)], -amount))
+            entries.append((accounts[f"wallet:{user_id}"], amount))
+        ledger_post(
+            kind=LedgerTransaction.Kind.ORDER_RELEASE,
+            entries=entries,
+            memo=f"{len(orders)} orders {status} ({reason}) in market {market_id}",
+        )
+    if shares:
+        keys_sql = [user_id for user_id, _ in shares], [outcome_id for _, outcome_id in shares]
+        with connection.cursor() as cursor:
+            cursor.execute(
+                f"""UPDATE {Position._meta.db_table} AS p SET reserved_shares = p.reserved_shares - r.shares
+                    FROM unnest(%s::bigint[], %s::bigint[], %s::numeric[]) AS r(user_id, outcome_id, shares)
+                    WHERE p.user_id = r.user_id AND p.outcome_id = r.outcome_id""",  # noqa: S608  # nosec B608 - model names only
+                [*keys_sql, list(shares.values())],
+            )
+    LimitOrder.objects.filter(pk__in=[order.pk for order in orders], status=LimitOrder.Status.OPEN).update(
+        status=status, reserved_credits=ZERO, reserved_shares=ZERO, end_reason=reason, ended_at=now
+    )
+    best_limits_refresh(market_id=market_id)
+    return len(orders)
+
+
+def market_orders_cancel(*, market_id: int, reason: str, now: datetime) -> int:
+    """Cancels every open order of the market (it closed, halted or is resolving). Call under its lock."""
+    orders = list(LimitOrder.objects.filter(market_id=market_id, status=LimitOrder.Status.OPEN))
+    return orders_end(market_id=market_id, orders=orders, status=LimitOrder.Status.CANCELLED, reason=reason, now=now)
+
+
+def orders_expire_due(*, now: datetime | None = None, batch: int = 1000) -> int:
+    """Expires the open orders whose time has come, one market at a time under its lock; how many. Idempotent and
+    safe at once with itself: an order is expired only while it is open, under its market's lock, in the same
+    transaction as its reserve's release, so a killed worker leaves it open for the next run."""
+    now = now or timezone.now()
+    market_ids = list(
+        LimitOrder.objects.filter(status=LimitOrder.Status.OPEN, expires_at__lte=now)
+        .values_list("market_id", flat=True)
+        .distinct()[:batch]
+    )
+    expired = 0
+    for market_id in market_ids:
+        with transaction.atomic():
+            markets_lock(query=Market.objects.filter(pk=market_id))
+            due = list(
+                LimitOrder.objects.filter(market_id=market_id, status=LimitOrder.Status.OPEN, expires_at__lte=now)
+            )
+            expired += orders_end(
+                market_id=market_id, orders=due, status=LimitOrder.Status.EXPIRED, reason="expired", now=now
+            )
+            if due:
+                market_changed(market_id=market_id)
+    return expired
