@@ -17,7 +17,7 @@ from accounts.models import Notification, Scope, User
 from accounts.money import CREDIT_PLACES, MAX_DIGITS
 from accounts.notifications import notification_unread_count, notifications_mark_read, user_notifications
 from accounts.permissions import HasKeyScope
-from accounts.selectors import user_balance
+from accounts.selectors import user_balance, user_reserved
 from accounts.services import api_key_create, user_follow, user_unfollow
 from config.core.api import NO_SCOPE, PAGINATION_PARAMETERS_HELP, TokenThrottle, paginated_response
 
@@ -31,13 +31,30 @@ class MeApi(APIView):
         balance = serializers.DecimalField(
             max_digits=MAX_DIGITS, decimal_places=CREDIT_PLACES, help_text="Credits in your wallet."
         )
+        available = serializers.DecimalField(
+            max_digits=MAX_DIGITS,
+            decimal_places=CREDIT_PLACES,
+            help_text="Credits you can spend now: your wallet (the same as balance).",
+        )
+        reserved = serializers.DecimalField(
+            max_digits=MAX_DIGITS,
+            decimal_places=CREDIT_PLACES,
+            help_text="Credits your open buy orders hold back; released when they fill, are cancelled or expire.",
+        )
         date_joined = serializers.DateTimeField()
 
     @extend_schema(operation_id="me_retrieve", summary="Your account and balance", responses={200: OutputSerializer})
     def get(self, request: Request) -> Response:
         user: User = request.user  # type: ignore[assignment]
+        balance = user_balance(user=user)
         data = self.OutputSerializer(
-            {"username": user.username, "balance": user_balance(user=user), "date_joined": user.date_joined}
+            {
+                "username": user.username,
+                "balance": balance,
+                "available": balance,
+                "reserved": user_reserved(user=user),
+                "date_joined": user.date_joined,
+            }
         ).data
         return Response(data)
 

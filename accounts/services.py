@@ -60,6 +60,11 @@ def wallet_key(user_id: int) -> str:
     return f"wallet:{user_id}"
 
 
+def reserved_key(user_id: int) -> str:
+    """The user's reserved account: credits held for their open buy orders (markets' limit orders)."""
+    return f"reserved:{user_id}"
+
+
 def wallet_get(*, user: User) -> Account:
     return Account.objects.get(key=wallet_key(user.pk))
 

@@ -13,6 +13,7 @@ from markets.apis.comments import (
 from markets.apis.exports import DatasetDownloadApi, DatasetListApi, MarketExportApi, MeExportApi
 from markets.apis.history import MarketHistoryApi
 from markets.apis.markets import DETAIL_RENDERING, market_detail_render
+from markets.apis.orders import MarketOrdersApi, MeOrdersApi, OrderDetailApi
 from markets.apis.portfolio import MePositionsApi, MeTradesApi
 from markets.apis.proposals import MarketProposalsApi, ProposalChallengesApi
 from markets.apis.stream import StreamApi
@@ -31,6 +32,9 @@ urlpatterns: list[URLPattern | URLResolver] = [
     path("markets/<slug:slug>/history/", MarketHistoryApi.as_view(), name="api-market-history"),
     path("markets/<slug:slug>/quote/", MarketQuoteApi.as_view(), name="api-market-quote"),
     path("markets/<slug:slug>/trades/", MarketTradesApi.as_view(), name="api-market-trades"),
+    path("markets/<slug:slug>/orders/", MarketOrdersApi.as_view(), name="api-market-orders"),
+    path("orders/<int:order_id>/", OrderDetailApi.as_view(), name="api-order-detail"),
+    path("me/orders/", MeOrdersApi.as_view(), name="api-me-orders"),
     path("markets/<slug:slug>/resolution/", staff.MarketResolutionApi.as_view(), name="api-market-resolution"),
     path("markets/<slug:slug>/close/", lifecycle.MarketCloseApi.as_view(), name="api-market-close"),
     path("markets/<slug:slug>/extend/", lifecycle.MarketExtendApi.as_view(), name="api-market-extend"),

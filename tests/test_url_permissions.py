@@ -44,6 +44,10 @@ RULES: dict[str, dict[str, str]] = {
     "api-market-history": {"GET": PUBLIC},
     "api-market-quote": {"GET": PUBLIC},
     "api-market-trades": {"GET": PUBLIC, "POST": LOGIN},
+    "api-market-orders": {"GET": PUBLIC, "POST": LOGIN},
+    # DELETE (the owner's only): tests/markets/test_orders_api.py.
+    "api-order-detail": {},
+    "api-me-orders": {"GET": LOGIN},
     "api-market-resolution": {"POST": STAFF},
     "api-market-close": {"POST": STAFF},
     "api-market-extend": {"POST": STAFF},
@@ -206,6 +210,8 @@ def concrete_path(route: Route, world) -> str:
         "action": "halt",
         "name": world["dataset"].name,
         "proposal_id": str(world["proposal"].pk),
+        # Any id: the order routes walked here answer GET only, and none does.
+        "order_id": "1",
     }
     return "/" + re.sub(r"<(?:\w+:)?(\w+)>", lambda match: values[match.group(1)], route.route)
 

@@ -252,6 +252,18 @@ class TradeThrottle(FailOpenThrottle):
         return self.cache_format % {"scope": self.scope, "ident": f"user{request.user.pk}"}
 
 
+class OrderThrottle(FailOpenThrottle):
+    """Limit orders placed, per account (website and API together): each one may rest and be filled on every
+    later trade, so placing is limited apart from trading."""
+
+    scope = "order"
+
+    def get_cache_key(self, request: Request, view: "APIView") -> str | None:
+        if not (request.user and request.user.is_authenticated):
+            return None
+        return self.cache_format % {"scope": self.scope, "ident": f"user{request.user.pk}"}
+
+
 class CommentThrottle(FailOpenThrottle):
     """Comments and replies posted, per account: the website's form and the API share one allowance
     (`account_wait` is the website's way in)."""

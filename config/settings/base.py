@@ -339,6 +339,8 @@ REST_FRAMEWORK = {
         "anon_read": os.environ.get("API_RATE_ANON_READ", "120/min"),
         "user_read": os.environ.get("API_RATE_USER_READ", "600/min"),
         "trade": os.environ.get("API_RATE_TRADE", "60/min"),
+        # Limit orders placed, per account: each rests on the book and is looked at by every crossing trade.
+        "order": os.environ.get("API_RATE_ORDER", "30/min"),
         "auth_token": os.environ.get("API_RATE_AUTH_TOKEN", "10/min"),
         # Comments and replies posted, per account (website and API together).
         "comment": os.environ.get("API_RATE_COMMENT", "6/min"),

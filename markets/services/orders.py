@@ -21,7 +21,7 @@ from django.utils import timezone
 
 from accounts.models import Account, LedgerTransaction, User
 from accounts.money import CREDIT_QUANTUM, ZERO
-from accounts.services import ledger_post, ledger_post_params, ledger_refusal
+from accounts.services import ledger_post, ledger_post_params, ledger_refusal, reserved_key, wallet_key
 from markets.errors import (
     IdempotencyConflict,
     InsufficientFunds,
@@ -40,10 +40,6 @@ from markets.trade_request import MAX_AMOUNT, MAX_IDEMPOTENCY_KEY, MAX_PROBABILI
 
 _TRADE_WRITE_SQL = trade_write_sql()
 LIMIT_QUANTUM = Decimal("0.0001")
-
-
-def reserved_key(user_id: int) -> str:
-    return f"reserved:{user_id}"
 
 
 @dataclass(frozen=True)
@@ -299,12 +295,12 @@ def orders_end(*, market_id: int, orders: Sequence[LimitOrder], status: str, rea
             shares[(order.user_id, order.outcome_id)] += order.reserved_shares
     credits = {user_id: amount for user_id, amount in credits.items() if amount > ZERO}
     if credits:
-        keys = [reserved_key(user_id) for user_id in credits] + [f"wallet:{user_id}" for user_id in credits]
+        keys = [reserved_key(user_id) for user_id in credits] + [wallet_key(user_id) for user_id in credits]
         accounts = {account.key: account for account in Account.objects.filter(key__in=keys)}
         entries = []
         for user_id, amount in credits.items():
             entries.append((accounts[reserved_key(user_id)], -amount))
-            entries.append((accounts[f"wallet:{user_id}"], amount))
+            entries.append((accounts[wallet_key(user_id)], amount))
         ledger_post(
             kind=LedgerTransaction.Kind.ORDER_RELEASE,
             entries=entries,

@@ -10,7 +10,7 @@ from django.utils import timezone
 from accounts.metrics import reconciliation_observe
 from accounts.models import Account, LedgerEntry, LedgerTransaction
 from accounts.money import ZERO
-from accounts.services import Violation, ledger_reconcile
+from accounts.services import Violation, ledger_reconcile, reserved_key
 from markets.models import (
     Challenge,
     LimitOrder,
@@ -60,7 +60,7 @@ def _order_violations() -> list[Violation]:
     violations = []
     open_orders = LimitOrder.objects.filter(status=LimitOrder.Status.OPEN)
     reserved_credits = {
-        f"reserved:{user_id}": total
+        reserved_key(user_id): total
         for user_id, total in open_orders.filter(side=Trade.Side.BUY)
         .values("user_id")
         .annotate(total=Sum("reserved_credits"))
