@@ -18,8 +18,9 @@ from markets.services import proposal_create
 pytestmark = pytest.mark.django_db
 
 METHODS = ("get", "post", "put", "patch", "delete")
-# Enough for every endpoint to get past its input checks to the market lookup: a valid trade (body or query).
-TRADE = {"outcome": "YES", "side": "buy", "amount": "1", "mode": "amount", "value": "1"}
+# Enough for every endpoint to get past its input checks to the market lookup: a valid trade (body or query),
+# which is a valid limit order too.
+TRADE = {"outcome": "YES", "side": "buy", "amount": "1", "mode": "amount", "value": "1", "limit": "0.5", "size": "1"}
 
 
 def routes(patterns: list[URLPattern | URLResolver] | None = None, prefix: str = "") -> Iterator[tuple[str, object]]:
