@@ -115,22 +115,37 @@ def list_generation_bump() -> None:
         cache_unreachable("invalidation of the cached market lists")
 
 
-# A market's new snapshot and a new generation of cached lists, in one round trip: the SET of the snapshot, then
-# the INCR of the generation, or a new generation from the clock when it was evicted (list_generation_bump).
+# A market's new snapshot and a new generation of cached lists, in one round trip: the SET of the snapshot (and of
+# its version, beside it), then the INCR of the generation, or a new generation from the clock when it was evicted
+# (list_generation_bump). With ARGV[6] = 'newer', nothing is stored unless the snapshot's version is newer than the
+# stored one: the callbacks of a hot market's trades run in any order after their commits, and one that comes late
+# must not put an older state back. Returns 1 when stored, 0 when not.
 _STORE_SCRIPT = """
+if ARGV[6] == 'newer' and tonumber(redis.call('GET', KEYS[3]) or '-1') >= tonumber(ARGV[5]) then
+  return 0
+end
 redis.call('SET', KEYS[1], ARGV[1], 'EX', ARGV[2])
+redis.call('SET', KEYS[3], ARGV[5], 'EX', ARGV[2])
 if redis.call('EXISTS', KEYS[2]) == 1 then
   redis.call('INCR', KEYS[2])
 else
   redis.call('SET', KEYS[2], ARGV[3], 'EX', ARGV[4])
 end
-return 0
+return 1
 """
 _store_script: list[Any] = []  # the registered script (redis.commands.core.Script), made on first use
 
 
-def snapshot_store(key: str, snapshot: "MarketSnapshot") -> None:
-    """cache_set of a market's snapshot then list_generation_bump, in one Redis round trip (after every trade)."""
+def snapshot_version_key(key: str) -> str:
+    return key + ":version"
+
+
+def snapshot_store(key: str, snapshot: "MarketSnapshot", *, newer_only: bool = False) -> None:
+    """cache_set of a market's snapshot then list_generation_bump, in one Redis round trip (after every change).
+    With `newer_only` (a snapshot built from a trade's own rows, not read from the database), only if no snapshot
+    of its version or a newer one is stored: a late callback must not undo a later trade, nor a close or a proposal
+    stored at the same version. A snapshot read from the database is the truth when read, so it is always stored
+    (a later trade's callback that finds it older than the trade it followed rebuilds from the database)."""
     backend = caches["default"]
     if not isinstance(backend, RedisCache):
         cache_set(key, snapshot)
@@ -142,12 +157,18 @@ def snapshot_store(key: str, snapshot: "MarketSnapshot") -> None:
         if not _store_script:
             _store_script.append(client.register_script(_STORE_SCRIPT))
         _store_script[0](
-            keys=[backend.make_key(key), backend.make_key(LIST_GENERATION_KEY)],
+            keys=[
+                backend.make_key(key),
+                backend.make_key(LIST_GENERATION_KEY),
+                backend.make_key(snapshot_version_key(key)),
+            ],
             args=[
                 backend._cache._serializer.dumps(snapshot),  # type: ignore[attr-defined]
                 ttl(),
                 time.time_ns(),
                 GENERATION_SECONDS,
+                snapshot["version"],
+                "newer" if newer_only else "always",
             ],
             client=client,
         )

@@ -22,13 +22,19 @@ def prices_refresh(market_id: int, trade: TradeChange | None = None) -> None:
     successful trade into an error response. After a trade, a snapshot that cannot be rebuilt is
     deleted instead; after any change, cached market lists start a new generation.
     """
+    built_from_trade = False
     try:
         snapshot = None
         if trade is not None:
             cached: MarketSnapshot | None = price_cache.cache_get(price_cache.snapshot_key(trade.market.slug))
+            if cached is not None and cached["version"] >= trade.version:
+                # A later trade on this hot market committed and stored its snapshot first; that one (and the new
+                # list generation it started) already includes this trade.
+                return
             # Only a snapshot of the version this trade followed carries the trader count and resolution
-            # that are still current; any other (older, newer, missing) means a database rebuild.
+            # that are still current; any other (older, missing) means a database rebuild.
             if cached is not None and cached["version"] == trade.previous_version:
+                built_from_trade = True
                 snapshot = market_snapshot_from(
                     market=trade.market,
                     outcomes=trade.outcomes,
@@ -50,6 +56,7 @@ def prices_refresh(market_id: int, trade: TradeChange | None = None) -> None:
             price_cache.cache_delete(price_cache.snapshot_key(trade.market.slug))
         snapshot = None
     if snapshot is not None:
-        price_cache.snapshot_store(price_cache.snapshot_key(snapshot["market"]["slug"]), snapshot)
+        key = price_cache.snapshot_key(snapshot["market"]["slug"])
+        price_cache.snapshot_store(key, snapshot, newer_only=built_from_trade)
     else:
         price_cache.list_generation_bump()

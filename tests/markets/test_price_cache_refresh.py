@@ -1,6 +1,7 @@
 """The price-cache refresh after a trade: built from the trade's own rows when the cached snapshot is the
 one the trade followed, from the database otherwise, and in both cases exactly what the database holds."""
 
+import copy
 from datetime import timedelta
 
 import pytest
@@ -135,3 +136,47 @@ def test_a_snapshot_that_cannot_be_rebuilt_is_dropped_not_left_stale(
         shares="2",
     )  # the trade itself succeeds
     assert cached(market) is None
+
+
+def test_a_late_callback_on_a_hot_market_neither_undoes_nor_rebuilds(
+    market, make_user, django_capture_on_commit_callbacks
+):
+    """Trades on one market commit in lock order, but their callbacks run in any order after: the callback of a
+    trade that a later trade's callback already covered stores nothing and reads no database."""
+    alice, bob = make_user("alice"), make_user("bob")
+    market_snapshot(slug=market.slug)
+    with django_capture_on_commit_callbacks(execute=False) as late:
+        trade_execute(user=alice, market=market, request=trade_request("A", "buy", shares="3"))
+    # The later trade's callback finds the snapshot older than the trade it followed: a database rebuild.
+    trade(django_capture_on_commit_callbacks, user=bob, market=market, outcome_code="B", side="buy", shares="5")
+    current = cached(market)
+    assert current == database(market)
+    with CaptureQueriesContext(connection) as queries:
+        for callback in late:
+            callback()
+    assert not rebuilt_from_database(queries)
+    assert cached(market) == current
+
+
+def test_a_snapshot_built_from_a_trade_never_replaces_a_newer_one(
+    market, make_user, django_capture_on_commit_callbacks
+):
+    user = make_user()
+    market_snapshot(slug=market.slug)
+    trade(django_capture_on_commit_callbacks, user=user, market=market, outcome_code="A", side="buy", shares="1")
+    older = cached(market)
+    trade(django_capture_on_commit_callbacks, user=user, market=market, outcome_code="C", side="buy", shares="1")
+    newer = cached(market)
+    key = price_cache.snapshot_key(market.slug)
+    # A trade's callback that read the cache before the newer snapshot was stored, and stores after it.
+    price_cache.snapshot_store(key, older, newer_only=True)
+    assert cached(market) == newer
+    # So does one of the same version (a close or a proposal rebuilt from the database at that version).
+    closed = copy.deepcopy(newer)
+    closed["market"]["status"] = "closed"
+    price_cache.snapshot_store(key, closed)
+    price_cache.snapshot_store(key, newer, newer_only=True)
+    assert cached(market)["market"]["status"] == "closed"
+    # A snapshot read from the database is stored whatever its version.
+    price_cache.snapshot_store(key, older)
+    assert cached(market) == older
