@@ -95,15 +95,17 @@ def test_the_limit_is_counted_once_per_request_hit_or_miss(market, settings):
 
 
 @pytest.mark.parametrize(
-    "headers",
+    ("path", "headers"),
     [
-        {"HTTP_COOKIE": "sessionid=a"},
-        {"HTTP_AUTHORIZATION": "Token fc_unknown"},
-        {"REQUEST_METHOD": "HEAD"},
-        {"QUERY_STRING": "interval=1h"},
+        (DETAIL, {"HTTP_COOKIE": "sessionid=a"}),
+        (DETAIL, {"HTTP_AUTHORIZATION": "Token fc_unknown"}),
+        (DETAIL, {"REQUEST_METHOD": "HEAD"}),
+        # The market as it stood at a moment is not the current snapshot.
+        (DETAIL, {"QUERY_STRING": "as_of=2026-01-01T00:00:00Z"}),
+        (HISTORY, {"QUERY_STRING": "interval=1h"}),
     ],
 )
-def test_django_answers_what_a_fast_read_does_not_cover(market, monkeypatch, headers):
+def test_django_answers_what_a_fast_read_does_not_cover(market, monkeypatch, path, headers):
     call(_api_handler(), DETAIL)
     call(_api_handler(), HISTORY, QUERY_STRING="interval=1h")
     handled = []
@@ -114,7 +116,6 @@ def test_django_answers_what_a_fast_read_does_not_cover(market, monkeypatch, hea
         return answer(self, environ, start_response)
 
     monkeypatch.setattr(WSGIHandler, "__call__", recording)
-    path = HISTORY if "QUERY_STRING" in headers else DETAIL
     call(forecastle_wsgi_application(), path, **headers)
     assert handled == [path]
 
