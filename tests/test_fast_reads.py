@@ -11,7 +11,7 @@ from django.utils import timezone
 
 from config.core.wsgi import _api_handler, forecastle_wsgi_application
 from markets.models import Market
-from markets.services import trade_execute
+from markets.services import market_close, trade_execute
 from markets.trade_request import TradeRequest
 from tests.test_api_middleware_stack import call
 
@@ -20,6 +20,7 @@ pytestmark = pytest.mark.django_db
 DETAIL = "/api/v1/markets/fast/"
 HISTORY = "/api/v1/markets/fast/history/"
 LIST = "/api/v1/markets/"
+QUOTE = "/api/v1/markets/fast/quote/"
 
 
 @pytest.fixture
@@ -45,7 +46,14 @@ def without_request_id(answer):
 
 @pytest.mark.parametrize(
     ("path", "query"),
-    [(DETAIL, ""), (LIST, ""), (LIST, "status=open&page_size=5"), (HISTORY, "")],
+    [
+        (DETAIL, ""),
+        (LIST, ""),
+        (LIST, "status=open&page_size=5"),
+        (HISTORY, ""),
+        (QUOTE, "outcome=YES&side=buy&shares=10"),
+        (QUOTE, "outcome=NO&side=sell&amount=1.5"),
+    ],
 )
 def test_a_cached_read_is_answered_as_django_answers_it(market, monkeypatch, path, query):
     django_handler = _api_handler()
@@ -103,6 +111,8 @@ def test_the_limit_is_counted_once_per_request_hit_or_miss(market, settings):
         # The market as it stood at a moment is not the current snapshot.
         (DETAIL, {"QUERY_STRING": "as_of=2026-01-01T00:00:00Z"}),
         (HISTORY, {"QUERY_STRING": "interval=1h"}),
+        (QUOTE, {"QUERY_STRING": "outcome=YES&side=buy&shares=10&as_of=2026-01-01T00:00:00Z"}),
+        (QUOTE, {"QUERY_STRING": "outcome=YES&side=buy"}),
     ],
 )
 def test_django_answers_what_a_fast_read_does_not_cover(market, monkeypatch, path, headers):
@@ -129,3 +139,21 @@ def test_a_redirect_to_https_is_left_to_django(market, settings, monkeypatch):
     answer = call(forecastle_wsgi_application(), DETAIL, **{"wsgi.url_scheme": "https"})
     assert answer["status"] == 200
     assert "Strict-Transport-Security" in answer["headers"] or not settings.SECURE_HSTS_SECONDS
+
+
+def test_a_quote_of_a_closed_market_is_left_to_django_and_counted_once(
+    market, settings, django_capture_on_commit_callbacks
+):
+    settings.REST_FRAMEWORK = {
+        **settings.REST_FRAMEWORK,
+        "DEFAULT_THROTTLE_RATES": {**settings.REST_FRAMEWORK["DEFAULT_THROTTLE_RATES"], "anon_read": "2/min"},
+    }
+    application = forecastle_wsgi_application()
+    query = "outcome=YES&side=buy&shares=1"
+    assert call(application, QUOTE, QUERY_STRING=query)["status"] == 200
+    with django_capture_on_commit_callbacks(execute=True):
+        market_close(market=market)
+    refused = call(application, QUOTE, QUERY_STRING=query)
+    assert refused["status"] == 422
+    assert b"closed" in refused["body"]
+    assert call(application, QUOTE, QUERY_STRING=query)["status"] == 429

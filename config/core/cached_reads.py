@@ -40,8 +40,9 @@ class CachedReadApiView(APIView):
         return None
 
     @classmethod
-    def cached_read_hit(cls, values: list[Any]) -> CachedBody | None:
-        """The answer those keys' values hold (None where missing), or None when they hold none."""
+    def cached_read_hit(cls, request: HttpRequest, values: list[Any], **kwargs: Any) -> CachedBody | None:
+        """The answer those keys' values hold (None where missing), or None when they hold none; it may raise the
+        view's error (a domain error, an API exception), which the view then answers."""
         return None
 
     def check_throttles(self, request: Request) -> None:

@@ -33,11 +33,13 @@ from django.dispatch import receiver
 from django.http import HttpRequest, HttpResponse
 from django.urls import Resolver404, resolve
 from django.utils.module_loading import import_string
+from rest_framework.exceptions import APIException
 
 from config.core.api import AnonReadThrottle, CachedBody, conditional_headers
 from config.core.cache import UNREACHABLE
 from config.core.cached_reads import READ_COUNTED, CachedReadApiView
 from config.core.client_address import client_address_of
+from config.core.errors import DomainError
 from config.core.ratelimit import Limit, gcra_consume_and_get
 from config.core.request_context import REQUEST_ID_HEADER, request_id_for, request_id_var, request_recorded
 
@@ -84,7 +86,11 @@ def fast_read(environ: dict[str, Any], start_response: Callable[..., Any]) -> It
     if wait is not None:
         return None
     environ[READ_COUNTED] = True
-    hit: CachedBody | None = view_class.cached_read_hit(values)
+    try:
+        hit: CachedBody | None = view_class.cached_read_hit(request, values, **kwargs)
+    except (DomainError, APIException):
+        # An error answer (a quote of a closed market): Django gives it, in the API's error shape.
+        return None
     if hit is None:
         return None
     validators, not_modified = conditional_headers(

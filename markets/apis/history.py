@@ -109,7 +109,7 @@ class MarketHistoryApi(CachedReadApiView):
         bucket = "" if interval == "raw" or end is not None else history_bucket_end(interval=interval, now=now)
         keys = _keys(request, slug, bucket)
         values = self.cache_read(request, keys)
-        hit = self.cached_read_hit(values)
+        hit = self.cached_read_hit(request, values)
         if hit is not None:
             return hit.response(request)
         snapshot, key = values[0] or snapshot_or_404(slug), keys[1]
@@ -134,7 +134,7 @@ class MarketHistoryApi(CachedReadApiView):
         return _keys(request, kwargs["slug"], "")
 
     @classmethod
-    def cached_read_hit(cls, values: list[Any]) -> CachedBody | None:
+    def cached_read_hit(cls, request: HttpRequest, values: list[Any], **kwargs: Any) -> CachedBody | None:
         snapshot, cached = values
         if snapshot is None or cached is None or cached["version"] != snapshot["version"]:
             return None

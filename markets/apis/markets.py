@@ -104,7 +104,7 @@ class MarketListApi(CachedReadApiView):
         # One Redis round trip with the throttle's count: the list generation and this page's entry, which is
         # current only if it was built in that generation.
         keys = self.cached_read_keys(request)
-        hit = self.cached_read_hit(self.cache_read(request, keys))
+        hit = self.cached_read_hit(request, self.cache_read(request, keys))
         if hit is not None:
             return hit.response(request)
         key = keys[1]
@@ -180,7 +180,7 @@ class MarketListApi(CachedReadApiView):
         ]
 
     @classmethod
-    def cached_read_hit(cls, values: list[Any]) -> CachedBody | None:
+    def cached_read_hit(cls, request: HttpRequest, values: list[Any], **kwargs: Any) -> CachedBody | None:
         generation, cached = values
         if cached is None or generation is None or cached["generation"] != str(generation):
             return None
@@ -248,7 +248,7 @@ class MarketDetailApi(CachedReadApiView):
             return rendered_response(request, entry["body"], etag=entry["etag"], last_modified=entry["updated_at"])
         # One Redis round trip with the throttle's count; a miss goes to the database (and fills the cache).
         values = self.cache_read(request, [price_cache.snapshot_key(slug)])
-        hit = self.cached_read_hit(values)
+        hit = self.cached_read_hit(request, values)
         if hit is not None:
             return hit.response(request)
         snapshot = values[0] or snapshot_or_404(slug)
@@ -264,7 +264,7 @@ class MarketDetailApi(CachedReadApiView):
         return [price_cache.snapshot_key(kwargs["slug"])]
 
     @classmethod
-    def cached_read_hit(cls, values: list[Any]) -> CachedBody | None:
+    def cached_read_hit(cls, request: HttpRequest, values: list[Any], **kwargs: Any) -> CachedBody | None:
         (snapshot,) = values
         rendered = snapshot.get("rendered", {}).get(DETAIL_RENDERING) if snapshot is not None else None
         if rendered is None:

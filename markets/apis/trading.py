@@ -1,12 +1,14 @@
 """Quotes (read-only, from the price cache) and trades (execute, list) of one market."""
 
 import functools
+from datetime import datetime
 from typing import Any
 
-from django.http import HttpResponse, QueryDict
+from django.http import HttpRequest, HttpResponse, QueryDict
 from django.utils import timezone
 from drf_spectacular.utils import OpenApiExample, OpenApiParameter, OpenApiResponse, extend_schema
 from rest_framework import serializers, status
+from rest_framework.exceptions import ValidationError
 from rest_framework.permissions import IsAuthenticated
 from rest_framework.renderers import JSONRenderer
 from rest_framework.request import Request
@@ -22,6 +24,7 @@ from config.core.api import (
     NOT_MODIFIED,
     PAGINATION_PARAMETERS_HELP,
     AnonReadThrottle,
+    CachedBody,
     TradeThrottle,
     UserReadThrottle,
     bytes_etag,
@@ -174,30 +177,71 @@ class MarketQuoteApi(CachedReadApiView):
             market, state, updated_at, now = entry["market"], entry["maker"], entry["updated_at"], moment
         else:
             # The snapshot in one Redis round trip with the throttle's count; a miss goes to the database.
-            (snapshot,) = self.cache_read(request, [price_cache.snapshot_key(slug)])
-            snapshot = snapshot or snapshot_or_404(slug)
+            values = self.cache_read(request, [price_cache.snapshot_key(slug)])
+            hit = self.cached_read_hit(request, values, slug=slug, trade_request=trade_request)
+            if hit is not None:
+                return hit.response(request)
+            snapshot = snapshot_or_404(slug)
             market, state, updated_at, now = snapshot["market"], snapshot["state"], snapshot["updated_at"], None
+        body, etag = self._quote(slug, market, state, trade_request, moment=now)
+        return rendered_response(request, body, etag=etag, last_modified=updated_at)
+
+    @classmethod
+    def cached_read_keys(cls, request: HttpRequest, **kwargs: Any) -> list[str] | None:
+        # A query that is too long to remember, that does not parse, or that asks as_of a moment: the view's own.
+        query_string = request.META.get("QUERY_STRING", "")
+        if len(query_string) > QUOTE_MEMO_QUERY or "as_of" in request.GET:
+            return None
+        try:
+            _quote_request(query_string)
+        except ValidationError:
+            return None
+        return [price_cache.snapshot_key(kwargs["slug"])]
+
+    @classmethod
+    def cached_read_hit(cls, request: HttpRequest, values: list[Any], **kwargs: Any) -> CachedBody | None:
+        (snapshot,) = values
+        if snapshot is None:
+            return None
+        trade_request = kwargs.get("trade_request") or _quote_request(request.META.get("QUERY_STRING", ""))
+        body, etag = cls._quote(kwargs["slug"], snapshot["market"], snapshot["state"], trade_request, moment=None)
+        return CachedBody(body=body, etag=etag, last_modified=snapshot["updated_at"])
+
+    @classmethod
+    def _quote(
+        cls,
+        slug: str,
+        market: Any,
+        state: MakerState,
+        trade_request: TradeRequest,
+        *,
+        moment: datetime | None,
+    ) -> tuple[bytes, str]:
+        """The quote's body and ETag; raises MarketHalted or MarketClosed when the market is not (was not, at
+        `moment`) open for trading."""
         when = "was" if moment is not None else "is"
         if market["halted"] and market["status"] == Market.Status.OPEN:
             raise MarketHalted(f"Trading on this market {when} halted: {market['halt_reason']}")
-        if not Market.trading_open(status=market["status"], closes_at=market["closes_at"], now=now or timezone.now()):
+        if not Market.trading_open(
+            status=market["status"], closes_at=market["closes_at"], now=moment or timezone.now()
+        ):
             raise MarketClosed(f"This market {when} closed for trading.")
         # The maker's state is all pricing reads: the same state and request give the same bytes.
         memo_key = (slug, repr(state), trade_request)
         remembered = _quote_bodies.get(memo_key)
         if remembered is None:
-            remembered = self._render(slug, state, trade_request)
+            remembered = cls._render(slug, state, trade_request)
             if len(_quote_bodies) >= QUOTE_MEMO_SIZE:
                 _quote_bodies.clear()
             _quote_bodies[memo_key] = remembered
-        body, etag = remembered
-        return rendered_response(request, body, etag=etag, last_modified=updated_at)
+        return remembered
 
-    def _render(self, slug: str, state: MakerState, trade_request: TradeRequest) -> tuple[bytes, str]:
+    @classmethod
+    def _render(cls, slug: str, state: MakerState, trade_request: TradeRequest) -> tuple[bytes, str]:
         # Priced from the cached maker state with the same function market_quote and trade_execute use.
         quote = price_trade(request=trade_request, liquidity=state["liquidity"], outcomes=state_outcomes(state))
         codes = [outcome["code"] for outcome in state["outcomes"]]
-        data = self.OutputSerializer(
+        data = cls.OutputSerializer(
             {
                 "market": slug,
                 "outcome": quote.outcome_code,
