@@ -263,8 +263,9 @@ class PositionSerializer(serializers.Serializer):
     shares = money_field()
 
 
-class MarketTradesApi(APIView):
-    """GET: the market's recent trades (public). POST: execute a trade (authenticated)."""
+class MarketTradesApi(CachedReadApiView):
+    """GET: the market's recent trades (public). POST: execute a trade (authenticated): its limit is counted in the
+    Redis round trip that reads the market's id from its cached snapshot (CachedReadApiView)."""
 
     class InputSerializer(TradeRequestSerializer):
         max_cost = _amount_field("Buying: refuse the trade (409) if it would cost more than this.")
@@ -292,6 +293,13 @@ class MarketTradesApi(APIView):
         if self.request.method == "POST":
             return [TradeThrottle()]
         return [AnonReadThrottle(), UserReadThrottle()]
+
+    def check_throttles(self, request: Request) -> None:
+        if request.method == "POST":
+            super().check_throttles(request)
+        else:
+            # The list reads the database, not the cache: refused before it does.
+            APIView.check_throttles(self, request)
 
     @extend_schema(
         operation_id="markets_trades_list",
@@ -365,7 +373,8 @@ class MarketTradesApi(APIView):
         body.is_valid(raise_exception=True)
         trade_request: TradeRequest = body.validated_data["request"]
         # The market's id from its cached snapshot (a draft has none: 404); the trade reads the market itself.
-        market_id = snapshot_or_404(slug)["id"]
+        (snapshot,) = self.cache_read(request, [price_cache.snapshot_key(slug)])
+        market_id = (snapshot or snapshot_or_404(slug))["id"]
         user: User = request.user  # type: ignore[assignment]
         result = trade_execute(user=user, market=market_id, request=trade_request)
         # Built from what the service returns: the trade is not read again.

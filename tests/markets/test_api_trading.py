@@ -4,6 +4,7 @@ import threading
 from decimal import Decimal
 
 import pytest
+import redis
 from django.db import connection
 from rest_framework.renderers import JSONRenderer
 from rest_framework.test import APIClient
@@ -13,6 +14,7 @@ from accounts.services import api_key_create, api_key_revoke, wallet_get
 from markets.apis.common import by_code
 from markets.apis.trading import MarketTradesApi, executed_trade_data
 from markets.models import IdempotencyKey, Market, Position, Trade
+from markets.selectors.prices import market_snapshot
 from markets.services import market_close, markets_reconcile, trade_execute
 from markets.trade_request import TradeRequest
 from tests.factories import trade_request
@@ -209,6 +211,24 @@ def test_a_trade_response_is_the_output_serializer_s_without_building_it(market,
             context={"outcome_codes": codes},
         ).data
         assert JSONRenderer().render(executed_trade_data(result)) == JSONRenderer().render(expected)
+
+
+def test_a_trade_reads_its_market_and_counts_its_limit_in_one_redis_round_trip(api, market, monkeypatch):
+    """With the key remembered and the market's snapshot cached, the request itself goes to Redis twice: the key,
+    then one script that counts the trade limit and reads the snapshot (the market's id)."""
+    body = {"outcome": "YES", "side": "buy", "amount": "1"}
+    assert api.post(TRADES, body, format="json").status_code == 201
+    market_snapshot(slug=market.slug)
+    commands = []
+    send = redis.Redis.execute_command
+
+    def counted(self, *args, **options):
+        commands.append(args[0])
+        return send(self, *args, **options)
+
+    monkeypatch.setattr(redis.Redis, "execute_command", counted)
+    assert api.post(TRADES, body, format="json").status_code == 201
+    assert commands == ["GET", "EVALSHA"]
 
 
 def test_sell_by_amount_with_min_proceeds(api, market, trader):
