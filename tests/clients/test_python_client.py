@@ -13,7 +13,7 @@ from pathlib import Path
 import httpx
 import pytest
 from django.utils import timezone
-from forecastle_client import Client, InsufficientScope, InvalidInput, NotFound
+from forecastle_client import Client, InsufficientScope, InvalidInput, NotFound, OrderNotOpen
 
 from accounts.models import Account, Scope
 from accounts.services import api_key_create
@@ -172,6 +172,46 @@ def test_the_stream_iterator_receives_a_trades_price_and_resumes_after_a_drop(se
         assert stream.reconnects == 1
         assert transport.stream_requests[-1].headers["Last-Event-ID"] == price.id
         assert Decimal(events[1].data["volume"]) == first.trade.amount + second.trade.amount
+
+
+def test_limit_orders_rest_in_the_book_replay_under_their_key_and_cancel(server, make_market, make_user):
+    make_market("client-orders")
+    trader = make_user("orderer")
+    _stored, key = api_key_create(user=trader, name="bot", scopes=[Scope.READ, Scope.TRADE])
+    with Client(server, token=key) as client:
+        balance = client.me().balance
+        # Below the price (0.5): nothing trades at once, all of it rests with its credits reserved.
+        placed = client.place_order("client-orders", "YES", side="buy", limit="0.4", size=20)
+        assert (placed.trade_id, placed.replayed, placed.order.status) == (None, False, "open")
+        assert (placed.order.limit, placed.order.remaining, placed.reserved) == (
+            Decimal("0.4"),
+            Decimal(20),
+            Decimal(20),
+        )
+        me = client.me()
+        assert (me.available, me.reserved) == (balance - 20, Decimal(20))
+        (level,) = client.order_book("client-orders")
+        assert (level.outcome, level.side, level.limit, level.size, level.unit, level.orders) == (
+            "YES",
+            "buy",
+            Decimal("0.4"),
+            Decimal(20),
+            "credits",
+            1,
+        )
+        again = client.place_order(
+            "client-orders", "YES", side="buy", limit="0.4", size=20, idempotency_key=placed.idempotency_key
+        )
+        assert (again.replayed, again.order.id) == (True, placed.order.id)
+        assert [order.id for order in client.orders(open_only=True)] == [placed.order.id]
+
+        cancelled = client.cancel_order(placed.order.id)
+        assert (cancelled.status, cancelled.reserved_credits) == ("cancelled", Decimal(0))
+        with pytest.raises(OrderNotOpen):
+            client.cancel_order(placed.order.id)
+        assert client.order_book("client-orders") == []
+        assert client.me().balance == balance
+        assert [order.status for order in client.orders(market="client-orders")] == ["cancelled"]
 
 
 def test_the_package_builds_as_pip_installs_it(tmp_path):

@@ -20,10 +20,13 @@ from forecastle_client import (
     ServerError,
 )
 from forecastle_client.models import (
+    BookLevel,
     HeldPosition,
     History,
     Market,
     MarketDetail,
+    Order,
+    OrderPlacement,
     Outcome,
     Position,
     Quote,
@@ -212,6 +215,9 @@ def test_the_models_read_every_field_the_schema_promises():
         "MarketHistory": History,
         "Me": Account,
         "MePositions": HeldPosition,
+        "OrderOutput": Order,
+        "MarketOrders": OrderPlacement,
+        "MarketOrdersLevel": BookLevel,
     }
     for component, model in models.items():
         promised = set(components[component]["properties"])

@@ -22,10 +22,13 @@ import httpx
 from forecastle_client.errors import ApiError, ConnectionFailed, StreamError, error_from, retry_after
 from forecastle_client.models import (
     Account,
+    BookLevel,
     HeldPosition,
     History,
     Market,
     MarketDetail,
+    Order,
+    OrderPlacement,
     Quote,
     StreamEvent,
     Trade,
@@ -205,6 +208,44 @@ class Client:
             if value is not None:
                 fields[name] = _number(value)
         return fields
+
+    # Limit orders ---------------------------------------------------------------------------------------------
+
+    def place_order(
+        self,
+        slug: str,
+        outcome: str,
+        *,
+        side: str,
+        limit: Number,
+        size: Number,
+        expires_at: Moment | None = None,
+        idempotency_key: str | None = None,
+    ) -> OrderPlacement:
+        """Places a limit order, once (retried with the same Idempotency-Key, as a trade): buy while the price is
+        below `limit` spending up to `size` credits, or sell up to `size` shares while it is above. The part the
+        price allows trades at once; the rest rests until filled, cancelled or `expires_at`."""
+        body: dict[str, Any] = {"outcome": outcome, "side": side, "limit": _number(limit), "size": _number(size)}
+        if expires_at is not None:
+            body["expires_at"] = _moment(expires_at)
+        key = idempotency_key or str(uuid.uuid4())
+        response = self._request("POST", f"markets/{slug}/orders/", json=body, headers={"Idempotency-Key": key})
+        return OrderPlacement.from_json(response.json(), idempotency_key=key)
+
+    def order_book(self, slug: str) -> list[BookLevel]:
+        """The market's resting orders per outcome, side and limit (anonymous)."""
+        return [BookLevel.from_json(level) for level in self._get(f"markets/{slug}/orders/")]
+
+    def orders(self, *, open_only: bool = False, market: str | None = None) -> Iterator[Order]:
+        """Your limit orders, newest first (only those still open with `open_only`, only one market's)."""
+        params = {"status": "open" if open_only else "all", "market": market, "page_size": 100}
+        for row in self._pages("me/orders/", params):
+            yield Order.from_json(row)
+
+    def cancel_order(self, order_id: int) -> Order:
+        """Cancels your open order and releases what it reserved. OrderNotOpen if it had already ended (also when
+        a retry follows a cancel whose answer was lost: the order is then cancelled all the same)."""
+        return Order.from_json(self._request("DELETE", f"orders/{order_id}/").json())
 
     # Your account ----------------------------------------------------------------------------------------------
 

@@ -82,6 +82,10 @@ class IdempotencyConflict(Conflict):
     """409 idempotency_conflict: the Idempotency-Key was used for another request."""
 
 
+class OrderNotOpen(Conflict):
+    """409 order_not_open: the order already ended (filled, cancelled or expired)."""
+
+
 class BusinessRuleError(ApiError):
     """422: a business rule refused it."""
 
@@ -115,6 +119,7 @@ BY_CODE: dict[str, type[ApiError]] = {
     "price_moved": PriceMoved,
     "market_halted": MarketHalted,
     "idempotency_conflict": IdempotencyConflict,
+    "order_not_open": OrderNotOpen,
     "insufficient_funds": InsufficientFunds,
     "insufficient_shares": InsufficientShares,
     "market_closed": MarketClosed,

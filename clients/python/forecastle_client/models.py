@@ -276,6 +276,109 @@ class HeldPosition:
 
 
 @dataclass(frozen=True, kw_only=True)
+class Order:
+    """A limit order: buy while the price is below `limit`, or sell while it is above."""
+
+    id: int
+    market: str
+    outcome: str
+    side: str
+    limit: Decimal
+    # Credits to spend (buy) or shares to sell (sell), as placed, and what is left of it.
+    size: Decimal
+    remaining: Decimal
+    reserved_credits: Decimal
+    reserved_shares: Decimal
+    filled_shares: Decimal
+    filled_amount: Decimal
+    # open, filled, cancelled or expired.
+    status: str
+    end_reason: str
+    expires_at: datetime | None
+    created_at: datetime
+    ended_at: datetime | None
+    raw: dict[str, Any] = field(repr=False, compare=False)
+
+    @property
+    def is_open(self) -> bool:
+        return self.status == "open"
+
+    @classmethod
+    def from_json(cls, data: dict[str, Any]) -> Order:
+        return cls(
+            id=int(data["id"]),
+            market=data["market"],
+            outcome=data["outcome"],
+            side=data["side"],
+            limit=Decimal(data["limit"]),
+            size=Decimal(data["size"]),
+            remaining=Decimal(data["remaining"]),
+            reserved_credits=Decimal(data["reserved_credits"]),
+            reserved_shares=Decimal(data["reserved_shares"]),
+            filled_shares=Decimal(data["filled_shares"]),
+            filled_amount=Decimal(data["filled_amount"]),
+            status=data["status"],
+            end_reason=data["end_reason"],
+            expires_at=_time(data.get("expires_at")),
+            created_at=_required_time(data["created_at"]),
+            ended_at=_time(data.get("ended_at")),
+            raw=data,
+        )
+
+
+@dataclass(frozen=True, kw_only=True)
+class OrderPlacement:
+    """A placed order: what it traded at once (`trade_id`) and what rests, with your wallet after it."""
+
+    order: Order
+    trade_id: int | None
+    available: Decimal
+    reserved: Decimal
+    # True when the server had already placed an order with this idempotency key (a retry).
+    replayed: bool
+    idempotency_key: str
+    raw: dict[str, Any] = field(repr=False, compare=False)
+
+    @classmethod
+    def from_json(cls, data: dict[str, Any], *, idempotency_key: str) -> OrderPlacement:
+        trade_id = data.get("trade_id")
+        return cls(
+            order=Order.from_json(data["order"]),
+            trade_id=int(trade_id) if trade_id is not None else None,
+            available=Decimal(data["available"]),
+            reserved=Decimal(data["reserved"]),
+            replayed=bool(data["replayed"]),
+            idempotency_key=idempotency_key,
+            raw=data,
+        )
+
+
+@dataclass(frozen=True, kw_only=True)
+class BookLevel:
+    """What rests at one limit of the order book (anonymous): `size` in `unit` (credits or shares)."""
+
+    outcome: str
+    outcome_label: str
+    side: str
+    limit: Decimal
+    size: Decimal
+    unit: str
+    orders: int
+
+    @classmethod
+    def from_json(cls, data: dict[str, Any]) -> BookLevel:
+        return cls(
+            outcome=data["outcome"],
+            outcome_label=data["outcome_label"],
+            side=data["side"],
+            limit=Decimal(data["limit"]),
+            size=Decimal(data["size"]),
+            unit=data["unit"],
+            orders=int(data["orders"]),
+        )
+
+
+@dataclass(frozen=True, kw_only=True)
 class PricePoint:
     time: datetime
     probability: float
