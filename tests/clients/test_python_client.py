@@ -124,6 +124,10 @@ def test_reads_trades_once_under_a_forced_retry_and_a_read_key_gets_a_typed_403(
         assert client.market("client-market", as_of=opened).probabilities == before.probabilities
         (then,) = client.markets(as_of=opened)
         assert (then.slug, then.probabilities, then.volume) == ("client-market", before.probabilities, Decimal(0))
+        with Client(server) as anonymous:  # no key: the web process's fast reads see these first
+            assert anonymous.market("client-market", as_of=opened).probabilities == before.probabilities
+            assert anonymous.quote("client-market", "YES", side="buy", amount=10, as_of=opened) == quote
+            assert anonymous.market("client-market").probabilities == result.probabilities
         assert client.quote("client-market", "YES", side="buy", amount=10, as_of=opened) == quote
         history = client.history("client-market").outcome("YES")
         assert [point.probability for point in history.points] == [0.5, result.probabilities["YES"]]
