@@ -15,7 +15,7 @@ from markets.apis.history import MarketHistoryApi
 from markets.apis.markets import DETAIL_RENDERING, market_detail_render
 from markets.apis.orders import MarketOrdersApi, MeOrdersApi, OrderDetailApi
 from markets.apis.portfolio import MePositionsApi, MeTradesApi
-from markets.apis.proposals import MarketProposalsApi, ProposalChallengesApi
+from markets.apis.proposals import MarketProposalsApi, ProposalChallengesApi, ProposalDecisionApi
 from markets.apis.stream import StreamApi
 from markets.apis.trading import MarketQuoteApi, MarketTradesApi
 from markets.cache import snapshot_renderer_register
@@ -58,6 +58,11 @@ urlpatterns: list[URLPattern | URLResolver] = [
         "markets/<slug:slug>/proposals/<int:proposal_id>/challenges/",
         ProposalChallengesApi.as_view(),
         name="api-proposal-challenges",
+    ),
+    path(
+        "markets/<slug:slug>/proposals/<int:proposal_id>/decision/",
+        ProposalDecisionApi.as_view(),
+        name="api-proposal-decision",
     ),
     path("me/positions/", MePositionsApi.as_view(), name="api-me-positions"),
     path("me/trades/", MeTradesApi.as_view(), name="api-me-trades"),

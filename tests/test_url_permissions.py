@@ -59,6 +59,7 @@ RULES: dict[str, dict[str, str]] = {
     "api-market-revisions": {"GET": PUBLIC},
     "api-market-proposals": {"GET": PUBLIC, "POST": STAFF},
     "api-proposal-challenges": {"POST": LOGIN},
+    "api-proposal-decision": {"POST": STAFF},
     "api-me-positions": {"GET": LOGIN},
     "api-me-trades": {"GET": LOGIN},
     "api-market-comments": {"GET": PUBLIC, "POST": LOGIN},

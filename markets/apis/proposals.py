@@ -1,7 +1,9 @@
 """Resolution proposals and their challenges (docs/settlement.md).
 
 GET /api/v1/markets/{slug}/proposals/ is public; POST there is for resolvers. Traders challenge with
-POST /api/v1/markets/{slug}/proposals/{id}/challenges/, posting the bond (rate-limited per account)."""
+POST /api/v1/markets/{slug}/proposals/{id}/challenges/, posting the bond (rate-limited per account); a resolver
+decides a challenged proposal with POST /api/v1/markets/{slug}/proposals/{id}/decision/, through the service the
+website's staff queue calls (challenge_decide)."""
 
 from collections.abc import Sequence
 from typing import Any, cast
@@ -20,7 +22,8 @@ from config.core.api import AnonReadThrottle, ChallengeThrottle, UserReadThrottl
 from markets.apis.common import IsResolver, money_field, public_market_or_404, staff_market_or_404
 from markets.models import Market, Proposal, Resolution
 from markets.selectors.proposals import market_proposals
-from markets.services import challenge_create, proposal_create
+from markets.services import challenge_create, challenge_decide, proposal_create
+from markets.services.proposals import Decision
 
 
 class ChallengeOutputSerializer(serializers.Serializer):
@@ -156,6 +159,48 @@ class ProposalChallengesApi(APIView):
             ChallengeOutputSerializer(result.challenge).data,
             status=status.HTTP_201_CREATED if result.created else status.HTTP_200_OK,
         )
+
+
+class ProposalDecisionApi(APIView):
+    """POST /api/v1/markets/{slug}/proposals/{id}/decision/: a resolver upholds or rejects a challenged
+    proposal's challenges, all together, as the staff queue does. Uphold: every bond goes back and the proposal
+    is overturned (the market waits, closed, for a new proposal or a direct resolution). Reject: the house keeps
+    the bonds and the proposal becomes final (settlement is enqueued). Sending the same decision again returns
+    the decided proposal (200) and moves nothing; a different one is 409."""
+
+    permission_classes = [HasKeyScope, IsResolver]
+    required_scope = Scope.RESOLVE
+
+    class InputSerializer(serializers.Serializer):
+        decision = serializers.ChoiceField(
+            choices=[(Decision.UPHOLD, "Uphold the challenges"), (Decision.REJECT, "Reject the challenges")],
+            help_text="`uphold`: the challengers were right (bonds returned, proposal overturned); "
+            "`reject`: the proposal stands (bonds kept by the house, proposal final).",
+        )
+        note = serializers.CharField(max_length=2000, help_text="Why: shown with the proposal on the market page.")
+
+    @extend_schema(
+        operation_id="markets_proposals_decision_create",
+        summary="Uphold or reject a challenged proposal's challenges (resolvers)",
+        parameters=[
+            OpenApiParameter("slug", str, OpenApiParameter.PATH),
+            OpenApiParameter("proposal_id", int, OpenApiParameter.PATH),
+        ],
+        request=InputSerializer,
+        responses={200: ProposalOutputSerializer},
+    )
+    def post(self, request: Request, slug: str, proposal_id: int) -> Response:
+        market = staff_market_or_404(slug)
+        proposal = _proposal_or_404(market, proposal_id)
+        serializer = self.InputSerializer(data=request.data)
+        serializer.is_valid(raise_exception=True)
+        decided = challenge_decide(
+            proposal=proposal,
+            user=request.user,
+            decision=serializer.validated_data["decision"],
+            note=serializer.validated_data["note"],
+        )
+        return Response(ProposalOutputSerializer(market_proposals(market=market).get(pk=decided.pk)).data)
 
 
 def _proposal_or_404(market: Market, proposal_id: int) -> Proposal:

@@ -228,3 +228,100 @@ def test_challenges_are_rate_limited_per_account(proposal, traders, settings, is
     path = f"/api/v1/markets/{proposal.market.slug}/proposals/{proposal.pk}/challenges/"
     statuses = [client.post(path, {"reason": "x"}, format="json").status_code for _ in range(3)]
     assert statuses == [201, 200, 429]
+
+
+def decision_path(proposal) -> str:
+    return f"/api/v1/markets/{proposal.market.slug}/proposals/{proposal.pk}/decision/"
+
+
+def test_a_resolver_rejects_a_challenge_through_the_api_once(
+    proposal, traders, resolver, django_capture_on_commit_callbacks
+):
+    ana, _ = traders
+    challenge_create(proposal=proposal, user=ana, reason="Wrong.")
+    client = APIClient()
+    client.force_login(resolver)
+    house_before = house()
+    with django_capture_on_commit_callbacks() as settlements:
+        response = client.post(
+            decision_path(proposal), {"decision": "reject", "note": "The source is clear."}, format="json"
+        )
+    assert response.status_code == 200, response.content
+    body = response.json()
+    assert body["state"] == "final"
+    assert body["decision_note"] == "The source is clear."
+    assert body["resolution"] is not None
+    assert [c["state"] for c in body["challenges"]] == ["rejected"]
+    assert house() == house_before + Decimal("10")
+    assert held() == 0
+    assert Market.objects.get(pk=proposal.market_id).status == Market.Status.RESOLVING
+    assert len(settlements) >= 1  # the settlement message, after commit
+
+    # A retried request returns the decided proposal and moves nothing; the other decision is refused.
+    again = client.post(decision_path(proposal), {"decision": "reject", "note": "Retried."}, format="json")
+    assert again.status_code == 200
+    assert again.json()["decision_note"] == "The source is clear."
+    assert LedgerTransaction.objects.filter(kind=LedgerTransaction.Kind.BOND_FORFEIT).count() == 1
+    conflict = client.post(decision_path(proposal), {"decision": "uphold", "note": "Changed my mind."}, format="json")
+    assert conflict.status_code == 409
+    assert conflict.json()["error"]["code"] == "invalid_market_state"
+    assert markets_reconcile() == []
+
+
+def test_a_resolver_upholds_a_challenge_through_the_api_and_the_bonds_go_back(proposal, traders, resolver):
+    ana, ben = traders
+    before = {user.pk: wallet(user) for user in traders}
+    challenge_create(proposal=proposal, user=ana, reason="Wrong.")
+    challenge_create(proposal=proposal, user=ben, reason="Also wrong.")
+    client = APIClient()
+    client.force_login(resolver)
+    response = client.post(decision_path(proposal), {"decision": "uphold", "note": "Misread."}, format="json")
+    assert response.status_code == 200, response.content
+    assert response.json()["state"] == "overturned"
+    assert {c["state"] for c in response.json()["challenges"]} == {"upheld"}
+    assert {user.pk: wallet(user) for user in traders} == before
+    assert held() == 0
+    assert Market.objects.get(pk=proposal.market_id).status == Market.Status.CLOSED
+    assert client.post(decision_path(proposal), {"decision": "uphold", "note": "x"}, format="json").status_code == 200
+    assert LedgerTransaction.objects.filter(kind=LedgerTransaction.Kind.BOND_RETURN).count() == 2
+
+
+@pytest.mark.parametrize(
+    ("body", "field"),
+    [
+        ({"decision": "maybe", "note": "x"}, "decision"),
+        ({"note": "x"}, "decision"),
+        ({"decision": "reject"}, "note"),
+        ({"decision": "reject", "note": "   "}, "note"),
+        ({"decision": "reject", "note": "x" * 2001}, "note"),
+    ],
+)
+def test_a_bad_decision_is_a_400_naming_the_field_and_nothing_moves(proposal, traders, resolver, body, field):
+    challenge_create(proposal=proposal, user=traders[0], reason="Wrong.")
+    client = APIClient()
+    client.force_login(resolver)
+    response = client.post(decision_path(proposal), body, format="json")
+    assert response.status_code == 400, response.content
+    assert list(response.json()["error"]["fields"]) == [field]
+    assert Proposal.objects.get(pk=proposal.pk).state == Proposal.State.CHALLENGED
+    assert held() == Decimal("10")
+
+
+def test_only_resolvers_decide_and_only_a_challenged_proposal(proposal, traders, make_user):
+    path = decision_path(proposal)
+    body = {"decision": "reject", "note": "x"}
+    assert APIClient().post(path, body, format="json").status_code in (401, 403)
+    for user in (traders[0], make_user("clerk", is_staff=True, is_superuser=False)):
+        client = APIClient()
+        client.force_login(user)
+        refused = client.post(path, body, format="json")
+        assert refused.status_code == 403
+        assert refused.json()["error"]["code"] == "permission_denied"
+    resolver = APIClient()
+    resolver.force_login(make_user("judge", is_staff=True))
+    unchallenged = resolver.post(path, body, format="json")
+    assert unchallenged.status_code == 409
+    assert unchallenged.json()["error"]["code"] == "invalid_market_state"
+    missing = f"/api/v1/markets/{proposal.market.slug}/proposals/{proposal.pk + 999}/decision/"
+    assert resolver.post(missing, body, format="json").status_code == 404
+    assert Proposal.objects.get(pk=proposal.pk).state == Proposal.State.OPEN
