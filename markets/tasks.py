@@ -121,17 +121,39 @@ def market_resolved_notify_enqueue(market_id: int) -> None:
     market_resolved_notify.delay(market_id)
 
 
+@shared_task(
+    name="markets.tasks.proposal_notify",
+    acks_late=True,
+    # One statement, exactly once per proposal event and recipient: running it again is safe.
+    autoretry_for=(OperationalError,),
+    retry_backoff=True,
+    max_retries=10,
+)
+def proposal_notify(proposal_id: int, event: str) -> int:
+    """Tells the holders of a market that a resolution was proposed or challenged; then mails those who want
+    it at once. Enqueued after the proposal's (or first challenge's) commit by markets.services.proposals."""
+    written = notifications.proposal_notify(proposal_id=proposal_id, event=event)
+    logger.info("proposal %s %s: %d notifications", proposal_id, event, written)
+    if written:
+        notifications_email_send.delay()
+    return written
+
+
 @shared_task(name="markets.tasks.resolution_notifications_sweep")
 def resolution_notifications_sweep(older_than_seconds: float = STUCK_AFTER.total_seconds()) -> int:
-    """Re-enqueues the resolution notices of markets settled in the last day that nobody was told of."""
+    """Re-enqueues the resolution notices of markets settled in the last day that nobody was told of, and the
+    notices of proposals made or challenged in the last day that never reached the holders."""
     now = timezone.now()
-    market_ids = notifications.resolutions_unannounced(
-        settled_after=now - timedelta(days=1), settled_before=now - timedelta(seconds=older_than_seconds)
-    )
+    after, before = now - timedelta(days=1), now - timedelta(seconds=older_than_seconds)
+    market_ids = notifications.resolutions_unannounced(settled_after=after, settled_before=before)
     for market_id in market_ids:
         logger.warning("market %s: its resolution was never announced; re-enqueuing the notifications", market_id)
         market_resolved_notify.delay(market_id)
-    return len(market_ids)
+    proposals = notifications.proposals_unannounced(after=after, before=before)
+    for proposal_id, event in proposals:
+        logger.warning("proposal %s: %s was never announced; re-enqueuing the notifications", proposal_id, event)
+        proposal_notify.delay(proposal_id, event)
+    return len(market_ids) + len(proposals)
 
 
 @shared_task(name="markets.tasks.market_events_notify", acks_late=True)

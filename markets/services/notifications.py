@@ -6,21 +6,31 @@ and UNIQUE (event_key, recipient) make a retried or duplicated run add nothing.
 
 - resolved: every trader of the market (with what the settlement paid them) and every follower; enqueued by
   the market_settled hook (markets.hooks) once the settlement committed, and swept in case that was lost;
+- a resolution proposed, and a proposal challenged: every holder of the market (less whoever acted), once per
+  proposal and event; enqueued after the proposal's or the first challenge's commit (`proposal_notify_enqueue`)
+  and swept in case that message was lost;
 - closing within 24 hours: every holder, once per market and close time (beat, hourly);
 - moved 10 points or more in a day: every follower, at most once per market and day (beat, hourly).
 """
 
+import logging
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
+from functools import partial
 
-from django.db import connection
+from celery import current_app
+from django.db import connection, transaction
 from django.urls import reverse
 from django.utils import timezone
+from kombu.exceptions import OperationalError as KombuOperationalError
+from redis.exceptions import RedisError
 
-from accounts.models import Notification
+from accounts.models import Notification, User
 from accounts.notifications import notifications_fan_out
-from markets.models import Market, MarketFollow, Outcome, Payout, Position, PricePoint, Resolution
+from markets.models import Challenge, Market, MarketFollow, Outcome, Payout, Position, PricePoint, Proposal, Resolution
 from markets.selectors.follows import FOLLOWERS_SQL
+
+logger = logging.getLogger(__name__)
 
 FOLLOW = MarketFollow._meta.db_table
 PAYOUT = Payout._meta.db_table
@@ -28,6 +38,10 @@ POSITION = Position._meta.db_table
 MARKET = Market._meta.db_table
 OUTCOME = Outcome._meta.db_table
 PRICE_POINT = PricePoint._meta.db_table
+PROPOSAL = Proposal._meta.db_table
+CHALLENGE = Challenge._meta.db_table
+NOTIFICATION = Notification._meta.db_table
+USER = User._meta.db_table
 
 MOVE_THRESHOLD = 0.10
 CLOSING_WITHIN = timedelta(hours=24)
@@ -188,3 +202,118 @@ def markets_moved_notify(*, now: datetime | None = None) -> int:
             now=now,
         )
     return written
+
+
+# Proposals and challenges -------------------------------------------------------------------------------
+
+PROPOSAL_NOTIFY_TASK = "markets.tasks.proposal_notify"
+
+
+class ProposalEvent:
+    PROPOSED = "proposed"
+    CHALLENGED = "challenged"
+    CHOICES = (PROPOSED, CHALLENGED)
+
+
+def proposal_event_key(*, proposal_id: int, event: str) -> str:
+    return f"resolution_{event}:{proposal_id}"
+
+
+# The holders of the proposal's market (shares > 0), less the resolver who proposed it and, for a challenge,
+# every challenger: they know already.
+PROPOSAL_RECIPIENTS_SQL = f"""
+    SELECT DISTINCT po.user_id FROM {POSITION} po
+    WHERE po.market_id = %(market)s AND po.shares > 0 AND po.user_id <> %(proposer)s
+      AND NOT (%(challenged)s AND EXISTS (
+          SELECT 1 FROM {CHALLENGE} c WHERE c.proposal_id = %(proposal)s AND c.user_id = po.user_id
+      ))
+"""  # noqa: S608
+
+
+def _proposal_text(proposal: Proposal, event: str) -> str:
+    question = f"“{_short(proposal.market.question)}”"
+    if event == ProposalEvent.CHALLENGED:
+        return f"The proposed resolution of {question} ({proposal.summary_label}) was challenged; staff will decide."
+    until = proposal.challenge_until.astimezone(UTC)
+    return (
+        f"A resolution was proposed for {question}: {proposal.summary_label}. "
+        f"Challenge it until {until.day} {until:%b %H:%M} UTC if you disagree."
+    )
+
+
+def proposal_notify(*, proposal_id: int, event: str, now: datetime | None = None) -> int:
+    """Tells the holders of a proposal's market that it was proposed, or challenged; returns how many
+    notifications were new (0 on a second run). A proposal no longer live when this runs (withdrawn, decided,
+    final) is not announced: what followed it is."""
+    if event not in ProposalEvent.CHOICES:
+        raise ValueError(f"unknown proposal event {event!r}")
+    live = (Proposal.State.CHALLENGED,) if event == ProposalEvent.CHALLENGED else Proposal.LIVE_STATES
+    proposal = Proposal.objects.filter(pk=proposal_id, state__in=live).select_related("market", "outcome").first()
+    if proposal is None:
+        return 0
+    market = proposal.market
+    return notifications_fan_out(
+        kind=Notification.Kind.RESOLUTION_PROPOSED,
+        event_key=proposal_event_key(proposal_id=proposal.pk, event=event),
+        recipients_sql=PROPOSAL_RECIPIENTS_SQL,
+        params={
+            "market": market.pk,
+            "proposal": proposal.pk,
+            "proposer": proposal.created_by_id,
+            "challenged": event == ProposalEvent.CHALLENGED,
+            "text": _proposal_text(proposal, event),
+            "slug": market.slug,
+        },
+        payload_sql="""jsonb_build_object(
+            'text', %(text)s::text, 'market', %(slug)s::text, 'proposal', %(proposal)s::bigint
+        )""",
+        link=reverse("markets:detail", args=[market.slug]) + "#proposals",
+        now=now,
+    )
+
+
+def proposal_notify_enqueue(*, proposal_id: int, event: str) -> None:
+    """After commit, by name (a rollback sends nothing). A message the broker cannot take is not an error for
+    the resolver: the proposal is committed and the sweeper (markets.tasks.resolution_notifications_sweep)
+    enqueues what was never announced."""
+    transaction.on_commit(partial(_proposal_notify_send, proposal_id, event))
+
+
+def _proposal_notify_send(proposal_id: int, event: str) -> None:
+    try:
+        current_app.send_task(PROPOSAL_NOTIFY_TASK, args=[proposal_id, event])
+    except (KombuOperationalError, RedisError, OSError):
+        logger.warning(
+            "proposal %s: %s notice not queued, the broker is unreachable; the sweeper will", proposal_id, event
+        )
+
+
+def proposals_unannounced(*, after: datetime, before: datetime) -> list[tuple[int, str]]:
+    """Live proposals made (or first challenged) in the window whose holders were never told: the message
+    was lost. (proposal id, event) pairs, in id order."""
+    with connection.cursor() as cursor:
+        cursor.execute(
+            f"""WITH candidates AS (
+                    SELECT p.id, p.market_id, p.created_by_id, 'proposed' AS event, p.created_at AS at
+                    FROM {PROPOSAL} p WHERE p.state IN ('open', 'challenged')
+                    UNION ALL
+                    SELECT p.id, p.market_id, p.created_by_id, 'challenged',
+                           (SELECT min(c.created_at) FROM {CHALLENGE} c WHERE c.proposal_id = p.id)
+                    FROM {PROPOSAL} p WHERE p.state = 'challenged'
+                )
+                SELECT k.id, k.event FROM candidates k
+                WHERE k.at > %(after)s AND k.at <= %(before)s
+                  AND NOT EXISTS (
+                      SELECT 1 FROM {NOTIFICATION} n WHERE n.event_key = 'resolution_' || k.event || ':' || k.id
+                  )
+                  AND EXISTS (
+                      SELECT 1 FROM {POSITION} po JOIN {USER} u ON u.id = po.user_id AND u.is_active
+                      WHERE po.market_id = k.market_id AND po.shares > 0 AND po.user_id <> k.created_by_id
+                        AND NOT (k.event = 'challenged' AND EXISTS (
+                            SELECT 1 FROM {CHALLENGE} c WHERE c.proposal_id = k.id AND c.user_id = po.user_id
+                        ))
+                  )
+                ORDER BY k.id, k.event DESC""",  # noqa: S608
+            {"after": after, "before": before},
+        )
+        return [(proposal_id, event) for proposal_id, event in cursor.fetchall()]

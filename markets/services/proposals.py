@@ -34,6 +34,7 @@ from markets.locks import market_lock, markets_lock
 from markets.models import Challenge, Market, Outcome, Position, Proposal, Resolution
 from markets.services.changes import market_changed
 from markets.services.orders import market_orders_cancel
+from markets.services.notifications import ProposalEvent, proposal_notify_enqueue
 from markets.services.resolution import (
     known_at_check,
     reason_check,
@@ -141,6 +142,7 @@ def proposal_create(
             challenge_until=challenge_window_end(now=now),
         )
         market_changed(market_id=market.pk)
+        proposal_notify_enqueue(proposal_id=proposal.pk, event=ProposalEvent.PROPOSED)
     return proposal
 
 
@@ -259,6 +261,8 @@ def challenge_create(*, proposal: Proposal, user: User, reason: str, now: dateti
         if proposal.state == Proposal.State.OPEN:
             proposal.state = Proposal.State.CHALLENGED
             proposal.save(update_fields=["state"])
+            # Once per proposal: later challengers join a challenge the holders already heard of.
+            proposal_notify_enqueue(proposal_id=proposal.pk, event=ProposalEvent.CHALLENGED)
         market_changed(market_id=proposal.market_id)
     return ChallengeResult(challenge=challenge, created=True)
 

@@ -1,14 +1,17 @@
 """Proposals become final on a real Celery worker running the beat schedule, with nobody acting after the
 window: the beat task finalizes, the settlement task pays, even when the window ended while no worker ran
-and when a worker is killed in the middle (tests/celery_worker.py)."""
+and when a worker is killed in the middle (tests/celery_worker.py). The worker also tells the holders that a
+resolution was proposed, then challenged, in the app and by e-mail."""
 
 from datetime import timedelta
 from decimal import Decimal
+from pathlib import Path
 
 import pytest
 from django.utils import timezone
 from rest_framework.test import APIClient
 
+from accounts.models import Notification
 from accounts.money import ZERO
 from markets.models import Market, Payout, Proposal, Resolution
 from markets.services import markets_reconcile, proposal_create
@@ -30,6 +33,13 @@ def clean_broker():
     broker_flush()
     yield
     broker_flush()
+
+
+def mails(directory: Path) -> list[str]:
+    """What the file backend wrote: one file per connection, messages separated by a line of dashes."""
+    return [
+        part for path in sorted(directory.glob("*.log")) for part in path.read_text().split("-" * 79) if part.strip()
+    ]
 
 
 def proposal_state(proposal: Proposal) -> str:
@@ -134,3 +144,55 @@ def test_a_worker_killed_while_settling_a_finalized_proposal_loses_nothing(make_
     assert {user.pk: after[user.pk] - before[user.pk] for user in traders} == expected
     assert Resolution.objects.filter(market=market).count() == 1
     assert markets_reconcile() == []
+
+
+def test_holders_hear_of_a_proposal_and_of_its_challenge_in_the_app_and_by_mail(
+    make_market, make_user, settings, tmp_path
+):
+    settings.FORECASTLE_CHALLENGE_WINDOW = timedelta(hours=1)
+    settings.FORECASTLE_CHALLENGE_BOND = Decimal("5")
+    resolver = make_user("resolver", is_staff=True)
+    market = make_market("told", created_by=resolver, now=timezone.now() - timedelta(hours=1))
+    holders = [make_user(name) for name in ("ana", "ben", "cy")]
+    for holder in holders:
+        holder.email = f"{holder.username}@example.org"
+        holder.save(update_fields=["email"])
+        buy(holder, market, "YES", "10")
+    ana = holders[0]
+    staff, trader = APIClient(), APIClient()
+    staff.force_login(resolver)
+    trader.force_login(ana)
+    mail_env = {"EMAIL_BACKEND": "django.core.mail.backends.filebased.EmailBackend", "EMAIL_FILE_PATH": str(tmp_path)}
+
+    with celery_worker(name="proposal-notices", env=mail_env):
+        response = staff.post(
+            f"/api/v1/markets/{market.slug}/proposals/",
+            {
+                "kind": "outcome",
+                "outcome": "NO",
+                "reason": "It did not happen.",
+                "source_url": SOURCE,
+                "known_at": timezone.now().isoformat(),
+            },
+            format="json",
+        )
+        assert response.status_code == 201, response.content
+        proposal_id = response.json()["id"]
+        proposed = Notification.objects.filter(event_key=f"resolution_proposed:{proposal_id}")
+        wait_for(lambda: proposed.count() == 3, what="the proposal's notifications")
+        wait_for(
+            lambda: sum("A resolution was proposed for" in m for m in mails(tmp_path)) == 3,
+            what="the proposal's e-mails",
+        )
+
+        path = f"/api/v1/markets/{market.slug}/proposals/{proposal_id}/challenges/"
+        assert trader.post(path, {"reason": "It did."}, format="json").status_code == 201
+        challenged = Notification.objects.filter(event_key=f"resolution_challenged:{proposal_id}")
+        wait_for(lambda: challenged.count() == 2, what="the challenge's notifications")
+        wait_for(lambda: sum("was challenged" in m for m in mails(tmp_path)) == 2, what="the challenge's e-mails")
+
+    assert sorted(challenged.values_list("recipient__username", flat=True)) == ["ben", "cy"]
+    sent = mails(tmp_path)
+    assert len(sent) == 5, sent
+    assert all("/accounts/notifications/unsubscribe/" in m for m in sent)
+    assert set(Notification.objects.values_list("email", flat=True)) == {Notification.Email.SENT}
