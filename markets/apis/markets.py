@@ -39,7 +39,7 @@ from markets.apis.as_of import (
 from markets.apis.common import money_field, probability_field, snapshot_or_404
 from markets.models import Market, Proposal, Resolution
 from markets.selectors.as_of import as_of_ordering, market_as_of, markets_as_of, markets_as_of_query
-from markets.selectors.markets import HALTED_FILTER, ORDERINGS
+from markets.selectors.markets import HALTED_FILTER, ORDERINGS, PROPOSED_FILTER
 from markets.selectors.prices import market_summary, markets_query
 from markets.snapshot import MarketSnapshot
 
@@ -70,9 +70,14 @@ class MarketSummarySerializer(serializers.Serializer):
 class MarketListApi(CachedReadApiView):
     class InputSerializer(serializers.Serializer):
         status = serializers.ChoiceField(
-            choices=[*Market.Status.choices, (HALTED_FILTER, "Halted (open, trading halted by staff)")],
+            choices=[
+                *Market.Status.choices,
+                (HALTED_FILTER, "Halted (open, trading halted by staff)"),
+                (PROPOSED_FILTER, "Proposed (a resolution proposed, open to challenge or challenged)"),
+            ],
             required=False,
-            help_text="A market status, or `halted`: open markets whose trading staff halted.",
+            help_text="A market status; `halted`: open markets whose trading staff halted; `proposed`: markets with a "
+            "live resolution proposal (in its challenge window, or challenged and awaiting staff).",
         )
         category = serializers.CharField(required=False, max_length=50)
         search = serializers.CharField(

@@ -30,6 +30,7 @@ from django.db.models import (
     CharField,
     Count,
     DecimalField,
+    Exists,
     F,
     OuterRef,
     Prefetch,
@@ -45,7 +46,14 @@ from django.db.models.functions import Coalesce
 from accounts.money import ZERO
 from markets.errors import InvalidInput
 from markets.models import Market, MarketEvent, Outcome, PricePoint, Proposal, Resolution, Trade
-from markets.selectors.markets import HALTED_FILTER, ORDERINGS, Drafts, market_by_slug, markets_search
+from markets.selectors.markets import (
+    HALTED_FILTER,
+    ORDERINGS,
+    PROPOSED_FILTER,
+    Drafts,
+    market_by_slug,
+    markets_search,
+)
 from markets.snapshot import MakerState, MarketDetail, ProposalSummary, ResolutionSummary
 
 TEXT_FIELDS = ("question", "description", "resolution_criteria", "category")
@@ -92,8 +100,8 @@ def market_as_of(*, slug: str, moment: datetime) -> tuple[MarketDetail, MakerSta
 def markets_as_of_query(
     *, moment: datetime, status: str | None = None, category: str | None = None, search: str | None = None
 ) -> QuerySet[Market]:
-    """The public markets that had opened by `moment`; `status` (a status or "halted") and the volume they are
-    ordered by (as_of_ordering) are those at `moment`, `search` and `category` match today's texts."""
+    """The public markets that had opened by `moment`; `status` (a status, "halted" or "proposed") and the volume
+    they are ordered by (as_of_ordering) are those at `moment`, `search` and `category` match today's texts."""
     markets = markets_search(
         drafts=Drafts.HIDDEN, search=search or "", category=category or "", queryset=_with_outcomes()
     ).filter(Q(opens_at__lte=moment) | Q(opens_at__isnull=True, created_at__lte=moment))
@@ -128,6 +136,8 @@ def markets_as_of_query(
     )
     if status == HALTED_FILTER:
         return markets.filter(status_as_of=Market.Status.OPEN, halt_kind=MarketEvent.Kind.HALTED)
+    if status == PROPOSED_FILTER:
+        return markets.filter(Exists(_proposals_live(moment).filter(market=OuterRef("pk"))))
     return markets.filter(status_as_of=status) if status else markets
 
 
@@ -241,13 +251,21 @@ def _resolutions(ids: list[int], moment: datetime) -> dict[int, Resolution]:
     return {resolution.market_id: resolution for resolution in latest}
 
 
-def _proposals(ids: list[int], moment: datetime) -> dict[int, Proposal]:
-    """The proposal live at `moment`: made by then, and neither decided nor turned into a resolution by then."""
+def _proposals_live(moment: datetime) -> QuerySet[Proposal]:
+    """The proposals live at `moment`: made by then, and neither decided nor turned into a resolution by then."""
     ended = Coalesce("decided_at", "resolution__created_at")
-    live = (
-        Proposal.objects.filter(market_id__in=ids, created_at__lte=moment)
+    return (
+        Proposal.objects.filter(created_at__lte=moment)
         .annotate(ended_at=ended)
         .filter(Q(ended_at__isnull=True) | Q(ended_at__gt=moment))
+    )
+
+
+def _proposals(ids: list[int], moment: datetime) -> dict[int, Proposal]:
+    """Each market's proposal live at `moment` (_proposals_live)."""
+    live = (
+        _proposals_live(moment)
+        .filter(market_id__in=ids)
         .select_related("outcome")
         .annotate(
             challenge_count=Count("challenges", filter=Q(challenges__created_at__lte=moment)),

@@ -11,7 +11,7 @@ from django.db.models.functions import Trunc
 from django.utils import timezone
 
 from markets.models import Market, Outcome, PricePoint, Proposal
-from markets.selectors.markets import HALTED_FILTER, ORDERINGS, Drafts, markets_search
+from markets.selectors.markets import HALTED_FILTER, ORDERINGS, PROPOSED_FILTER, Drafts, markets_search
 from markets.selectors.results import MarketResult, market_results
 
 PAGE_SIZE = 20
@@ -25,10 +25,11 @@ STATUS_FILTERS: dict[str, tuple[str, ...]] = {
     "open": (Market.Status.OPEN,),
     HALTED_FILTER: (Market.Status.OPEN,),
     "closed": (Market.Status.CLOSED, Market.Status.RESOLVING),
+    # A resolution proposed: its challenge window running, or challenged and awaiting staff (the market is closed).
+    PROPOSED_FILTER: (Market.Status.CLOSED,),
     "resolved": (Market.Status.RESOLVED, Market.Status.ANNULLED),
     "annulled": (Market.Status.ANNULLED,),
 }
-# "proposed" (a resolution proposed, its challenge window running) joins these once proposals (issue 11) land.
 SPARKLINE_WINDOW = timedelta(days=7)
 CHANGE_WINDOW = timedelta(hours=24)
 LEADING_OPTIONS = 3
@@ -59,6 +60,7 @@ def market_list(
         category=category,
         statuses=STATUS_FILTERS.get(status, ()),
         halted=status == HALTED_FILTER,
+        proposed=status == PROPOSED_FILTER,
     )
     open_first = Case(When(status=Market.Status.OPEN, then=Value(0)), default=Value(1), output_field=IntegerField())
     ordering = ORDERINGS[SORTS.get(sort, SORTS["volume"])]

@@ -10,9 +10,9 @@ from collections.abc import Collection
 from enum import Enum
 
 from django.contrib.auth.models import AbstractBaseUser, AnonymousUser
-from django.db.models import Q, QuerySet
+from django.db.models import Exists, OuterRef, Q, QuerySet
 
-from markets.models import Market
+from markets.models import Market, Proposal
 
 
 class Drafts(Enum):
@@ -37,8 +37,9 @@ def market_by_slug(*, slug: str, drafts: Drafts, queryset: QuerySet[Market] | No
 
 
 # The list filters of the website and the API beyond a market's status: "halted" is an open market whose
-# trading staff halted.
+# trading staff halted; "proposed" a market with a live resolution proposal (open to challenge or challenged).
 HALTED_FILTER = "halted"
+PROPOSED_FILTER = "proposed"
 
 # Orderings of a market list, by the API's name for each (the website's sorts map onto them). Each ends on the
 # primary key, so a page boundary is always well defined (cursor pagination needs that).
@@ -59,13 +60,15 @@ def markets_search(
     category: str = "",
     statuses: Collection[str] = (),
     halted: bool = False,
+    proposed: bool = False,
     queryset: QuerySet[Market] | None = None,
 ) -> QuerySet[Market]:
     """The markets a list shows, unordered (the caller orders with ORDERINGS, or paginates on them).
 
     `search` matches words in the question, the description, the category or the slug, ignoring case;
     `category` is an exact category (ignoring case); `statuses` keeps only those statuses (all when empty);
-    `halted` keeps only open markets whose trading staff halted.
+    `halted` keeps only open markets whose trading staff halted; `proposed` only markets with a live resolution
+    proposal.
     """
     markets = markets_visible(drafts=drafts, queryset=queryset)
     if search:
@@ -81,6 +84,8 @@ def markets_search(
         markets = markets.filter(status__in=list(statuses))
     if halted:
         markets = markets.filter(status=Market.Status.OPEN, halted_at__isnull=False)
+    if proposed:
+        markets = markets.filter(Exists(Proposal.objects.filter(market=OuterRef("pk"), state__in=Proposal.LIVE_STATES)))
     return markets
 
 

@@ -17,7 +17,14 @@ from django.utils import timezone
 from markets import cache as price_cache
 from markets.errors import InvalidInput
 from markets.models import Market, Outcome, Position, PricePoint, Proposal, Resolution
-from markets.selectors.markets import HALTED_FILTER, Drafts, market_by_slug, markets_search, markets_visible
+from markets.selectors.markets import (
+    HALTED_FILTER,
+    PROPOSED_FILTER,
+    Drafts,
+    market_by_slug,
+    markets_search,
+    markets_visible,
+)
 from markets.snapshot import (
     MakerState,
     MarketDetail,
@@ -57,14 +64,17 @@ def markets_query(
     *, status: str | None = None, category: str | None = None, search: str | None = None
 ) -> QuerySet[Market]:
     """Public markets (never drafts) with their prices, filtered as every market list is (markets_search);
-    `status` is a market status or "halted" (open, trading halted by staff)."""
+    `status` is a market status, "halted" (open, trading halted by staff) or "proposed" (a live resolution
+    proposal)."""
     halted = status == HALTED_FILTER
+    proposed = status == PROPOSED_FILTER
     return markets_search(
         drafts=Drafts.HIDDEN,
         search=search or "",
         category=category or "",
-        statuses=[status] if status and not halted else (),
+        statuses=[status] if status and not (halted or proposed) else (),
         halted=halted,
+        proposed=proposed,
         queryset=_with_prices(),
     )
 

@@ -6,7 +6,9 @@ After a trade it publishes a `trade` event (the fields the public trade list sho
 it reads the market as it now stands and publishes a `price` event if its price version is newer than the
 last one published, and a `status` event if its status differs from the last one published: the status
 publisher knows no transition by name, so a new status (halted, proposed, ...) is published as soon as a
-service that sets it announces the change with market_changed.
+service that sets it announces the change with market_changed. Two statuses are the stream's names for a state
+of a market rather than Market.status: `halted` (an open market whose trading staff halted) and `proposed` (a
+market with a live resolution proposal, open to challenge or challenged; it reads `closed` in the API).
 """
 
 import functools
@@ -18,17 +20,18 @@ from typing import Any
 
 import redis
 from django.conf import settings
-from django.db.models import OuterRef, Subquery
+from django.db.models import Exists, OuterRef, Subquery
 from django.utils import timezone
 
 from config.core.cache import UNREACHABLE
-from markets.models import Market, Outcome, PricePoint, Trade
+from markets.models import Market, Outcome, PricePoint, Proposal, Trade
 from markets.services.changes import TradeChange
 from markets.stream.events import PUBLISH_SCRIPT, STATE_SECONDS, state_key, stream_key, trimmed_key
 
 logger = logging.getLogger(__name__)
 
 HALTED = "halted"
+PROPOSED = "proposed"
 
 
 @functools.cache
@@ -133,8 +136,12 @@ def _change_arguments(market_id: int, change: TradeChange | None) -> list[str | 
     current = (
         Market.objects.filter(pk=market_id)
         .exclude(status=Market.Status.DRAFT)
-        .annotate(version=Subquery(latest.values("id")[:1]), version_at=Subquery(latest.values("created_at")[:1]))
-        .values("slug", "status", "halted_at", "volume", "created_at", "version", "version_at")
+        .annotate(
+            version=Subquery(latest.values("id")[:1]),
+            version_at=Subquery(latest.values("created_at")[:1]),
+            proposed=Exists(Proposal.objects.filter(market=OuterRef("pk"), state__in=Proposal.LIVE_STATES)),
+        )
+        .values("slug", "status", "halted_at", "volume", "created_at", "version", "version_at", "proposed")
         .first()
     )
     if current is None:
@@ -148,8 +155,10 @@ def _change_arguments(market_id: int, change: TradeChange | None) -> list[str | 
         volume=current["volume"],
         updated_at=current["version_at"] or current["created_at"],
     )
-    # Halted is an open market whose trading staff stopped (Market.halted_at): the stream names it a status.
+    # Halted is an open market whose trading staff stopped (Market.halted_at), proposed a market with a live
+    # proposal (Proposal.LIVE_STATES): the stream names each a status. Upholding a challenge sets the proposal
+    # aside, so the market is published `closed` again.
     halted = current["status"] == Market.Status.OPEN and current["halted_at"] is not None
-    state = HALTED if halted else current["status"]
+    state = PROPOSED if current["proposed"] else HALTED if halted else current["status"]
     status = {"market": current["slug"], "status": state, "at": timestamp(timezone.now())}
     return [current["slug"], "", version, _json(price), state, _json(status)]

@@ -5,6 +5,7 @@ the future or malformed, and cached for good once the moment is settled (voiding
 from datetime import datetime, timedelta
 from decimal import Decimal
 from typing import Any
+from unittest import mock
 
 import pytest
 from django.db import connection, transaction
@@ -13,7 +14,7 @@ from django.utils import timezone
 from rest_framework.test import APIClient
 
 from accounts.models import User
-from markets.models import Market
+from markets.models import Market, Proposal
 from markets.services import (
     market_close,
     market_halt,
@@ -21,6 +22,8 @@ from markets.services import (
     market_resolve,
     market_settle,
     market_update,
+    proposal_create,
+    proposals_finalize_due,
     trade_execute,
 )
 from tests.factories import trade_request
@@ -206,6 +209,35 @@ def test_the_list_holds_the_markets_open_then_with_their_status_then(make_market
     assert slugs(as_of=iso(start + 30 * timedelta(minutes=1)), ordering="-volume") == ["early"]
     row = get("/api/v1/markets/", as_of=iso(start + 30 * timedelta(minutes=1))).json()["results"][0]
     assert (row["status"], row["volume"]) == ("open", "0.000000")
+
+
+def test_the_list_filters_the_markets_proposed_then(make_market, make_user, staff, start, settings):
+    settings.FORECASTLE_CHALLENGE_WINDOW = HOUR
+    market = make_market("proposed-then", created_by=staff, now=start)
+    make_market("never-proposed", created_by=staff, now=start)
+    trade(make_user(), market, "YES", "buy", start + HOUR, amount="5")
+    proposal = proposal_create(
+        market=market,
+        user=staff,
+        kind="outcome",
+        outcome_code="YES",
+        reason="It happened.",
+        source_url="https://example.org/answer",
+        known_at=None,
+        now=start + 2 * HOUR,
+    )
+    with mock.patch("markets.services.proposals.settlement_enqueue"):
+        proposals_finalize_due(now=start + 4 * HOUR)
+    assert Proposal.objects.get(pk=proposal.pk).state == Proposal.State.FINAL
+
+    def proposed(moment: datetime) -> list[str]:
+        response = get("/api/v1/markets/", as_of=iso(moment), status="proposed")
+        assert response.status_code == 200, response.content
+        return [row["slug"] for row in response.json()["results"]]
+
+    assert proposed(start + HOUR) == []
+    assert proposed(start + 3 * HOUR) == ["proposed-then"]
+    assert proposed(start + 5 * HOUR) == []
 
 
 def test_voided_trades_count_until_they_were_voided_and_the_cached_past_stands(

@@ -96,6 +96,19 @@ def test_the_list_card_carries_the_proposed_badge(market, proposal):
     assert until in page
 
 
+def test_the_list_filters_the_proposed_markets(market, proposal, make_market, resolver):
+    make_market("still-open")
+    closed = make_market("just-closed", created_by=resolver)
+    Market.objects.filter(pk=closed.pk).update(status=Market.Status.CLOSED)
+    page = client_for().get("/", {"status": "proposed"}).content.decode()
+    assert '<option value="proposed" selected>Proposed</option>' in page
+    assert f"/markets/{market.slug}/" in page
+    assert "/markets/still-open/" not in page
+    assert "/markets/just-closed/" not in page
+    everything = client_for().get("/").content.decode()
+    assert "/markets/still-open/" in everything
+
+
 def test_a_resolver_rejects_a_challenge_from_the_queue(market, proposal, trader, resolver, make_user):
     challenge_create(proposal=proposal, user=trader, reason="Wrong source.")
     queue = client_for(resolver).get("/staff/resolutions/").content.decode()
@@ -137,4 +150,9 @@ def test_the_resolve_page_proposes_with_the_window(market, resolver, trader):
 def test_staff_without_the_permission_do_not_reach_the_resolution_pages(market, make_user):
     clerk = client_for(make_user("clerk", is_staff=True, is_superuser=False))
     assert clerk.get("/staff/resolutions/").status_code == 403
+    # The header offers the queue to resolvers only: a link that answers 403 is no help.
+    header = clerk.get("/").content.decode()
+    assert "Reported comments" in header
+    assert "Resolution queue" not in header
+    assert "Resolution queue" in client_for(make_user("judge", is_staff=True)).get("/").content.decode()
     assert clerk.get(f"/staff/markets/{market.slug}/resolve/").status_code == 403

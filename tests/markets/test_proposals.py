@@ -265,6 +265,18 @@ def test_the_api_takes_a_proposal_from_a_resolver_and_shows_it_publicly(
     assert detail["status"] == "resolving"
 
 
+def test_the_api_list_filters_the_proposed_markets(market, resolver, make_market):
+    make_market("still-open")
+    closed = make_market("just-closed")
+    Market.objects.filter(pk=closed.pk).update(status=Market.Status.CLOSED)
+    propose(market, resolver)
+    listed = api().get("/api/v1/markets/", {"status": "proposed"}).json()["results"]
+    assert [row["slug"] for row in listed] == [market.slug]
+    assert listed[0]["status"] == "closed"
+    closed_slugs = {row["slug"] for row in api().get("/api/v1/markets/", {"status": "closed"}).json()["results"]}
+    assert closed_slugs == {market.slug, "just-closed"}
+
+
 @pytest.mark.parametrize(
     ("body", "field"),
     [

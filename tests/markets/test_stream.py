@@ -13,12 +13,16 @@ from rest_framework.test import APIClient
 
 from markets.models import Market, Trade
 from markets.services import (
+    challenge_create,
+    challenge_decide,
     market_close,
     market_halt,
     market_open,
     market_resolve,
     market_resume,
     market_settle,
+    proposal_create,
+    proposals_finalize_due,
     trade_execute,
 )
 from markets.stream.events import EventId
@@ -241,6 +245,42 @@ def test_status_events_follow_resolution_and_settlement(server, market, make_use
     market_settle(market_id=market.pk)
     resolved = stream.next_event()
     assert (resolved.event, resolved.data["status"]) == ("status", "resolved")
+    stream.close()
+
+
+def test_a_proposal_is_a_proposed_status_until_it_is_set_aside_or_final(server, market, make_user, settings):
+    settings.FORECASTLE_CHALLENGE_BOND = Decimal("5")
+    staff = make_user("stream-proposer", is_staff=True)
+    trader = make_user("stream-challenger")
+    trade_execute(user=trader, market=market, request=trade_request("YES", "buy", amount="10"))
+    stream = subscribed(server, f"/api/v1/stream/?markets={market.slug}")
+
+    def propose():
+        return proposal_create(
+            market=Market.objects.get(pk=market.pk),
+            user=staff,
+            kind="outcome",
+            outcome_code="YES",
+            reason="It happened.",
+            source_url="https://example.org/answer",
+            known_at=None,
+        )
+
+    proposal = propose()
+    # One transaction closes the open market and records the proposal: the stream states where it ended.
+    proposed = stream.next_event()
+    assert (proposed.event, proposed.data["market"], proposed.data["status"]) == ("status", market.slug, "proposed")
+    # A challenge leaves it proposed (nothing to publish); upholding it sets the proposal aside: closed again.
+    challenge_create(proposal=proposal, user=trader, reason="Not yet.")
+    challenge_decide(proposal=proposal, user=staff, decision="uphold", note="Too early.")
+    closed = stream.next_event()
+    assert (closed.event, closed.data["status"]) == ("status", "closed")
+    # Proposed again; the window ends unchallenged and the proposal becomes the resolution.
+    proposal = propose()
+    assert stream.next_event().data["status"] == "proposed"
+    proposals_finalize_due(now=proposal.challenge_until)
+    resolving = stream.next_event()
+    assert (resolving.event, resolving.data["status"]) == ("status", "resolving")
     stream.close()
 
 
