@@ -82,11 +82,17 @@ class Market(models.Model):
 class MarketEvent(models.Model):
     """The audit row of a staff action on a market (who, when, what, why), public on the market page.
 
-    Written only by the lifecycle services (markets.services.lifecycle) in the same transaction as the change;
-    never edited or deleted. `data` holds what changed, by kind: {"from", "to"} for a moved close time,
-    {"liquidity_from", "liquidity_to", "subsidy"} for added liquidity, {"code", "label", "probability",
-    "subsidy"} for an added outcome, and {"changes": {field: {"before", "after"}}} for a text edit (the
-    market's public revision history)."""
+    Written by the services that make the change, in the same transaction: the lifecycle controls
+    (markets.services.lifecycle), resolution (markets.services.resolution: a direct resolution or
+    re-resolution), proposals (markets.services.proposals: a proposal that became final) and settlement's
+    voiding (markets.services.voiding); never edited or deleted. `data` holds what changed, by kind: {"from",
+    "to"} for a moved close time, {"liquidity_from", "liquidity_to", "subsidy"} for added liquidity, {"code",
+    "label", "probability", "subsidy"} for an added outcome, {"changes": {field: {"before", "after"}}} for a text
+    edit (the market's public revision history), {"resolution", "kind", "outcome", "label", "payouts" (a list
+    of {"code", "share"}), "known_at", "via", "proposal", "supersedes"} for a resolution (`via` "direct" or
+    "proposal"), and
+    {"resolution", "trades", "known_at", "escrow_paid"} for voided late trades. The actor of a resolution
+    that came from a proposal, and of its voiding, is the resolver who proposed or resolved it."""
 
     class Kind(models.TextChoices):
         CLOSED = "closed", "Closed early"
@@ -96,6 +102,9 @@ class MarketEvent(models.Model):
         LIQUIDITY_ADDED = "liquidity_added", "Liquidity added"
         OUTCOME_ADDED = "outcome_added", "Outcome added"
         EDITED = "edited", "Text edited"
+        RESOLVED = "resolved", "Resolved"
+        RE_RESOLVED = "re_resolved", "Re-resolved"
+        TRADES_VOIDED = "trades_voided", "Late trades voided"
 
     market = models.ForeignKey(Market, on_delete=models.PROTECT, related_name="events")
     kind = models.CharField(max_length=20, choices=Kind.choices)
@@ -130,6 +139,23 @@ class MarketEvent(models.Model):
         data = self.data or {}
         moved = [datetime.fromisoformat(data[key]) if data.get(key) else None for key in ("from", "to")]
         return moved[0], moved[1]
+
+    def known_at_time(self) -> datetime | None:
+        """When the answer became known (a resolution or a voiding), if it says."""
+        known_at = (self.data or {}).get("known_at")
+        return datetime.fromisoformat(known_at) if known_at else None
+
+    def resolution_summary(self) -> str:
+        """How a resolution event resolved the market, in words: the winner, the split or the annulment."""
+        data = self.data or {}
+        if data.get("kind") == "annulled":
+            what = "annulled: every trader gets back what they put in"
+        elif data.get("kind") == "split":
+            shares = ", ".join(f"{payout['code']} {payout['share']}" for payout in data.get("payouts") or [])
+            what = f"as a probability split ({shares})"
+        else:
+            what = str(data.get("label") or data.get("outcome") or "")
+        return f"{what}, by proposal {data['proposal']}" if data.get("via") == "proposal" else what
 
 
 class Outcome(models.Model):

@@ -46,7 +46,9 @@ class MarketEventSerializer(serializers.Serializer):
         source="data",
         help_text="What changed, by kind: from/to (close_moved), liquidity_from/liquidity_to/subsidy "
         "(liquidity_added), code/label/probability/subsidy (outcome_added), changes (edited: per field, "
-        "before and after).",
+        "before and after), resolution/kind/outcome/label/payouts (code and share per outcome)/"
+        "known_at/via/proposal/supersedes (resolved, re_resolved: `via` is `direct` or `proposal`), "
+        "resolution/trades/known_at/escrow_paid (trades_voided).",
     )
     created_at = serializers.DateTimeField()
 

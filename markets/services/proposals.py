@@ -31,13 +31,15 @@ from accounts.money import credits
 from accounts.services import Posting, ledger_post, ledger_post_set, system_account, wallet_key
 from markets.errors import InsufficientFunds, InvalidInput, MarketStateError, NotATrader
 from markets.locks import market_lock, markets_lock
-from markets.models import Challenge, Market, Outcome, Position, Proposal, Resolution
+from markets.models import Challenge, Market, MarketEvent, Outcome, Position, Proposal, Resolution
 from markets.services.changes import market_changed
 from markets.services.orders import market_orders_cancel
 from markets.services.notifications import ProposalEvent, proposal_notify_enqueue
 from markets.services.resolution import (
+    ResolvedVia,
     known_at_check,
     reason_check,
+    resolution_event,
     resolution_terms,
     resolver_check,
     settlement_enqueue,
@@ -176,6 +178,18 @@ def _finalize(*, proposals: list[Proposal], now: datetime) -> int:
             ],
         )
     market_ids = [proposal.market_id for proposal in proposals]
+    outcomes: dict[int, list[Outcome]] = {market_id: [] for market_id in market_ids}
+    for outcome in Outcome.objects.filter(market_id__in=market_ids).order_by("market_id", "index"):
+        outcomes[outcome.market_id].append(outcome)
+    MarketEvent.objects.bulk_create(
+        resolution_event(
+            resolution=resolution,
+            outcomes=outcomes[proposal.market_id],
+            via=ResolvedVia.PROPOSAL,
+            proposal_id=proposal.pk,
+        )
+        for proposal, resolution in zip(proposals, resolutions, strict=True)
+    )
     Market.objects.filter(pk__in=market_ids, closed_at__isnull=True).update(closed_at=now)
     Market.objects.filter(pk__in=market_ids).update(status=Market.Status.RESOLVING, resolved_at=None)
     for market_id in market_ids:

@@ -31,7 +31,7 @@ from accounts.money import CREDIT_PLACES, CREDIT_QUANTUM
 from config.core.numbers import ascii_decimal
 from markets.errors import InvalidInput, MarketStateError
 from markets.locks import market_lock
-from markets.models import Market, Outcome, Proposal, Resolution
+from markets.models import Market, MarketEvent, Outcome, Proposal, Resolution
 from markets.services.changes import market_changed
 from markets.services.orders import market_orders_cancel
 
@@ -131,6 +131,43 @@ def resolution_terms(
     return None, None
 
 
+class ResolvedVia:
+    DIRECT = "direct"
+    PROPOSAL = "proposal"
+
+
+def resolution_event(
+    *, resolution: Resolution, outcomes: Sequence[Outcome], via: str, proposal_id: int | None = None
+) -> MarketEvent:
+    """The market log's row for a resolution (unsaved: the caller writes it in the resolution's transaction).
+    Its actor is the resolver the resolution names; its time is the resolution's."""
+    winner = next((outcome for outcome in outcomes if outcome.pk == resolution.outcome_id), None)
+    codes = [outcome.code for outcome in outcomes]
+    return MarketEvent(
+        market_id=resolution.market_id,
+        kind=MarketEvent.Kind.RE_RESOLVED if resolution.supersedes_id else MarketEvent.Kind.RESOLVED,
+        actor_id=resolution.created_by_id,
+        reason=resolution.reason,
+        data={
+            "resolution": resolution.pk,
+            "kind": resolution.kind,
+            "outcome": winner.code if winner else None,
+            "label": winner.label if winner else None,
+            # A list, in the outcomes' order (a jsonb object would not keep it).
+            "payouts": (
+                [{"code": code, "share": share} for code, share in zip(codes, resolution.payouts, strict=False)]
+                if resolution.payouts is not None
+                else None
+            ),
+            "known_at": resolution.known_at.isoformat() if resolution.known_at else None,
+            "via": via,
+            "proposal": proposal_id,
+            "supersedes": resolution.supersedes_id,
+        },
+        created_at=resolution.created_at,
+    )
+
+
 def market_resolve(
     *,
     market: Market,
@@ -204,6 +241,7 @@ def market_resolve(
             created_at=now,
             supersedes=previous,
         )
+        resolution_event(resolution=resolution, outcomes=outcomes, via=ResolvedVia.DIRECT).save()
         market.status = Market.Status.RESOLVING
         market.resolved_at = None
         market.save(update_fields=["status", "closed_at", "resolved_at"])

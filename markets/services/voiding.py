@@ -12,7 +12,8 @@ payouts are computed, inside the settlement's transaction and under the market's
   proceeds of a voided sale cannot go below zero: the house covers that part (the write-off rule of
   re-resolution, `shortfalls_paid_by`), so the escrow gets back all of it;
 - the trades stay, marked `voided_at` and `voided_by` (the trader's history shows them as voided), the volume
-  drops by their amounts, and a price point records the restored probabilities.
+  drops by their amounts, and a price point records the restored probabilities;
+- the market log gets a `trades_voided` event (how many, after when), its actor the resolver of the resolution.
 
 Scoring then uses the forecasts up to `known_at` only (forecast.services). Voiding is one-way: a later
 re-resolution with a later `known_at` does not revive trades already voided.
@@ -31,7 +32,7 @@ from accounts.models import Account, LedgerTransaction
 from accounts.money import ZERO
 from accounts.services import EntryQuery, Posting
 from markets import lmsr
-from markets.models import Market, Outcome, Position, PricePoint, Resolution, Trade
+from markets.models import Market, MarketEvent, Outcome, Position, PricePoint, Resolution, Trade
 from markets.pricing import lmsr_state
 
 # Table names are the models' own, never input: the f-strings below build no SQL from user data.
@@ -137,4 +138,16 @@ def late_trades_void(
         outcome.probability = probability
     Outcome.objects.bulk_update(outcomes, ["probability"])
     PricePoint.objects.create(market=market, probabilities=restored, created_at=now)
+    MarketEvent.objects.create(
+        market=market,
+        kind=MarketEvent.Kind.TRADES_VOIDED,
+        actor_id=resolution.created_by_id,
+        data={
+            "resolution": resolution.pk,
+            "trades": count,
+            "known_at": resolution.known_at.isoformat(),
+            "escrow_paid": str(totals["net"]),
+        },
+        created_at=now,
+    )
     return VoidResult(trade_count=count, escrow_paid=totals["net"], posting=posting)
