@@ -1,5 +1,6 @@
 """A proposal in the browser: the market page's section and a trader's challenge from it, the list's badge and
-the staff queue's decision, each page passing the accessibility audit (axe-core) at desktop and phone width."""
+its "Proposed" filter, the staff queue's decision and the market log that records the resolution it made, each
+page passing the accessibility audit (axe-core) at desktop and phone width."""
 
 import pytest
 from django.utils import timezone
@@ -27,6 +28,13 @@ def test_a_trader_challenges_from_the_market_page_and_staff_decide_from_the_queu
     failures = audit_pages(page, live_server.url, ["/", "/markets/ecb-june-cut/"])
     page.goto(f"{live_server.url}/")
     expect(page.get_by_text("Proposed: Yes, challenge until")).to_be_visible()
+    # The list's status filter keeps the proposed market alone.
+    page.get_by_label("Status").select_option("proposed")
+    page.wait_for_url(lambda url: "status=proposed" in url)
+    cards = page.locator(".market-card")
+    expect(cards).to_have_count(1)
+    expect(cards.first).to_contain_text("Proposed: Yes")
+    expect(cards.first.get_by_role("link", name=market.question)).to_be_visible()
 
     login(page, live_server.url, "trader")
     failures |= audit_pages(page, live_server.url, ["/markets/ecb-june-cut/"])
@@ -46,4 +54,11 @@ def test_a_trader_challenges_from_the_market_page_and_staff_decide_from_the_queu
     page.get_by_role("button", name="Reject: keep the bonds").click()
     expect(page.get_by_text("the proposal is final")).to_be_visible()
     assert Proposal.objects.get(pk=proposal.pk).state == Proposal.State.FINAL
+    # The market log shows the resolution the proposal became, with who made it and why.
+    page.goto(f"{live_server.url}/markets/ecb-june-cut/")
+    logged = page.locator(".market-events .event-resolved")
+    expect(logged).to_contain_text(f"Yes, by proposal {proposal.pk}")
+    expect(logged).to_contain_text("By staffer")
+    expect(logged).to_contain_text("The ECB cut by 25 basis points on 6 June 2024.")
+    failures |= audit_pages(page, live_server.url, ["/markets/ecb-june-cut/", "/?status=proposed"])
     assert not failures, "\n\n".join(f"{where}:\n{what}" for where, what in failures.items())
