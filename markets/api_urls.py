@@ -5,6 +5,7 @@ from django.urls import URLPattern, URLResolver, path
 from markets.apis import lifecycle, staff
 from markets.apis.comments import (
     CommentDetailApi,
+    CommentHideApi,
     CommentReportsApi,
     MarketCommentsApi,
     MarketFollowApi,
@@ -48,6 +49,7 @@ urlpatterns: list[URLPattern | URLResolver] = [
     path("markets/<slug:slug>/follow/", MarketFollowApi.as_view(), name="api-market-follow"),
     path("comments/<int:comment_id>/", CommentDetailApi.as_view(), name="api-comment-detail"),
     path("comments/<int:comment_id>/reports/", CommentReportsApi.as_view(), name="api-comment-reports"),
+    path("comments/<int:comment_id>/hide/", CommentHideApi.as_view(), name="api-comment-hide"),
     path("me/feed/", MeFeedApi.as_view(), name="api-me-feed"),
     path("markets/<slug:slug>/export/", MarketExportApi.as_view(), name="api-market-export"),
     path("datasets/", DatasetListApi.as_view(), name="api-datasets"),

@@ -28,6 +28,8 @@ from tests.factories import trade_request
 pytestmark = pytest.mark.django_db
 
 ROLES = ("anonymous", "user", "other", "staff")
+# Routes that hide the comment in their URL: each walks a comment of its own.
+HIDING_ROUTES = ("api-comment-hide", "markets:comment-hide")
 
 # Access rules. "public": everyone may. "login": any signed-in user. "staff": staff only. "owner": only
 # the user the object in the URL belongs to (others get a 404, not a hint that it exists). "guest": a page
@@ -60,6 +62,7 @@ RULES: dict[str, dict[str, str]] = {
     "api-market-proposals": {"GET": PUBLIC, "POST": STAFF},
     "api-proposal-challenges": {"POST": LOGIN},
     "api-proposal-decision": {"POST": STAFF},
+    "api-comment-hide": {"POST": STAFF},
     "api-me-positions": {"GET": LOGIN},
     "api-me-trades": {"GET": LOGIN},
     "api-market-comments": {"GET": PUBLIC, "POST": LOGIN},
@@ -179,7 +182,13 @@ def world(make_user, make_market, settings, tmp_path):
     )
     comment = comment_create(market=market, author=owner, body="The owner's comment.")
     comment_report(comment=comment, reporter=other, reason="Walked.")
+    # Hiding a comment ends it for every later route of the walk: each hiding route gets one of its own.
+    hideable = {
+        name: comment_create(market=market, author=owner, body=f"A comment staff may hide ({name}).")
+        for name in HIDING_ROUTES
+    }
     return {
+        "hideable": hideable,
         "owner": owner,
         "other": other,
         "staff": staff,
@@ -200,7 +209,7 @@ def concrete_path(route: Route, world) -> str:
         "slug": world["market"].slug,
         "username": world["owner"].username,
         "key_id": str(world["key"].pk),
-        "comment_id": str(world["comment"].pk),
+        "comment_id": str(world["hideable"].get(route.name, world["comment"]).pk),
         "report_id": str(world["report"].pk),
         "market_id": str(world["market"].pk),
         "uidb64": "MQ",

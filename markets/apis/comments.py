@@ -1,12 +1,12 @@
-"""The discussion under a market (comments/), one comment (comments/{id}/, its reports/), following a market
-(follow/) and the signed-in user's feed (me/feed/)."""
+"""The discussion under a market (comments/), one comment (comments/{id}/, its reports/, and hide/ for staff),
+following a market (follow/) and the signed-in user's feed (me/feed/)."""
 
 from typing import Any
 
 from drf_spectacular.utils import OpenApiResponse, extend_schema, extend_schema_field
 from rest_framework import serializers, status
 from rest_framework.exceptions import NotFound
-from rest_framework.permissions import IsAuthenticated
+from rest_framework.permissions import IsAdminUser, IsAuthenticated
 from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
@@ -31,6 +31,7 @@ from markets.services.comments import (
     comment_create,
     comment_delete,
     comment_edit,
+    comment_hide,
     comment_report,
 )
 from markets.services.follows import market_follow_set
@@ -245,6 +246,36 @@ class CommentReportsApi(APIView):
         created = comment_report(comment=comment, reporter=user, reason=body.validated_data["reason"])
         data = self.OutputSerializer({"comment": comment.pk, "reported": created}).data
         return Response(data, status=status.HTTP_201_CREATED if created else status.HTTP_200_OK)
+
+
+class CommentHideApi(APIView):
+    """POST /api/v1/comments/{id}/hide/: staff hide a comment from everyone, as the moderation queue and the admin
+    do (markets.services.comments.comment_hide): the comment records who hid it and when, and its open reports
+    close as acted on. Hiding a hidden comment again answers the same (200)."""
+
+    permission_classes = [HasKeyScope, IsAdminUser]
+    required_scope = Scope.MARKETS
+
+    class OutputSerializer(serializers.Serializer):
+        id = serializers.IntegerField()
+        market = serializers.SlugField(source="market.slug")
+        hidden_at = serializers.DateTimeField()
+        hidden_by = serializers.CharField(source="hidden_by.username", allow_null=True, help_text="Who hid it.")
+
+    @extend_schema(
+        operation_id="comment_hide",
+        summary="Hide a comment from everyone (staff)",
+        request=None,
+        responses={200: OutputSerializer},
+    )
+    def post(self, request: Request, comment_id: int) -> Response:
+        comment = Comment.objects.filter(pk=comment_id, deleted_at__isnull=True).select_related("market").first()
+        if comment is None:
+            raise NotFound(f"No comment {comment_id}.")
+        user: User = request.user  # type: ignore[assignment]
+        comment_hide(comment=comment, staff=user)
+        hidden = Comment.objects.select_related("market", "hidden_by").get(pk=comment.pk)
+        return Response(self.OutputSerializer(hidden).data)
 
 
 class MarketFollowApi(APIView):

@@ -36,6 +36,7 @@ from markets.selectors.exports import (
     market_price_rows,
     market_trade_rows,
     outcome_codes,
+    user_comment_rows,
     user_payout_rows,
     user_position_rows,
     user_trade_rows,
@@ -222,7 +223,7 @@ class MeExportApi(APIView):
 
     @extend_schema(
         operation_id="me_export",
-        summary="Download my data: profile, trades, positions and payouts as a zip of CSV and JSON files",
+        summary="Download my data: profile, trades, positions, payouts and comments as a zip of CSV and JSON files",
         responses={(200, "application/zip"): OpenApiResponse(OpenApiTypes.BINARY)},
     )
     def get(self, request: Request) -> FileResponse:
@@ -266,6 +267,12 @@ class MeExportApi(APIView):
                 "payouts.csv",
                 ["market", "resolution_id", "resolution_state", "amount", "time"],
                 user_payout_rows(user_id=user.pk),
+            )
+            _write_csv(
+                archive,
+                "comments.csv",
+                ["id", "time", "market", "parent", "body", "edited_at", "deleted_at", "hidden_at"],
+                user_comment_rows(user_id=user.pk),
             )
         spool.seek(0)
         return FileResponse(spool, as_attachment=True, filename=f"forecastle-{user.username}.zip")

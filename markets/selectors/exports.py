@@ -14,7 +14,7 @@ from typing import TypedDict
 
 from django.utils.crypto import salted_hmac
 
-from markets.models import Market, Outcome, Payout, Position, PricePoint, Resolution, Trade
+from markets.models import Comment, Market, Outcome, Payout, Position, PricePoint, Resolution, Trade
 
 # Rows fetched per round trip to the server-side cursor.
 EXPORT_CHUNK = 2000
@@ -140,3 +140,25 @@ def user_payout_rows(*, user_id: int) -> Iterator[tuple[object, ...]]:
     )
     for market, resolution_id, state, amount, created_at in rows:
         yield market, resolution_id, state, str(amount), iso(created_at)
+
+
+def user_comment_rows(*, user_id: int) -> Iterator[tuple[object, ...]]:
+    """Everything the user wrote, oldest first, deleted and hidden comments included (they are still theirs):
+    (id, time, market, parent id, body as written, edited, deleted, hidden)."""
+    rows = (
+        Comment.objects.filter(author_id=user_id)
+        .order_by("created_at", "id")
+        .values_list("id", "created_at", "market__slug", "parent_id", "body", "edited_at", "deleted_at", "hidden_at")
+        .iterator(chunk_size=EXPORT_CHUNK)
+    )
+    for comment_id, created_at, market, parent_id, body, edited_at, deleted_at, hidden_at in rows:
+        yield (
+            comment_id,
+            iso(created_at),
+            market,
+            parent_id or "",
+            body,
+            iso(edited_at),
+            iso(deleted_at),
+            iso(hidden_at),
+        )

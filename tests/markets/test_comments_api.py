@@ -256,6 +256,49 @@ def test_hidden_comments_stay_hidden_from_the_api(market, ana, bo, make_user):
     assert_error(client_for(bo).post(COMMENTS, {"body": "x", "parent": top.pk}), 400, "invalid", "parent")
 
 
+def test_staff_hide_a_comment_through_the_api_and_it_is_recorded(market, ana, bo, make_user):
+    staff = make_user("moderator", is_staff=True)
+    comment = comment_create(market=market, author=ana, body="spam")
+    reply = comment_create(market=market, author=bo, body="answering spam", parent_id=comment.pk)
+    client_for(bo).post(f"/api/v1/comments/{comment.pk}/reports/", {"reason": "Spam."})
+    path = f"/api/v1/comments/{comment.pk}/hide/"
+    response = client_for(staff).post(path)
+    assert response.status_code == 200, response.content
+    body = response.json()
+    assert (body["id"], body["market"], body["hidden_by"]) == (comment.pk, market.slug, "moderator")
+    comment.refresh_from_db()
+    assert comment.hidden_by == staff
+    assert comment.hidden_at is not None
+    assert body["hidden_at"].startswith(comment.hidden_at.isoformat()[:19])
+    report = CommentReport.objects.get(comment=comment)
+    assert (report.state, report.handled_by) == ("hidden", staff)
+    assert [c["id"] for c in client_for(ana).get(COMMENTS).json()["results"]] == []
+    assert_error(client_for(ana).patch(f"/api/v1/comments/{reply.pk}/", {"body": "back"}), 404, "not_found")
+    # Again: the same answer, the first hiding stands.
+    again = client_for(make_user("other-moderator", is_staff=True)).post(path)
+    assert again.status_code == 200
+    assert again.json()["hidden_by"] == "moderator"
+    assert again.json()["hidden_at"] == body["hidden_at"]
+
+
+def test_only_staff_hide_comments(market, ana, bo):
+    comment = comment_create(market=market, author=ana, body="mine")
+    path = f"/api/v1/comments/{comment.pk}/hide/"
+    assert client_for().post(path).status_code in (401, 403)
+    for user in (ana, bo):
+        assert_error(client_for(user).post(path), 403, "permission_denied")
+    assert Comment.objects.get(pk=comment.pk).hidden_at is None
+    assert_error(client_for(bo).post(f"/api/v1/comments/{comment.pk + 999}/hide/"), 403, "permission_denied")
+
+
+def test_hiding_an_unknown_or_deleted_comment_is_a_404(market, ana, make_user):
+    staff = client_for(make_user("moderator", is_staff=True))
+    comment = comment_create(market=market, author=ana, body="gone")
+    client_for(ana).delete(f"/api/v1/comments/{comment.pk}/")
+    assert_error(staff.post(f"/api/v1/comments/{comment.pk}/hide/"), 404, "not_found")
+    assert_error(staff.post(f"/api/v1/comments/{comment.pk + 999}/hide/"), 404, "not_found")
+
+
 # Reports
 
 

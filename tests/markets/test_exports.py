@@ -17,6 +17,7 @@ from accounts.models import Scope
 from accounts.services import api_key_create
 from markets.models import Market, Outcome, Trade
 from markets.services import market_resolve
+from markets.services.comments import comment_create, comment_delete, comment_hide
 from markets.services.datasets import dataset_build
 from markets.services.settlement import market_settle
 
@@ -184,7 +185,7 @@ def test_download_my_data_holds_only_my_own(traded):
     assert response.status_code == 200
     assert response["Content-Type"] == "application/zip"
     archive = zipfile.ZipFile(io.BytesIO(content(response)))
-    assert set(archive.namelist()) == {"profile.json", "trades.csv", "positions.csv", "payouts.csv"}
+    assert set(archive.namelist()) == {"profile.json", "trades.csv", "positions.csv", "payouts.csv", "comments.csv"}
     profile = json.loads(archive.read("profile.json"))
     assert profile["username"] == "ana"
     assert [key["name"] for key in profile["api_keys"]] == ["mine"]
@@ -195,6 +196,27 @@ def test_download_my_data_holds_only_my_own(traded):
     }
     positions = list(csv.DictReader(io.TextIOWrapper(archive.open("positions.csv"), encoding="utf-8")))
     assert {row["outcome"] for row in positions} == {"RUTTE", "IOHANNIS"}
+
+
+def test_download_my_data_holds_my_comments_deleted_and_hidden_ones_too(traded, make_user):
+    market, users = traded
+    ana, bob = users["ana"], users["bob"]
+    first = comment_create(market=market, author=ana, body="Rutte has the votes, *surely*.")
+    reply = comment_create(market=market, author=ana, body="@bob, see above.", parent_id=first.pk)
+    gone = comment_create(market=market, author=ana, body="Withdrawn.")
+    comment_delete(comment=gone, user=ana)
+    comment_hide(comment=reply, staff=make_user("moderator", is_staff=True))
+    comment_create(market=market, author=bob, body="Not ana's.")
+    client = APIClient()
+    client.force_login(ana)
+    archive = zipfile.ZipFile(io.BytesIO(content(client.get("/api/v1/me/export/"))))
+    rows = list(csv.DictReader(io.TextIOWrapper(archive.open("comments.csv"), encoding="utf-8")))
+    assert [row["id"] for row in rows] == [str(first.pk), str(reply.pk), str(gone.pk)]
+    assert rows[0]["body"] == "Rutte has the votes, *surely*."
+    assert (rows[0]["market"], rows[0]["parent"], rows[0]["hidden_at"]) == (market.slug, "", "")
+    assert rows[1]["parent"] == str(first.pk)
+    assert rows[1]["hidden_at"]
+    assert rows[2]["deleted_at"]
 
 
 def test_download_my_data_needs_an_account():
