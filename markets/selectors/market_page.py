@@ -19,6 +19,7 @@ from accounts.money import ZERO, position_value
 from config.core.cache import cache_get, cache_set
 from markets.models import Market, Outcome, Payout, Position, PricePoint, Resolution, Trade
 from markets.selectors.markets import Drafts, market_by_slug
+from markets.selectors.prices import standing_price_points
 from markets.snapshot import LivePrices, PriceChart
 
 RANGES: dict[str, timedelta | None] = {
@@ -69,7 +70,8 @@ def market_chart(*, market: Market, outcomes: list[Outcome], range_key: str, now
     window = RANGES.get(range_key, RANGES[DEFAULT_RANGE])
     start = max(opened, end - window) if window else opened
     start = min(start, end)
-    points = PricePoint.objects.filter(market_id=market.pk)
+    # Voided trades' points are not history (markets.selectors.prices.standing_price_points).
+    points = standing_price_points().filter(market_id=market.pk)
     first = points.filter(created_at__lte=start).order_by("-created_at", "-id").values_list("probabilities", flat=True)
     opening = first.first() or [outcome.initial_probability for outcome in outcomes]
     rows = list(

@@ -11,7 +11,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any, TypedDict, TypeVar
 
 from django.db import connection
-from django.db.models import Count, IntegerField, OuterRef, Prefetch, QuerySet, Subquery
+from django.db.models import Count, IntegerField, OuterRef, Prefetch, Q, QuerySet, Subquery
 from django.utils import timezone
 
 from markets import cache as price_cache
@@ -323,9 +323,16 @@ def history_window(
     return HistoryWindow(interval=interval, start=start, end=end)
 
 
+def standing_price_points() -> QuerySet[PricePoint]:
+    """Price points that still stand: those of voided trades are left out (the trade was undone, its price never
+    counted), as in every history read: the chart, raw points, and candles (the `NOT EXISTS` on voided trades in
+    CANDLES_SQL and in the roll-up, markets.services.candles)."""
+    return PricePoint.objects.filter(Q(trade__isnull=True) | Q(trade__voided_at__isnull=True))
+
+
 def price_points(*, market_id: int, start: datetime, end: datetime | None) -> list[tuple[datetime, list[float]]]:
-    """Every probability vector recorded in [start, end), oldest first (the latest MAX_POINTS)."""
-    points = PricePoint.objects.filter(market_id=market_id, created_at__gte=start)
+    """Every probability vector recorded in [start, end) that still stands, oldest first (the latest MAX_POINTS)."""
+    points = standing_price_points().filter(market_id=market_id, created_at__gte=start)
     if end is not None:
         points = points.filter(created_at__lt=end)
     rows = points.order_by("-created_at", "-id").values_list("created_at", "probabilities")[:MAX_POINTS]
@@ -338,7 +345,8 @@ def price_points(*, market_id: int, start: datetime, end: datetime | None) -> li
 # finished (still open when it ran, or holding a point written since, perhaps dated in the past) to
 # the end. Then every bucket of the range is laid out, with the last close carried forward into empty
 # ones (starting from the last price before the range). The result is exactly that of bucketing every
-# point on the fly.
+# point on the fly. Points of voided trades are left out throughout (standing_price_points); voiding drops the
+# rolled-up candles it made stale (markets.services.candles.candles_invalidate).
 CANDLES_SQL = """
 WITH mark AS (
     SELECT last_point_id, pending_from FROM markets_pricecandlewatermark
@@ -376,10 +384,16 @@ unrolled AS (
     SELECT pp.created_at, pp.id, pp.probabilities FROM markets_pricepoint pp
     WHERE pp.market_id = %(market)s
       AND pp.created_at >= %(start)s AND pp.created_at < LEAST((SELECT full_start FROM bounds), %(end)s)
+      AND NOT EXISTS (
+          SELECT 1 FROM markets_trade voided WHERE voided.id = pp.trade_id AND voided.voided_at IS NOT NULL
+      )
     UNION ALL
     SELECT pp.created_at, pp.id, pp.probabilities FROM markets_pricepoint pp
     WHERE pp.market_id = %(market)s
       AND pp.created_at >= (SELECT served_end FROM bounds) AND pp.created_at < %(end)s
+      AND NOT EXISTS (
+          SELECT 1 FROM markets_trade voided WHERE voided.id = pp.trade_id AND voided.voided_at IS NOT NULL
+      )
 ),
 points AS (
     SELECT date_bin(%(step)s, pp.created_at, %(origin)s) AS bucket,
@@ -400,9 +414,12 @@ candles AS (
 prior AS (
     SELECT element.ordinality - 1 AS idx, element.value::float8 AS p
     FROM (
-        SELECT probabilities FROM markets_pricepoint
-        WHERE market_id = %(market)s AND created_at < %(start)s
-        ORDER BY created_at DESC, id DESC LIMIT 1
+        SELECT pp.probabilities FROM markets_pricepoint pp
+        WHERE pp.market_id = %(market)s AND pp.created_at < %(start)s
+          AND NOT EXISTS (
+              SELECT 1 FROM markets_trade voided WHERE voided.id = pp.trade_id AND voided.voided_at IS NOT NULL
+          )
+        ORDER BY pp.created_at DESC, pp.id DESC LIMIT 1
     ) last_point
     CROSS JOIN LATERAL jsonb_array_elements_text(last_point.probabilities) WITH ORDINALITY AS element(value, ordinality)
 ),

@@ -9,6 +9,10 @@ watermark in the same statement, so candles and watermark always agree.
 
 Runs are idempotent (a bucket is recomputed from all its points, never incremented) and safe at
 once: each run locks the watermark rows it works on and skips those another run holds.
+
+Points of voided trades count in no candle (markets.selectors.prices.standing_price_points). Voiding undoes trades
+whose points may already be rolled up: `candles_invalidate` drops those candles and moves the watermarks back,
+so the read and the next run recompute them without the voided points.
 """
 
 from collections.abc import Collection
@@ -94,9 +98,12 @@ span_points AS MATERIALIZED (
            pp.created_at, pp.id, pp.probabilities
     FROM spans sp
     CROSS JOIN LATERAL (
-        SELECT created_at, id, probabilities FROM markets_pricepoint
-        WHERE market_id = sp.market_id AND created_at >= sp.first_bucket AND created_at < sp.span_end
-        ORDER BY created_at
+        SELECT pp.created_at, pp.id, pp.probabilities FROM markets_pricepoint pp
+        WHERE pp.market_id = sp.market_id AND pp.created_at >= sp.first_bucket AND pp.created_at < sp.span_end
+          AND NOT EXISTS (
+              SELECT 1 FROM markets_trade voided WHERE voided.id = pp.trade_id AND voided.voided_at IS NOT NULL
+          )
+        ORDER BY pp.created_at
     ) pp
 ),
 points AS (
@@ -147,6 +154,35 @@ advanced AS (
 SELECT (SELECT count(*) FROM written), (SELECT count(*) FROM advanced)
 """
 
+# Voiding: the market's candles from the bucket holding `from` on are stale (they count points of trades now
+# voided). They go, and each watermark moves back before the first point of those buckets, so the read serves
+# them from the points (without the voided ones) and the next run rolls them up again. Watermarks are locked
+# first, as a run locks them: a run under way finishes first, and a later one finds them moved.
+INVALIDATE_SQL = """
+WITH marks AS (
+    SELECT w.id, w.market_id, w."interval", date_bin(s.step, %(from)s, %(origin)s) AS from_bucket
+    FROM markets_pricecandlewatermark w
+    JOIN unnest(%(names)s::text[], %(steps)s::interval[]) AS s(name, step) ON s.name = w."interval"
+    WHERE w.market_id = %(market)s
+    ORDER BY w.id
+    FOR UPDATE OF w
+),
+dropped AS (
+    DELETE FROM markets_pricecandle c USING marks m
+    WHERE c.market_id = m.market_id AND c."interval" = m."interval" AND c.bucket_start >= m.from_bucket
+    RETURNING 1
+)
+UPDATE markets_pricecandlewatermark w
+SET last_point_id = LEAST(w.last_point_id, first_point.id - 1)
+FROM marks m
+CROSS JOIN LATERAL (
+    SELECT min(pp.id) AS id FROM markets_pricepoint pp
+    WHERE pp.market_id = m.market_id AND pp.created_at >= m.from_bucket
+) first_point
+WHERE w.id = m.id AND first_point.id IS NOT NULL
+RETURNING (SELECT count(*) FROM dropped)
+"""
+
 
 def candles_roll_up(*, now: datetime | None = None, market_ids: Collection[int] | None = None) -> int:
     """Writes every completed candle changed since the last run (of the given markets, else of all);
@@ -173,3 +209,17 @@ def candles_roll_up(*, now: datetime | None = None, market_ids: Collection[int] 
         cursor.execute(ROLL_UP_SQL, {**parameters, "mark_ids": mark_ids})
         written, _advanced = cursor.fetchone() or (0, 0)
     return int(written)
+
+
+def candles_invalidate(*, market_id: int, moment: datetime) -> None:
+    """Drops the market's rolled-up candles from the bucket holding `moment` on, and moves its watermarks back
+    (INVALIDATE_SQL): voiding calls it, inside the settlement's transaction, for the trades after `moment`."""
+    parameters: dict[str, Any] = {
+        "market": market_id,
+        "from": moment,
+        "origin": BUCKET_ORIGIN,
+        "names": list(INTERVALS),
+        "steps": list(INTERVALS.values()),
+    }
+    with connection.cursor() as cursor:
+        cursor.execute(INVALIDATE_SQL, parameters)

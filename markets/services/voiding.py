@@ -13,7 +13,9 @@ payouts are computed, inside the settlement's transaction and under the market's
   re-resolution, `shortfalls_paid_by`), so the escrow gets back all of it;
 - the trades stay, marked `voided_at` and `voided_by` (the trader's history shows them as voided), the volume
   drops by their amounts, and a price point records the restored probabilities;
-- the market log gets a `trades_voided` event (how many, after when), its actor the resolver of the resolution.
+- the market log gets a `trades_voided` event (how many, after when), its actor the resolver of the resolution;
+- the price history (the chart, raw points and candles) leaves the voided trades' points out from then on, as the
+  public trade list marks them voided: the candles rolled up from them are dropped to be rolled up again.
 
 Scoring then uses the forecasts up to `known_at` only (forecast.services). Voiding is one-way: a later
 re-resolution with a later `known_at` does not revive trades already voided.
@@ -34,6 +36,7 @@ from accounts.services import EntryQuery, Posting
 from markets import lmsr
 from markets.models import Market, MarketEvent, Outcome, Position, PricePoint, Resolution, Trade
 from markets.pricing import lmsr_state
+from markets.services.candles import candles_invalidate
 
 # Table names are the models' own, never input: the f-strings below build no SQL from user data.
 ACCOUNT = Account._meta.db_table
@@ -138,6 +141,9 @@ def late_trades_void(
         outcome.probability = probability
     Outcome.objects.bulk_update(outcomes, ["probability"])
     PricePoint.objects.create(market=market, probabilities=restored, created_at=now)
+    # The voided trades' price points leave the history (markets.selectors.prices.standing_price_points):
+    # the candles rolled up from them go.
+    candles_invalidate(market_id=market.pk, moment=resolution.known_at)
     MarketEvent.objects.create(
         market=market,
         kind=MarketEvent.Kind.TRADES_VOIDED,

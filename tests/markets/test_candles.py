@@ -1,9 +1,11 @@
 """Rolled-up price candles: the history read gives exactly what computing every bucket from the price
-points gives, before, between and after roll-ups, however the points arrive."""
+points gives, before, between and after roll-ups, however the points arrive, and after voiding takes the
+points of late trades out of the history."""
 
 import threading
 from datetime import UTC, datetime, timedelta
 from typing import Any
+from unittest import mock
 
 import pytest
 from django.conf import settings as django_settings
@@ -13,9 +15,10 @@ from hypothesis import strategies as st
 from rest_framework.test import APIClient
 
 from config.celery import app as celery_app
-from markets.models import Market, PriceCandle, PriceCandleWatermark, PricePoint
-from markets.selectors.prices import BUCKET_ORIGIN, INTERVALS, price_candles
-from markets.services import candles_roll_up, trade_execute
+from markets.models import Market, PriceCandle, PriceCandleWatermark, PricePoint, Trade
+from markets.selectors.market_page import market_chart
+from markets.selectors.prices import BUCKET_ORIGIN, INTERVALS, price_candles, standing_price_points
+from markets.services import candles_roll_up, market_resolve, market_settle, trade_execute
 from tests.conftest import MakeMarket
 from tests.factories import trade_request
 from tests.hypothesis_profiles import examples
@@ -24,15 +27,20 @@ pytestmark = pytest.mark.django_db
 
 BASE = datetime(2026, 3, 2, 9, 30, tzinfo=UTC)  # not on a day boundary, so day buckets are cut too
 
-# The history query as it was before candles were rolled up: every bucket from the price points.
-# It is the oracle the rolled-up read must match exactly.
+# The history query as it was before candles were rolled up: every bucket from the price points (those of
+# voided trades left out). It is the oracle the rolled-up read must match exactly.
 ON_THE_FLY_SQL = """
-WITH points AS (
+WITH standing AS (
+    SELECT pp.* FROM markets_pricepoint pp
+    LEFT JOIN markets_trade t ON t.id = pp.trade_id
+    WHERE pp.market_id = %(market)s AND t.voided_at IS NULL
+),
+points AS (
     SELECT date_bin(%(step)s, pp.created_at, %(origin)s) AS bucket,
            pp.created_at, pp.id, element.ordinality - 1 AS idx, element.value::float8 AS p
-    FROM markets_pricepoint pp
+    FROM standing pp
     CROSS JOIN LATERAL jsonb_array_elements_text(pp.probabilities) WITH ORDINALITY AS element(value, ordinality)
-    WHERE pp.market_id = %(market)s AND pp.created_at >= %(start)s AND pp.created_at < %(end)s
+    WHERE pp.created_at >= %(start)s AND pp.created_at < %(end)s
 ),
 candles AS (
     SELECT bucket, idx,
@@ -45,8 +53,8 @@ candles AS (
 prior AS (
     SELECT element.ordinality - 1 AS idx, element.value::float8 AS p
     FROM (
-        SELECT probabilities FROM markets_pricepoint
-        WHERE market_id = %(market)s AND created_at < %(start)s
+        SELECT probabilities FROM standing
+        WHERE created_at < %(start)s
         ORDER BY created_at DESC, id DESC LIMIT 1
     ) last_point
     CROSS JOIN LATERAL jsonb_array_elements_text(last_point.probabilities) WITH ORDINALITY AS element(value, ordinality)
@@ -120,9 +128,9 @@ def assert_rows_match_points() -> None:
         ]
         assert (
             row.point_count
-            == PricePoint.objects.filter(
-                market=row.market, created_at__gte=row.bucket_start, created_at__lt=row.bucket_start + step
-            ).count()
+            == standing_price_points()
+            .filter(market=row.market, created_at__gte=row.bucket_start, created_at__lt=row.bucket_start + step)
+            .count()
         )
 
 
@@ -294,6 +302,63 @@ def test_trades_after_a_roll_up_are_rolled_up_by_the_next(make_market, make_user
     assert candle_rows() != before
     assert_rows_match_points()
     assert_reads_match([(market, 2)], windows)
+
+
+def test_voided_trades_leave_the_candles_rolled_up_or_not(make_market, make_user):
+    market = open_market(make_market, "voided", 2)
+    staff = make_user("resolver", is_staff=True)
+    ana, ben = make_user("ana"), make_user("ben")
+    for minutes, user, code in ((10, ana, "YES"), (20, ben, "NO"), (30, ana, "YES")):
+        trade_execute(
+            user=user,
+            market=market,
+            request=trade_request(code, "buy", shares="30"),
+            now=BASE + timedelta(minutes=minutes),
+        )
+    known_at = BASE + timedelta(minutes=40)
+    # Late: a big move within the hour that holds known_at, and in the next hours.
+    for minutes in (45, 95, 200):
+        trade_execute(
+            user=ben,
+            market=market,
+            request=trade_request("NO", "buy", shares="80"),
+            now=BASE + timedelta(minutes=minutes),
+        )
+    day = datetime(2026, 3, 2, tzinfo=UTC)
+    windows = [(interval, day, day + timedelta(days=1)) for interval in INTERVALS]
+    candles_roll_up(now=BASE + timedelta(days=1))
+    rolled_before = candle_rows()
+
+    with mock.patch("markets.services.resolution.settlement_enqueue"):
+        market_resolve(market=market, user=staff, kind="outcome", outcome_code="YES", reason="r", known_at=known_at)
+    settled = market_settle(market_id=market.pk, now=BASE + timedelta(days=1, hours=1))
+    assert settled is not None
+    assert settled.voided_trades == 3
+    # At once (the stale candles dropped, served from the points) and after the next roll-up.
+    assert_reads_match([(market, 2)], windows)
+    assert candle_rows() != rolled_before
+    candles_roll_up(now=BASE + timedelta(days=2))
+    assert_rows_match_points()
+    assert_reads_match([(market, 2)], windows)
+    hour = price_candles(market_id=market.pk, outcome_count=2, interval="1h", start=day, end=day + timedelta(days=1))
+    standing = [
+        trade.probabilities_after[0]
+        for trade in Trade.objects.filter(market=market, voided_at__isnull=True).order_by("created_at")
+    ]
+    yes_lows = [low for _bucket, idx, _open, _high, low, _close in hour if idx == 0]
+    assert min(yes_lows) >= min(standing) - 1e-12  # no candle dips to a voided trade's price
+
+    raw = APIClient().get(f"/api/v1/markets/{market.slug}/history/", {"interval": "raw"})
+    assert raw.status_code == 200, raw.content
+    yes = [point["probability"] for point in raw.json()["series"][0]["points"]]
+    # The opening, the three standing trades, and the prices restored by the voiding (the same as the last).
+    assert yes == pytest.approx([0.5, *standing, standing[-1]])
+    # The market page's chart too: the opening price, the standing trades, the restored prices and the current
+    # ones (minute buckets over the day and a bit).
+    market.refresh_from_db()
+    outcomes = list(market.outcomes.order_by("index"))
+    chart = market_chart(market=market, outcomes=outcomes, range_key="all", now=BASE + timedelta(days=1, hours=2))
+    assert chart["series"][0]["values"] == pytest.approx([0.5, *standing, standing[-1], standing[-1]], abs=1e-6)
 
 
 def test_market_ids_limit_the_roll_up(make_market):
