@@ -18,7 +18,8 @@ payouts are computed, inside the settlement's transaction and under the market's
   public trade list marks them voided: the candles rolled up from them are dropped to be rolled up again.
 
 Scoring then uses the forecasts up to `known_at` only (forecast.services). Voiding is one-way: a later
-re-resolution with a later `known_at` does not revive trades already voided.
+re-resolution with a later `known_at` does not revive trades already voided; one with an earlier `known_at`
+voids the trades between the two (docs/settlement.md, "Re-resolving a market whose trades were voided").
 """
 
 from dataclasses import dataclass

@@ -128,6 +128,50 @@ def test_settlement_voids_first_pays_once_and_scores_only_forecasts_up_to_known_
     assert scored == {ana.pk, ben.pk}
 
 
+def test_a_re_resolution_never_revives_voided_trades_and_an_earlier_known_at_voids_more(
+    make_market, make_user, resolver, start
+):
+    """docs/settlement.md, "Re-resolving a market whose trades were voided": voiding is one-way."""
+
+    def settle() -> int:
+        result = market_settle(market_id=market.pk)
+        assert result is not None
+        return result.voided_trades
+
+    market = make_market("re-resolved-late", created_by=resolver, now=start)
+    ana, ben, carol, dan = (make_user(name) for name in ("ana", "ben", "carol", "dan"))
+    trade(ana, market, "YES", "buy", start + HOUR, amount="40")
+    trade(ben, market, "NO", "buy", start + 3 * HOUR, amount="20")
+    trade(carol, market, "YES", "buy", start + 5 * HOUR, amount="30")
+    trade(dan, market, "NO", "buy", start + 7 * HOUR, amount="10")
+    first = market_resolve(
+        market=market, user=resolver, kind="outcome", outcome_code="YES", reason="Known.", known_at=start + 4 * HOUR
+    )
+    assert settle() == 2  # carol's and dan's
+    carol_wallet, state_after_first = wallet(carol), state(market)
+
+    # A later known_at: carol's trade (between the two) is not revived; nothing more is voided.
+    later = market_resolve(
+        market=market, user=resolver, kind="outcome", outcome_code="NO", reason="Later.", known_at=start + 6 * HOUR
+    )
+    assert settle() == 0
+    assert Trade.objects.get(user=carol).voided_by_id == first.pk
+    assert Position.objects.get(user=carol).shares == ZERO
+    assert wallet(carol) == carol_wallet  # refunded once, paid nothing: her shares were voided
+    assert state(market) == state_after_first
+    assert markets_reconcile() == []
+
+    # An earlier known_at voids what the first left standing (ben's trade), under the new resolution.
+    earlier = market_resolve(
+        market=market, user=resolver, kind="outcome", outcome_code="YES", reason="Earlier.", known_at=start + 2 * HOUR
+    )
+    assert settle() == 1
+    voided_by = dict(Trade.objects.filter(market=market).values_list("user__username", "voided_by_id"))
+    assert voided_by == {"ana": None, "ben": earlier.pk, "carol": first.pk, "dan": first.pk}
+    assert later.pk not in voided_by.values()
+    assert markets_reconcile() == []
+
+
 def test_a_voided_sale_whose_proceeds_were_spent_is_written_off_to_the_house(make_market, make_user, resolver, start):
     market = make_market("spent", created_by=resolver, now=start)
     elsewhere = make_market("elsewhere", created_by=resolver, now=start)
