@@ -10,7 +10,8 @@ class MarketsConfig(AppConfig):
         from markets.hooks import on_market_settled
         from markets.metrics import SettlementAndReconciliationState
         from markets.services import market_change_callbacks
-        from markets.services.price_cache import prices_refresh
+        from markets.services.changes import market_change_batches
+        from markets.services.price_cache import prices_refresh, prices_refresh_many
         from markets.services.stream import stream_publish
         from markets.tasks import market_resolved_notify_enqueue
 
@@ -20,6 +21,8 @@ class MarketsConfig(AppConfig):
         # Keep cached prices fresh: rebuild the market's snapshot after each change commits.
         if prices_refresh not in market_change_callbacks:
             market_change_callbacks.append(prices_refresh)
+        # Many markets changed together (proposals finalized at once): their snapshots rebuilt in a few queries.
+        market_change_batches[prices_refresh] = prices_refresh_many
         # Publish each change's events to the live stream (price, trade, status), after it commits.
         if stream_publish not in market_change_callbacks:
             market_change_callbacks.append(stream_publish)

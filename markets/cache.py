@@ -174,3 +174,29 @@ def snapshot_store(key: str, snapshot: "MarketSnapshot", *, newer_only: bool = F
         )
     except UNREACHABLE:
         cache_unreachable("write of a market snapshot and invalidation of the cached market lists")
+
+
+def snapshots_store(snapshots: dict[str, "MarketSnapshot"]) -> None:
+    """snapshot_store for many markets (by key) of snapshots read from the database (stored always, each with its
+    version beside it, as snapshot_store does): every SET in one pipelined round trip, then one new list generation
+    (a batch of markets changed together)."""
+    if not snapshots:
+        return
+    backend = caches["default"]
+    if not isinstance(backend, RedisCache):
+        for key, snapshot in snapshots.items():
+            cache_set(key, snapshot)
+        list_generation_bump()
+        return
+    try:
+        client = backend._cache.get_client(write=True)  # type: ignore[attr-defined]
+        serializer = backend._cache._serializer  # type: ignore[attr-defined]
+        seconds = ttl()
+        pipeline = client.pipeline(transaction=False)
+        for key, snapshot in snapshots.items():
+            pipeline.set(backend.make_key(key), serializer.dumps(snapshot), ex=seconds)
+            pipeline.set(backend.make_key(snapshot_version_key(key)), snapshot["version"], ex=seconds)
+        pipeline.execute()
+    except UNREACHABLE:
+        cache_unreachable("write of market snapshots")
+    list_generation_bump()

@@ -5,7 +5,7 @@ Market snapshots (a market, its outcomes and the maker's state) are read through
 function also works with Redis down: a cache miss simply reads PostgreSQL.
 """
 
-from collections.abc import Callable
+from collections.abc import Callable, Collection
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any, TypedDict, TypeVar
@@ -82,6 +82,10 @@ def markets_query(
 def _resolution_data(market: Market, outcomes: list[Outcome]) -> ResolutionSummary | None:
     """The market's current resolution (resolving, resolved or annulled), else None."""
     resolution = Resolution.objects.filter(market=market, is_current=True).select_related("outcome").first()
+    return _resolution_summary(resolution, outcomes)
+
+
+def _resolution_summary(resolution: Resolution | None, outcomes: list[Outcome]) -> ResolutionSummary | None:
     if resolution is None:
         return None
     codes = [outcome.code for outcome in outcomes]
@@ -95,14 +99,20 @@ def _resolution_data(market: Market, outcomes: list[Outcome]) -> ResolutionSumma
     }
 
 
-def _proposal_data(market: Market, outcomes: list[Outcome]) -> ProposalSummary | None:
-    """The market's live proposal (open to challenge or awaiting a decision), else None."""
-    proposal = (
-        Proposal.objects.filter(market=market, state__in=Proposal.LIVE_STATES)
+def _live_proposals() -> QuerySet[Proposal]:
+    return (
+        Proposal.objects.filter(state__in=Proposal.LIVE_STATES)
         .select_related("outcome")
         .annotate(challenge_count=Count("challenges"))
-        .first()
     )
+
+
+def _proposal_data(market: Market, outcomes: list[Outcome]) -> ProposalSummary | None:
+    """The market's live proposal (open to challenge or awaiting a decision), else None."""
+    return _proposal_summary(_live_proposals().filter(market=market).first(), outcomes)
+
+
+def _proposal_summary(proposal: Proposal | None, outcomes: list[Outcome]) -> ProposalSummary | None:
     if proposal is None:
         return None
     codes = [outcome.code for outcome in outcomes]
@@ -121,18 +131,64 @@ def _proposal_data(market: Market, outcomes: list[Outcome]) -> ProposalSummary |
     }
 
 
-def market_snapshot_build(*, market_id: int | None = None, slug: str | None = None) -> MarketSnapshot | None:
-    """A public market as plain data (what the detail endpoint and quotes need), from the database."""
+def _snapshot_markets() -> QuerySet[Market]:
+    """Markets with what a snapshot needs besides their resolution and proposal."""
     traders = (
         Position.objects.filter(market=OuterRef("pk"))
         .values("market")
         .annotate(count=Count("user", distinct=True))
         .values("count")
     )
-    markets = _with_prices().annotate(
+    return _with_prices().annotate(
         trader_count=Subquery(traders, output_field=IntegerField()),
         version=Subquery(_latest_price_point().values("id")[:1]),
     )
+
+
+def _snapshot_of(
+    market: Market, resolution: ResolutionSummary | None, proposal: ProposalSummary | None
+) -> MarketSnapshot:
+    return market_snapshot_from(
+        market=market,
+        outcomes=list(market.outcomes.all()),
+        version=getattr(market, "version", None) or 0,
+        updated_at=getattr(market, "price_updated_at", None) or market.created_at,
+        trader_count=getattr(market, "trader_count", None) or 0,
+        resolution=resolution,
+        proposal=proposal,
+    )
+
+
+def market_snapshots_build(*, market_ids: Collection[int]) -> list[MarketSnapshot]:
+    """market_snapshot_build for many markets in four queries however many they are (drafts and unknown ids
+    are left out): a batch of markets changed in one transaction (proposals finalized together)."""
+    markets = list(
+        markets_visible(drafts=Drafts.HIDDEN, queryset=_snapshot_markets())
+        .filter(pk__in=list(market_ids))
+        .order_by("pk")
+    )
+    ids = [market.pk for market in markets]
+    resolutions = {
+        resolution.market_id: resolution
+        for resolution in Resolution.objects.filter(market_id__in=ids, is_current=True).select_related("outcome")
+    }
+    proposals = {proposal.market_id: proposal for proposal in _live_proposals().filter(market_id__in=ids)}
+    snapshots = []
+    for market in markets:
+        outcomes = list(market.outcomes.all())
+        snapshots.append(
+            _snapshot_of(
+                market,
+                _resolution_summary(resolutions.get(market.pk), outcomes),
+                _proposal_summary(proposals.get(market.pk), outcomes),
+            )
+        )
+    return snapshots
+
+
+def market_snapshot_build(*, market_id: int | None = None, slug: str | None = None) -> MarketSnapshot | None:
+    """A public market as plain data (what the detail endpoint and quotes need), from the database."""
+    markets = _snapshot_markets()
     try:
         if market_id is not None:
             market = markets_visible(drafts=Drafts.HIDDEN, queryset=markets).get(pk=market_id)
@@ -141,15 +197,7 @@ def market_snapshot_build(*, market_id: int | None = None, slug: str | None = No
     except Market.DoesNotExist:
         return None
     outcomes = list(market.outcomes.all())
-    return market_snapshot_from(
-        market=market,
-        outcomes=outcomes,
-        version=getattr(market, "version", None) or 0,
-        updated_at=getattr(market, "price_updated_at", None) or market.created_at,
-        trader_count=getattr(market, "trader_count", None) or 0,
-        resolution=_resolution_data(market, outcomes),
-        proposal=_proposal_data(market, outcomes),
-    )
+    return _snapshot_of(market, _resolution_data(market, outcomes), _proposal_data(market, outcomes))
 
 
 def market_snapshot_from(

@@ -6,7 +6,7 @@ market as open or a resolved one as resolving for longer than the commit takes, 
 (markets.services.stream) publishes the change's events.
 """
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from functools import partial
@@ -35,11 +35,31 @@ class TradeChange:
     new_trader: bool
 
 
+MarketChangeCallback = Callable[[int, TradeChange | None], None]
+
 # Each callback takes the market id and, after a trade, the TradeChange (None after any other change).
-market_change_callbacks: list[Callable[[int, TradeChange | None], None]] = []
+market_change_callbacks: list[MarketChangeCallback] = []
+# The batch form of a callback, for many markets changed in one transaction (markets_changed): it takes their ids.
+# A callback without one runs once per market.
+market_change_batches: dict[MarketChangeCallback, Callable[[list[int]], None]] = {}
 
 
 def market_changed(*, market_id: int, trade: TradeChange | None = None) -> None:
     """Schedules every callback for after the current transaction commits (at once outside one)."""
     for callback in market_change_callbacks:
         transaction.on_commit(partial(callback, market_id, trade))
+
+
+def markets_changed(*, market_ids: Sequence[int]) -> None:
+    """market_changed for many markets at once (no trade), after the commit: a callback with a batch form runs
+    once for all of them (the price cache rebuilds their snapshots in a few queries), the others per market."""
+    ids = list(market_ids)
+    if not ids:
+        return
+    for callback in market_change_callbacks:
+        batch = market_change_batches.get(callback)
+        if batch is not None:
+            transaction.on_commit(partial(batch, ids))
+        else:
+            for market_id in ids:
+                transaction.on_commit(partial(callback, market_id, None))

@@ -6,7 +6,7 @@ import the other."""
 import logging
 
 from markets import cache as price_cache
-from markets.selectors.prices import market_snapshot_build, market_snapshot_from
+from markets.selectors.prices import market_snapshot_build, market_snapshot_from, market_snapshots_build
 from markets.services.changes import TradeChange
 from markets.snapshot import MarketSnapshot
 
@@ -59,4 +59,25 @@ def prices_refresh(market_id: int, trade: TradeChange | None = None) -> None:
         key = price_cache.snapshot_key(snapshot["market"]["slug"])
         price_cache.snapshot_store(key, snapshot, newer_only=built_from_trade)
     else:
+        price_cache.list_generation_bump()
+
+
+def prices_refresh_many(market_ids: list[int]) -> None:
+    """The batch form of prices_refresh (markets.services.changes.markets_changed): every market's snapshot
+    rebuilt from the database in a fixed number of queries and stored in one round trip, then one new list
+    generation. Like prices_refresh it runs after the commit and never raises: if the batch fails, each market
+    is refreshed on its own."""
+    try:
+        snapshots = [
+            price_cache.snapshot_rendered(snapshot) for snapshot in market_snapshots_build(market_ids=market_ids)
+        ]
+    except Exception:
+        logger.exception("Could not rebuild the price snapshots of %d markets at once; one by one", len(market_ids))
+        for market_id in market_ids:
+            prices_refresh(market_id)
+        return
+    price_cache.snapshots_store(
+        {price_cache.snapshot_key(snapshot["market"]["slug"]): snapshot for snapshot in snapshots}
+    )
+    if not snapshots:
         price_cache.list_generation_bump()

@@ -78,6 +78,28 @@ def _settlement_send(market_id: int) -> None:
         logger.warning("market %s: settlement not queued, the broker is unreachable; the sweeper will", market_id)
 
 
+def settlements_enqueue(*, market_ids: Sequence[int]) -> None:
+    """settlement_enqueue for many markets: after commit, every message through one producer (one broker
+    connection) instead of one each."""
+    transaction.on_commit(partial(_settlements_send, list(market_ids)))
+
+
+def _settlements_send(market_ids: list[int]) -> None:
+    """As _settlement_send: a message the broker cannot take is left to the sweeper."""
+    sent = 0
+    try:
+        with current_app.producer_or_acquire() as producer:
+            for market_id in market_ids:
+                current_app.send_task(SETTLE_TASK, args=[market_id], producer=producer)
+                sent += 1
+    except (KombuOperationalError, RedisError, OSError):
+        logger.warning(
+            "%d of %d settlements not queued, the broker is unreachable; the sweeper will",
+            len(market_ids) - sent,
+            len(market_ids),
+        )
+
+
 RESOLVE_PERMISSION = "markets.resolve_market"
 
 

@@ -226,7 +226,7 @@ def test_the_list_filters_the_markets_proposed_then(make_market, make_user, staf
         known_at=None,
         now=start + 2 * HOUR,
     )
-    with mock.patch("markets.services.proposals.settlement_enqueue"):
+    with mock.patch("markets.services.proposals.settlements_enqueue"):
         proposals_finalize_due(now=start + 4 * HOUR)
     assert Proposal.objects.get(pk=proposal.pk).state == Proposal.State.FINAL
 

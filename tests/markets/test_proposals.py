@@ -7,7 +7,8 @@ from decimal import Decimal
 import pytest
 from django.contrib.auth.models import Permission
 from django.core.exceptions import PermissionDenied
-from django.db import IntegrityError, transaction
+from django.db import IntegrityError, connection, transaction
+from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
 from rest_framework.test import APIClient
 
@@ -15,6 +16,7 @@ from accounts.money import ZERO
 from markets.errors import InvalidInput, MarketStateError
 from markets.models import Market, Proposal, Resolution
 from markets.services import market_resolve, market_settle, markets_reconcile, proposal_create, proposals_finalize_due
+from markets.services.price_cache import prices_refresh_many
 from tests.markets.settlement_helpers import balances, buy, expected_payouts
 
 pytestmark = pytest.mark.django_db
@@ -275,6 +277,39 @@ def test_the_api_list_filters_the_proposed_markets(market, resolver, make_market
     assert listed[0]["status"] == "closed"
     closed_slugs = {row["slug"] for row in api().get("/api/v1/markets/", {"status": "closed"}).json()["results"]}
     assert closed_slugs == {market.slug, "just-closed"}
+
+
+def test_finalizing_many_proposals_announces_them_together(
+    make_market, resolver, monkeypatch, django_capture_on_commit_callbacks, isolated_cache
+):
+    """After the commit: one snapshot rebuild for all the markets (a few queries, one store), one producer for all
+    the settlement messages, instead of one of each per market."""
+    markets = [make_market(f"batch-{index}", created_by=resolver) for index in range(6)]
+    proposals = [propose(market, resolver, known_at=None) for market in markets]
+    # The cached details still say "closed" with the proposal.
+    for market in markets:
+        assert api().get(f"/api/v1/markets/{market.slug}/").json()["status"] == "closed"
+    sent: list[tuple[str, list[int], object]] = []
+    monkeypatch.setattr(
+        "markets.services.resolution.current_app.send_task",
+        lambda name, args, producer: sent.append((name, list(args), producer)),
+    )
+    with django_capture_on_commit_callbacks() as callbacks:
+        assert proposals_finalize_due(now=max(p.challenge_until for p in proposals)) == 6
+    prices_batches = [c for c in callbacks if getattr(c, "func", None) is prices_refresh_many]
+    assert len(prices_batches) == 1
+    with CaptureQueriesContext(connection) as queries:
+        prices_batches[0]()
+    assert len(queries.captured_queries) <= 5  # markets, outcomes, resolutions, proposals
+    for callback in callbacks:
+        if callback is not prices_batches[0]:
+            callback()
+    assert sorted(args[0] for _name, args, _producer in sent) == sorted(market.pk for market in markets)
+    assert len({id(producer) for _name, _args, producer in sent}) == 1
+    for market in markets:
+        detail = api().get(f"/api/v1/markets/{market.slug}/").json()
+        assert (detail["status"], detail["proposal"]) == ("resolving", None)
+        assert detail["resolution"]["state"] == "pending"
 
 
 @pytest.mark.parametrize(

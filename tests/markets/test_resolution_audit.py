@@ -96,7 +96,7 @@ def test_a_proposal_made_final_is_logged_with_its_proposer(make_market, make_use
         )
         for index, market in enumerate(markets)
     ]
-    with mock.patch("markets.services.proposals.settlement_enqueue"):
+    with mock.patch("markets.services.proposals.settlements_enqueue"):
         assert proposals_finalize_due(now=proposals[-1].challenge_until) == 3
 
     for market, proposal in zip(markets, proposals, strict=True):
