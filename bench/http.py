@@ -5,7 +5,8 @@ Both servers are gunicorn with `--workers 2 --threads 4` on loopback, on the sam
   create_test_db (migrated, 8 four-outcome markets, 8 traders each with an API key and a large grant);
 - the floor (bench/floor/): Django + DRF with the same database and cache settings, no middleware beyond
   Security and Common: a trade is token auth plus one transaction that locks a row, updates it and inserts
-  a row; a read is one Redis GET of bytes rendered beforehand (a copy of Forecastle's market detail body).
+  a row; a read is one Redis GET of bytes rendered beforehand (a copy of Forecastle's market detail body; the
+  list and the history, whose bodies are larger, are also compared with a GET of a copy of their own bytes).
 
 Load comes from Debian's wrk (installed with apt-get if missing), one thread per connection, in bounded runs;
 bench/wrk/requests.lua sends the POST bodies, the API keys and a unique Idempotency-Key per trade. Each case
@@ -68,6 +69,8 @@ CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
 CONNECTIONS = 8
 # Far above what the runs reach: the throttles still run (and cost what they cost), but never refuse.
 BENCH_RATE = "1000000/min"
+# Reads whose bodies are larger than the detail's, each also compared with a floor that sends a copy of its bytes.
+SIZED_READS = {"list": "/api/v1/markets/", "history": "/api/v1/markets/{slug}/history/"}
 TRADE_BODIES = "|".join(
     json.dumps({"outcome": code, "side": "buy", "amount": "1"}, separators=(",", ":")) for code in "ABCD"
 )
@@ -267,6 +270,8 @@ def report(cases: dict[str, Case], runs: int, seconds: int) -> None:
         ("read_history", "cached read: history, 8 conn"),
     ):
         row(label, cases[name], cases["floor_read"])
+    for name in SIZED_READS:
+        row(f"  {name} against its own bytes", cases[f"read_{name}"], cases[f"floor_read_{name}"])
     hot, spread = cases["trade_8"].median("rps"), cases["trade_8_spread"].median("rps")
     print(f"one hot market / 8 markets (8 connections): {hot:.1f} / {spread:.1f} req/s = {hot / spread:.2f}x")
 
@@ -289,6 +294,7 @@ def build_cases(*, keys: list[str], slugs: list[str], read_slug: str, floor_seed
         Case("read_list", "forecastle", many, "GET", ["/api/v1/markets/"]),
         Case("read_quote", "forecastle", many, "GET", [f"{market}quote/?outcome=A&side=buy&amount=10"]),
         Case("read_history", "forecastle", many, "GET", [f"{market}history/"]),
+        *(Case(f"floor_read_{name}", "floor", many, "GET", [f"/read/{name}/"]) for name in SIZED_READS),
     ]
 
 
@@ -364,7 +370,8 @@ def main() -> int:
         forecastle_env, floor_env = server_environments(scratch, floor_db)
         log(f"servers: Forecastle on :{port}, floor on :{floor_port}; logs in {work}")
         with gunicorn(module="config.wsgi", port=port, env=forecastle_env, log_path=work / "forecastle.log") as app:
-            # The floor serves the very bytes of Forecastle's market detail.
+            # The floor serves the very bytes of Forecastle's market detail, and those of its list and history, which
+            # are larger: each of those reads is also compared with a floor that sends as many bytes.
             with urllib.request.urlopen(f"http://127.0.0.1:{port}/api/v1/markets/{read_slug}/") as response:
                 (work / "read-body.json").write_bytes(response.read())
             seed = [
@@ -375,6 +382,10 @@ def main() -> int:
                 "--read-body",
                 str(work / "read-body.json"),
             ]
+            for name, path in SIZED_READS.items():
+                with urllib.request.urlopen(f"http://127.0.0.1:{port}{path.format(slug=read_slug)}") as response:
+                    (work / f"{name}-body.json").write_bytes(response.read())
+                seed += ["--named-body", f"{name}={work / f'{name}-body.json'}"]
             seeded = subprocess.run(
                 [sys.executable, "-m", "bench.floor.seed", *seed],
                 cwd=ROOT,

@@ -1,5 +1,8 @@
 """Migrates the floor's database and prints, as JSON, what bench/http.py needs: one token per user and the
-ids of the books (the rows trades lock). `python -m bench.floor.seed --users 8 --books 8 --read-body FILE`."""
+ids of the books (the rows trades lock).
+
+    python -m bench.floor.seed --users 8 --books 8 --read-body FILE [--named-body NAME=FILE ...]
+"""
 
 import argparse
 import json
@@ -27,6 +30,9 @@ def main() -> None:
     parser.add_argument("--users", type=int, default=8)
     parser.add_argument("--books", type=int, default=8)
     parser.add_argument("--read-body", type=Path, required=True, help="the bytes the read endpoint serves")
+    parser.add_argument(
+        "--named-body", action="append", default=[], help="NAME=FILE: the bytes /read/NAME/ serves (repeatable)"
+    )
     options = parser.parse_args()
     call_command("migrate", verbosity=0)
     tokens = [
@@ -34,6 +40,9 @@ def main() -> None:
     ]
     books = [Book.objects.create().pk for _ in range(options.books)]
     cache.set(READ_KEY, options.read_body.read_bytes(), timeout=None)
+    for named in options.named_body:
+        name, _, path = named.partition("=")
+        cache.set(f"{READ_KEY}:{name}", Path(path).read_bytes(), timeout=None)
     json.dump({"tokens": tokens, "books": books}, sys.stdout)
 
 

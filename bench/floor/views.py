@@ -46,8 +46,10 @@ class ReadApi(APIView):
     authentication_classes = []
     permission_classes = [AllowAny]
 
-    def get(self, request: Request) -> HttpResponse:
-        body = cache.get(READ_KEY)
+    def get(self, request: Request, name: str = "") -> HttpResponse:
+        # /read/ serves a copy of Forecastle's market detail; /read/<name>/ a copy of another of its reads (the list,
+        # the history), so that a read is compared with a floor that sends as many bytes.
+        body = cache.get(f"{READ_KEY}:{name}" if name else READ_KEY)
         if body is None:
             return HttpResponse(status=status.HTTP_404_NOT_FOUND)
         return HttpResponse(body, content_type="application/json")
