@@ -16,6 +16,10 @@ from markets.services import market_resolve, market_settle, trade_execute
 from tests.conftest import MakeMarket, MakeUser
 from tests.factories import trade_request
 
+# Swagger UI and ReDoc parse the whole OpenAPI schema (about 100 operations) in the page's one thread before they
+# draw anything: on a machine at load 15 that took longer than 20 s. Their first readiness wait gets this instead.
+API_DOCS_TIMEOUT_MS = 60_000
+
 PASSWORD = "a-long-password-9"
 # axe-core's impacts; the audit fails on these two.
 BLOCKING_IMPACTS = ("serious", "critical")

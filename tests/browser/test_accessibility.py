@@ -5,7 +5,7 @@ import pytest
 from playwright.sync_api import expect
 
 from markets.models import Market
-from tests.browser.site import axe_violations, describe, login
+from tests.browser.site import API_DOCS_TIMEOUT_MS, axe_violations, describe, login
 
 pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
 
@@ -122,13 +122,13 @@ def test_the_api_docs_pass_the_accessibility_audit(live_server, page):
             response = page.goto(f"{live_server.url}{path}")
             assert response is not None, path
             assert response.status == 200, path
-            page.locator(ready).first.wait_for()
+            page.locator(ready).first.wait_for(timeout=API_DOCS_TIMEOUT_MS)
             if violations := axe_violations(page):
                 failures[f"{path} at {viewport['width']}px"] = describe(violations)
     # An operation opened, as a reader opens one to see its parameters and example.
     page.set_viewport_size(DESKTOP)
     page.goto(f"{live_server.url}/api/docs/")
-    page.locator(".opblock-summary").first.click()
+    page.locator(".opblock-summary").first.click(timeout=API_DOCS_TIMEOUT_MS)
     page.locator(".opblock-body").first.wait_for()
     if violations := axe_violations(page):
         failures["/api/docs/ with an operation open"] = describe(violations)

@@ -8,7 +8,7 @@ from urllib.parse import urlsplit
 import pytest
 from playwright.sync_api import expect
 
-from tests.browser.site import login, on_screen
+from tests.browser.site import API_DOCS_TIMEOUT_MS, login, on_screen
 
 pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
 
@@ -163,7 +163,7 @@ def test_redoc_loads_nothing_from_another_site(live_server, page, site):
     page.on("request", record)
     page.on("requestfailed", record_refusal)
     page.goto(f"{live_server.url}/api/redoc/")
-    expect(page.get_by_role("heading", name=re.compile("Forecastle API"))).to_be_visible()
+    expect(page.get_by_role("heading", name=re.compile("Forecastle API"))).to_be_visible(timeout=API_DOCS_TIMEOUT_MS)
     expect(page.get_by_text("Buy or sell an outcome").first).to_be_attached()
     page.wait_for_load_state("networkidle")
     # ReDoc's bundle asks for its maker's logo; the page's policy refuses it before it leaves the browser.

@@ -18,6 +18,7 @@ from playwright.sync_api import expect
 from forecast.services import leaderboards_rebuild, market_score
 from markets.models import Market
 from markets.services import market_resolve, market_settle, trade_execute
+from tests.browser.site import API_DOCS_TIMEOUT_MS
 from tests.conftest import MakeMarket, MakeUser
 from tests.factories import trade_request
 
@@ -167,10 +168,10 @@ def test_admin_and_api_docs_run_under_the_policy(make_user, live_server, chromiu
     page = context.new_page()
     try:
         page.goto(f"{base}/api/docs/")
-        expect(page.locator(".swagger-ui .info .title")).to_contain_text("Forecastle API")
+        expect(page.locator(".swagger-ui .info .title")).to_contain_text("Forecastle API", timeout=API_DOCS_TIMEOUT_MS)
         assert page.evaluate("window.__violations") == []
         page.goto(f"{base}/api/redoc/")
-        expect(page.locator("h1")).to_contain_text("Forecastle API")
+        expect(page.locator("h1")).to_contain_text("Forecastle API", timeout=API_DOCS_TIMEOUT_MS)
         # Only Redoc's "powered by" logo from its CDN is refused (img-src): the site works offline.
         violations = page.evaluate("window.__violations")
         assert all(v.startswith("img-src https://cdn.redoc.ly/") for v in violations), violations
