@@ -29,6 +29,7 @@ from markets.models import (
     Challenge,
     Comment,
     CommentReport,
+    LimitOrder,
     Market,
     MarketEvent,
     Outcome,
@@ -384,6 +385,31 @@ class TradeAdmin(ReadOnlyAdmin):
     search_fields = ("market__question", "market__slug", "user__username")
     list_select_related = ("market", "user", "outcome")
     date_hierarchy = "created_at"
+
+
+@admin.register(LimitOrder)
+class LimitOrderAdmin(ReadOnlyAdmin):
+    """Limit orders. Read-only: an order's reserve moves only through the ledger (markets.services.orders); staff
+    cancel a market's orders by closing or halting it."""
+
+    list_display = (
+        "created_at",
+        "market",
+        "user",
+        "side",
+        "outcome",
+        "limit_probability",
+        "size",
+        "remaining",
+        "status",
+        "expires_at",
+    )
+    list_filter = ("status", "side", "market__status")
+    search_fields = ("market__slug", "market__question", "user__username")
+    list_select_related = ("market", "user", "outcome")
+    raw_id_fields = ("market", "user", "outcome")
+    date_hierarchy = "created_at"
+    readonly_fields = [field.name for field in LimitOrder._meta.fields]
 
 
 @admin.register(Comment)

@@ -28,6 +28,7 @@ from markets.services import (
     market_resume,
     proposal_create,
 )
+from markets.services.orders import OrderRequest
 from markets.trade_request import TradeRequest
 
 
@@ -499,3 +500,84 @@ class CommentEditForm(forms.Form):
 
 class CommentReportForm(forms.Form):
     reason = forms.CharField(label="Why should staff look at it?", required=False, max_length=500)
+
+
+class LimitOrderForm(forms.Form):
+    """The trade panel's order tab: "buy Yes at most at 60%, up to 50 credits, until Friday". A valid form holds
+    the OrderRequest it asks for in `cleaned_data["request"]`."""
+
+    outcome = forms.ChoiceField(
+        error_messages={"required": "Choose an outcome.", "invalid_choice": "Choose an outcome of this market."}
+    )
+    side = forms.ChoiceField(
+        choices=((Trade.Side.BUY, "Buy at most at"), (Trade.Side.SELL, "Sell at least at")),
+        initial=Trade.Side.BUY,
+        error_messages={"required": "Choose to buy or to sell.", "invalid_choice": "Choose to buy or to sell."},
+    )
+    limit = AsciiDecimalFormField(
+        label="Limit (%)",
+        max_digits=6,
+        decimal_places=2,
+        widget=forms.NumberInput(attrs={"step": "0.01", "min": "0.01", "max": "99.99", "inputmode": "decimal"}),
+        error_messages={
+            "required": "Enter the limit, in percent.",
+            "invalid": "Enter a percentage, like 60.",
+            "max_decimal_places": "Use at most 2 decimal places.",
+            "max_digits": "Enter a percentage between 0.01 and 99.99.",
+            "max_whole_digits": "Enter a percentage between 0.01 and 99.99.",
+        },
+    )
+    size = AsciiDecimalFormField(
+        label="Size",
+        max_digits=16,
+        decimal_places=CREDIT_PLACES,
+        widget=forms.NumberInput(attrs={"step": "any", "min": "0", "inputmode": "decimal"}),
+        help_text="Credits to spend when buying, shares to sell when selling.",
+        error_messages={
+            "required": "Enter the size: credits to spend, or shares to sell.",
+            "invalid": "Enter a number, like 50.",
+            "max_decimal_places": "Use at most 6 decimal places.",
+        },
+    )
+    expires_at = forms.DateTimeField(
+        label="Good till (optional)",
+        required=False,
+        widget=forms.DateTimeInput(attrs={"type": "datetime-local"}, format="%Y-%m-%dT%H:%M"),
+        input_formats=["%Y-%m-%dT%H:%M", "%Y-%m-%d %H:%M", "%Y-%m-%d"],
+        error_messages={"invalid": "Enter a date and time, or leave it empty: good till cancelled."},
+    )
+    submission = forms.CharField(
+        required=False, widget=forms.HiddenInput, max_length=64, initial=lambda: uuid.uuid4().hex
+    )
+
+    # The service's field names -> this form's fields.
+    FIELD_MAP: dict[str, str | None] = {"limit": "limit", "size": "size", "expires_at": "expires_at"}
+
+    def __init__(self, *args: Any, outcomes: list[Outcome], **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        outcome_field = self.fields["outcome"]
+        assert isinstance(outcome_field, forms.ChoiceField)
+        outcome_field.choices = [(outcome.code, outcome.label) for outcome in outcomes]
+
+    def clean(self) -> dict[str, Any]:
+        cleaned = super().clean() or {}
+        limit = cleaned.get("limit")
+        if limit is not None and not Decimal("0.01") <= limit <= Decimal("99.99"):
+            self.add_error("limit", "Enter a limit between 0.01% and 99.99%.")
+        if self.errors:
+            return cleaned
+        try:
+            request = OrderRequest(
+                outcome=cleaned["outcome"],
+                side=cleaned["side"],
+                limit=cleaned["limit"] / 100,
+                size=cleaned["size"],
+                expires_at=cleaned.get("expires_at"),
+                idempotency_key=cleaned.get("submission") or None,
+            )
+            request.check(now=timezone.now())
+        except InvalidInput as error:
+            add_domain_error(self, error, self.FIELD_MAP)
+            return cleaned
+        cleaned["request"] = request
+        return cleaned

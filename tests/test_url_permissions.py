@@ -8,6 +8,7 @@ import re
 from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import timedelta
+from decimal import Decimal
 
 import pytest
 from django.contrib import admin
@@ -23,6 +24,7 @@ from markets.models import CommentReport, Market, Proposal
 from markets.services import trade_execute
 from markets.services.comments import comment_create, comment_report
 from markets.services.datasets import dataset_build
+from markets.services.orders import OrderRequest, order_place
 from tests.factories import trade_request
 
 pytestmark = pytest.mark.django_db
@@ -115,6 +117,8 @@ RULES: dict[str, dict[str, str]] = {
     "markets:live": {"GET": PUBLIC},
     "markets:trade-preview": {"GET": PUBLIC},
     "markets:trade": {"POST": LOGIN_FORM},
+    "markets:order-place": {"POST": LOGIN},
+    "markets:order-cancel": {"POST": OWNER},
     "markets:staff-resolutions": {"GET": STAFF},
     "markets:staff-resolve": {"GET": STAFF, "POST": STAFF},
     "markets:staff-control": {"GET": STAFF, "POST": STAFF},
@@ -180,6 +184,11 @@ def world(make_user, make_market, settings, tmp_path):
         created_at=timezone.now(),
         challenge_until=timezone.now() + timedelta(days=1),
     )
+    order = order_place(
+        user=owner,
+        market=market,
+        request=OrderRequest(outcome="YES", side="buy", limit=Decimal("0.2"), size=Decimal("1")),
+    ).order
     comment = comment_create(market=market, author=owner, body="The owner's comment.")
     comment_report(comment=comment, reporter=other, reason="Walked.")
     # Hiding a comment ends it for every later route of the walk: each hiding route gets one of its own.
@@ -198,6 +207,7 @@ def world(make_user, make_market, settings, tmp_path):
         "report": CommentReport.objects.get(comment=comment),
         "dataset": dataset,
         "proposal": proposal,
+        "order": order,
     }
 
 
@@ -220,8 +230,7 @@ def concrete_path(route: Route, world) -> str:
         "action": "halt",
         "name": world["dataset"].name,
         "proposal_id": str(world["proposal"].pk),
-        # Any id: the order routes walked here answer GET only, and none does.
-        "order_id": "1",
+        "order_id": str(world["order"].pk),
     }
     return "/" + re.sub(r"<(?:\w+:)?(\w+)>", lambda match: values[match.group(1)], route.route)
 

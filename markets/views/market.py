@@ -7,7 +7,7 @@ from django.http import Http404, HttpRequest
 from django.utils import timezone
 
 from accounts.selectors import user_balance
-from markets.forms import MARKET_CONTROLS, CommentForm, TradeForm, market_controls_for
+from markets.forms import MARKET_CONTROLS, CommentForm, LimitOrderForm, TradeForm, market_controls_for
 from markets.models import Market, Resolution
 from markets.selectors.comments import ORDERINGS, market_comments
 from markets.selectors.events import market_events
@@ -23,6 +23,7 @@ from markets.selectors.market_page import (
     market_user_positions,
 )
 from markets.selectors.markets import drafts_for
+from markets.selectors.orders import order_book, user_orders
 from markets.selectors.results import SETTLED_STATUSES, market_results
 
 MARKET_LOG_LENGTH = 50
@@ -69,7 +70,10 @@ def market_context(request: HttpRequest, market: Market, *, form: TradeForm | No
         trades=market_recent_trades(market=market),
         tradeable=market.is_tradeable(timezone.now()),
         form=form or TradeForm(outcomes=outcomes),
+        order_form=LimitOrderForm(outcomes=outcomes, prefix="order"),
+        order_book=order_book(market_id=market.pk),
         positions=[],
+        my_orders=[],
     )
     # The audit trail of every resolution (who, when, what, why), newest first; the current one heads the page.
     resolutions = market_resolutions(market=market)
@@ -87,6 +91,7 @@ def market_context(request: HttpRequest, market: Market, *, form: TradeForm | No
             context["settled_payout"] = payout
             context["settled_profit"] = payout - sum(position.net_cost for position in context["positions"])
         context["balance"] = user_balance(user=request.user)
+        context["my_orders"] = list(user_orders(user_id=request.user.pk, open_only=True, market_id=market.pk))
     return context
 
 

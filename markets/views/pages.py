@@ -9,6 +9,7 @@ from django.shortcuts import redirect, render
 from django.views.decorators.http import require_GET, require_http_methods
 
 from accounts.http import AuthedHttpRequest
+from accounts.selectors import user_reserved
 from config.core.errors import DomainError
 from config.core.http import HtmxHttpRequest
 from markets.forms import MarketCreateForm, MarketEditForm, TradeForm, add_domain_error
@@ -16,6 +17,7 @@ from markets.selectors.follows import user_feed
 from markets.selectors.listing import SORTS, STATUS_FILTERS, market_list_page
 from markets.selectors.markets import drafts_for, market_categories
 from markets.selectors.net_worth import net_worth_chart, user_net_worth_history
+from markets.selectors.orders import user_orders
 from markets.selectors.portfolio import portfolio_get, portfolio_trades
 from markets.services import market_create
 from markets.services.lifecycle import EDITABLE_TEXT_FIELDS, market_update
@@ -79,9 +81,13 @@ def market_live_view(request: HttpRequest, slug: str) -> HttpResponse:
 @require_GET
 def portfolio_view(request: AuthedHttpRequest) -> HttpResponse:
     portfolio = portfolio_get(user=request.user)
-    history = user_net_worth_history(user=request.user, balance=portfolio.balance)
+    reserved = user_reserved(user=request.user)
+    # Credits held for open buy orders are still the user's: they count in the net worth.
+    history = user_net_worth_history(user=request.user, balance=portfolio.balance + reserved)
     context = {
         "portfolio": portfolio,
+        "reserved": reserved,
+        "open_orders": list(user_orders(user_id=request.user.pk, open_only=True)),
         "trades": portfolio_trades(user=request.user, page_number=request.GET.get("page", 1)),
         "net_worth_chart": net_worth_chart(history),
     }

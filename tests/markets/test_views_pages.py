@@ -10,6 +10,7 @@ from django.utils import timezone
 
 from markets.models import Market, Resolution
 from markets.services import market_close, trade_execute
+from markets.services.orders import OrderRequest, order_place
 from tests.factories import trade_request
 
 pytestmark = pytest.mark.django_db
@@ -169,14 +170,17 @@ def test_market_page_query_count_does_not_grow(
     user = make_user()
     trade_execute(user=user, market=market, request=trade_request("YES", "buy", amount="10"))
     client.force_login(user)
-    # One of them reads the market's resolution proposals (none here: their prefetches do not run).
-    with django_assert_max_num_queries(17) as few:
+    # One of them reads the market's resolution proposals (none here: their prefetches do not run); two, its order
+    # book and the reader's open orders in it.
+    with django_assert_max_num_queries(19) as few:
         assert client.get("/markets/rutte/").status_code == 200
-    for _ in range(10):
+    for index in range(10):
         trade_execute(user=make_user(), market=market, request=trade_request("NO", "buy", amount="3"))
         trade_execute(user=user, market=market, request=trade_request("NO", "buy", amount="1"))
+        order = OrderRequest(outcome="NO", side="buy", limit=Decimal("0.1") - Decimal(index) / 1000, size=Decimal(1))
+        order_place(user=user, market=market, request=order)
     isolated_cache()  # a cold cache again, as for the first read
-    with django_assert_max_num_queries(17) as many:
+    with django_assert_max_num_queries(19) as many:
         assert client.get("/markets/rutte/").status_code == 200
     assert len(many.captured_queries) == len(few.captured_queries)
 
@@ -272,15 +276,18 @@ def test_portfolio_query_count_does_not_grow_with_positions(
     client.force_login(user)
     first = make_market("m-0")
     trade_execute(user=user, market=first, request=trade_request("YES", "buy", amount="5"))
-    with django_assert_max_num_queries(12) as few:
+    # Two of them read the reserved credits and the open orders.
+    with django_assert_max_num_queries(14) as few:
         assert client.get("/portfolio/").status_code == 200
     for index in range(1, 12):
         market = make_market(f"m-{index}")
         trade_execute(user=user, market=market, request=trade_request("YES", "buy", amount="5"))
+        order = OrderRequest(outcome="NO", side="buy", limit=Decimal("0.2"), size=Decimal(1))
+        order_place(user=user, market=market, request=order)
         if index % 3 == 0:
             Market.objects.filter(pk=market.pk).update(status=Market.Status.RESOLVED)
     Market.objects.filter(pk=first.pk).update(status=Market.Status.RESOLVED)
-    with django_assert_max_num_queries(12) as many:
+    with django_assert_max_num_queries(14) as many:
         assert client.get("/portfolio/").status_code == 200
     assert len(many.captured_queries) <= len(few.captured_queries) + 2  # the finished-markets reads
 
