@@ -1,0 +1,193 @@
+"""Limit-order benchmark: what resting orders cost a trade, as ratios to a trade on a market with an empty book.
+
+- none crossed: trades on a market whose book holds 1,000 one-credit buy orders at limits no trade here reaches,
+  in turns with the same trades on a market with an empty book (median of each).
+- crossing: one trade (500 credits of No on a fresh binary market, b = 1000, taking Yes from 50% to about 30%) on a
+  market holding 10 or 100 one-credit buy orders for Yes at limits from 45% down: each crossed order fills, a trade
+  of its own, in the same transaction; against the same trade on a fresh empty market timed right before it.
+- hot market: trades per second from `--threads` threads on the market with 1,000 resting orders, against the
+  same threads on markets with an empty book (run before and after it, averaged).
+
+    make bench BENCH_ARGS=orders
+    python -m bench.orders --repeats 7 --threads 8
+"""
+
+import argparse
+import os
+import random
+import statistics
+import threading
+import time
+from datetime import timedelta
+from decimal import Decimal
+
+os.environ.setdefault("DJANGO_SETTINGS_MODULE", "config.settings.test")
+os.environ["FORECASTLE_TEST_DB"] = os.environ.get("FORECASTLE_TEST_DB", "") + "_bench_orders"
+
+import django
+
+django.setup()
+
+from django.db import connection, connections  # noqa: E402
+from django.test.utils import setup_test_environment  # noqa: E402
+from django.utils import timezone  # noqa: E402
+
+from accounts.models import User  # noqa: E402
+from accounts.services import user_create  # noqa: E402
+from markets.models import LimitOrder, Market, Trade  # noqa: E402
+from markets.services import market_create, markets_reconcile, trade_execute  # noqa: E402
+from markets.services.orders import OrderRequest, order_place  # noqa: E402
+from markets.trade_request import TradeRequest  # noqa: E402
+
+names = iter(range(10**9))
+TRIGGER = TradeRequest(outcome="NO", side="buy", amount=Decimal("500"))
+
+
+def new_market() -> Market:
+    slug = f"bench-orders-{next(names)}"
+    return market_create(
+        slug=slug,
+        question=f"Benchmark market {slug}?",
+        kind=Market.Kind.BINARY,
+        liquidity=1000,
+        closes_at=timezone.now() + timedelta(days=1),
+    )
+
+
+def new_user() -> User:
+    return user_create(username=f"bench-orders-{next(names)}", password=None)
+
+
+def rest(market: Market, owners: list[User], count: int, *, crossed: bool) -> None:
+    """`count` one-credit buy orders of distinct owners. Crossed: Yes at limits from 45% down, which the trigger
+    (Yes to about 30%) crosses. Not crossed: Yes and No at limits from 5% down, which no trade here reaches."""
+    for index in range(count):
+        top = Decimal("0.45") if crossed else Decimal("0.05")
+        limit = top - Decimal(index % 400) * Decimal("0.0001")
+        outcome = "YES" if crossed or index % 2 == 0 else "NO"
+        order_place(
+            user=owners[index % len(owners)],
+            market=market,
+            request=OrderRequest(outcome=outcome, side="buy", limit=limit, size=Decimal("1")),
+        )
+
+
+def timed_trade(market: Market, request: TradeRequest = TRIGGER) -> float:
+    user = new_user()
+    start = time.perf_counter()
+    trade_execute(user=user, market=market, request=request)
+    return time.perf_counter() - start
+
+
+def crossing(owners: list[User], count: int, repeats: int) -> tuple[float, float, int]:
+    """Median seconds of the trigger on a market with `count` crossed orders, and of the same trigger on a market
+    with an empty book timed right before it (the machine's load moves both alike); the fills of the last one."""
+    crossed, empty = [], []
+    fills = 0
+    for _ in range(repeats):
+        empty.append(timed_trade(new_market()))
+        market = new_market()
+        rest(market, owners, count, crossed=True)
+        crossed.append(timed_trade(market))
+        fills = Trade.objects.filter(market=market, order__isnull=False).count()
+    return statistics.median(crossed), statistics.median(empty), fills
+
+
+def uncrossed(booked: Market, repeats: int) -> tuple[float, float]:
+    """Median seconds of trades on the booked market (whose orders they never reach) and on an empty one, in
+    turns: each market takes the trigger, then its mirror (500 credits of Yes), so prices swing between about 30%
+    and 60% and never come near the book's 5%."""
+    empty_market = new_market()
+    on_book, on_empty = [], []
+    mirror = TradeRequest(outcome="YES", side="buy", amount=Decimal("500"))
+    for index in range(repeats):
+        request = TRIGGER if index % 2 == 0 else mirror
+        on_empty.append(timed_trade(empty_market, request))
+        on_book.append(timed_trade(booked, request))
+    return statistics.median(on_book), statistics.median(on_empty)
+
+
+def throughput(market: Market, users: list[User], trades_per_thread: int) -> float:
+    errors: list[BaseException] = []
+
+    def work(thread_index: int) -> None:
+        rng = random.Random(thread_index)  # nosec B311 - which outcome a benchmark trade buys
+        try:
+            for _ in range(trades_per_thread):
+                trade_execute(
+                    user=users[thread_index],
+                    market=market,
+                    request=TradeRequest(outcome=rng.choice(["YES", "NO"]), side="buy", amount=Decimal("1")),
+                )
+        except BaseException as error:
+            errors.append(error)
+        finally:
+            connections.close_all()
+
+    threads = [threading.Thread(target=work, args=(index,)) for index in range(len(users))]
+    start = time.perf_counter()
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    elapsed = time.perf_counter() - start
+    if errors:
+        raise errors[0]
+    return len(users) * trades_per_thread / elapsed
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--repeats", type=int, default=7, help="trades timed per case (median)")
+    parser.add_argument("--threads", type=int, default=8, help="threads for the hot-market run")
+    parser.add_argument("--book", type=int, default=1000, help="resting orders on the hot market's book")
+    parser.add_argument("--trades", type=int, default=40, help="trades per thread in the hot-market run")
+    options = parser.parse_args()
+
+    setup_test_environment()
+    old_name = connection.creation.create_test_db(verbosity=0, autoclobber=True)
+    try:
+        owners = [new_user() for _ in range(100)]
+        timed_trade(new_market())  # warm-up
+        booked = new_market()
+        rest(booked, owners, options.book, crossed=False)
+        resting = LimitOrder.objects.filter(market=booked, status="open").count()
+        on_book, on_empty = uncrossed(booked, options.repeats * 2)
+        ten, ten_empty, ten_fills = crossing(owners, 10, options.repeats)
+        hundred, hundred_empty, hundred_fills = crossing(owners, 100, options.repeats)
+
+        traders = [new_user() for _ in range(options.threads)]
+        hot_empty = throughput(new_market(), traders, options.trades)
+        hot_booked = throughput(booked, traders, options.trades)
+        hot_empty_again = throughput(new_market(), traders, options.trades)
+        still_resting = LimitOrder.objects.filter(market=booked, status="open").count()
+        violations = markets_reconcile()
+    finally:
+        connection.creation.destroy_test_db(old_name, verbosity=0)
+
+    hot_empty = (hot_empty + hot_empty_again) / 2
+    rows = [
+        ("one trade, empty book (the baseline)", f"{on_empty * 1000:9.3f} ms"),
+        (f"one trade, {resting:,} resting orders, none crossed", f"{on_book * 1000:9.3f} ms", on_book / on_empty),
+        ("one trade, empty book (beside the 10)", f"{ten_empty * 1000:9.3f} ms"),
+        (f"one trade crossing 10 orders ({ten_fills} fills)", f"{ten * 1000:9.3f} ms", ten / ten_empty),
+        ("one trade, empty book (beside the 100)", f"{hundred_empty * 1000:9.3f} ms"),
+        (
+            f"one trade crossing 100 orders ({hundred_fills} fills)",
+            f"{hundred * 1000:9.3f} ms",
+            hundred / hundred_empty,
+        ),
+        (f"{options.threads} threads, one market, empty book", f"{hot_empty:9.1f} /s"),
+        (
+            f"{options.threads} threads, one market, {still_resting:,} resting",
+            f"{hot_booked:9.1f} /s",
+            hot_booked / hot_empty,
+        ),
+    ]
+    for label, figure, *ratio in rows:
+        print(f"{label:<52} {figure}" + (f"  {ratio[0]:6.2f}x" if ratio else ""))
+    print(f"{'invariant violations after the run':<52} {len(violations):9d}")
+
+
+if __name__ == "__main__":
+    main()
