@@ -214,7 +214,10 @@ class MarketCreateForm(forms.Form):
     )
     closes_at = forms.DateTimeField(
         label="Closes at (UTC)",
-        widget=forms.DateTimeInput(attrs={"type": "datetime-local"}, format="%Y-%m-%dT%H:%M"),
+        # A plain text input: a datetime-local one keeps the keyboard's focus ring on its inner parts only.
+        widget=forms.DateTimeInput(
+            attrs={"placeholder": "2030-03-01 17:00", "autocomplete": "off"}, format="%Y-%m-%d %H:%M"
+        ),
         initial=_default_close,
     )
     category = forms.CharField(max_length=50, required=False)
@@ -391,7 +394,10 @@ class ExtendCloseForm(MarketControlForm):
     action, title, button = "extend", "Move the close time", "Move the close"
     closes_at = forms.DateTimeField(
         label="New close time (UTC)",
-        widget=forms.DateTimeInput(attrs={"type": "datetime-local"}, format="%Y-%m-%dT%H:%M"),
+        # A plain text input: a datetime-local one keeps the keyboard's focus ring on its inner parts only.
+        widget=forms.DateTimeInput(
+            attrs={"placeholder": "2030-03-01 17:00", "autocomplete": "off"}, format="%Y-%m-%d %H:%M"
+        ),
     )
     reason = _reason_field(required=False)
 
@@ -542,7 +548,10 @@ class LimitOrderForm(forms.Form):
     expires_at = forms.DateTimeField(
         label="Good till (optional)",
         required=False,
-        widget=forms.DateTimeInput(attrs={"type": "datetime-local"}, format="%Y-%m-%dT%H:%M"),
+        # A plain text input: a datetime-local one keeps the keyboard's focus ring on its inner parts only.
+        widget=forms.DateTimeInput(
+            attrs={"placeholder": "2030-03-01 17:00", "autocomplete": "off"}, format="%Y-%m-%d %H:%M"
+        ),
         input_formats=["%Y-%m-%dT%H:%M", "%Y-%m-%d %H:%M", "%Y-%m-%d"],
         error_messages={"invalid": "Enter a date and time, or leave it empty: good till cancelled."},
     )
