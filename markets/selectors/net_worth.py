@@ -1,7 +1,8 @@
 """A trader's net worth over time: their balance plus their positions at the prices of each moment.
 
-One SQL statement computes every point, set-based. The balance is walked back from today's balance
-through every entry the ledger posted to the trader's wallet after each moment, so it ends exactly at
+One SQL statement computes every point, set-based. The balance (the wallet plus the credits reserved for open
+buy orders, which are still the trader's) is walked back from today's through every entry the ledger posted to
+the trader's wallet or reserved account after each moment (a reserve and its release cancel out), so it ends exactly at
 the wallet's balance and follows everything that moved it: trades, payouts and refunds, the reversal of
 a re-resolved market's payout (with what was written off), and any other movement. Each entry is placed
 at the time of what caused it, on the market's clock: a trade's entry at the trade, a settlement's at
@@ -21,7 +22,7 @@ from django.db import connection
 from django.utils import timezone
 
 from accounts.models import User
-from accounts.selectors import user_balance
+from accounts.selectors import user_balance, user_reserved
 
 # Points on the curve; the first lies just before the trader's first trade.
 NET_WORTH_POINTS = 60
@@ -47,7 +48,7 @@ flows AS (
         AND settled.id = substring(tx.reference FROM '^settlement:([0-9]+)$')::bigint
     LEFT JOIN markets_resolution reversed
         ON tx.kind = 'reversal' AND reversed.id = substring(tx.reference FROM '^reversal:([0-9]+)$')::bigint
-    WHERE wallet.user_id = %(user_id)s AND wallet.kind = 'wallet'
+    WHERE (wallet.user_id = %(user_id)s AND wallet.kind = 'wallet') OR wallet.key = 'reserved:' || %(user_id)s
 ),
 holdings AS (
     SELECT grid.at, trade.market_id, trade.outcome_id,
@@ -108,11 +109,11 @@ def user_net_worth_history(
     """`points` + 1 evenly spaced points from just before the user's first trade (or a day ago) to now, in one
     query; the last is now, at the balance of now.
 
-    Pass `balance` when the caller already read it (the portfolio has), to spare a query.
+    Pass `balance` (wallet plus reserved credits) when the caller already read it (the portfolio has).
     """
     now = now or timezone.now()
     if balance is None:
-        balance = user_balance(user=user)
+        balance = user_balance(user=user) + user_reserved(user=user)
     with connection.cursor() as cursor:
         cursor.execute(NET_WORTH_SQL, {"user_id": user.pk, "now": now, "steps": points, "balance": balance})
         return [NetWorthPoint(at=at, balance=cash, positions=held) for at, cash, held in cursor.fetchall()]

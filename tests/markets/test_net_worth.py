@@ -166,3 +166,22 @@ def test_a_re_resolution_moves_the_curve_by_its_reversal_and_write_off(make_mark
     reversed_ = at(START + timedelta(days=6, hours=12))
     assert reversed_.balance == 0
     assert reversed_.positions == spent.positions
+
+
+def test_credits_reserved_for_an_order_stay_in_the_net_worth(make_market, make_user):
+    """Placing a buy order moves credits from the wallet to the reserved account: still the trader's, so the curve
+    neither dips when it is placed nor counts the credits twice before it."""
+    from markets.services.orders import OrderRequest, order_place
+
+    market = make_market("reserving")
+    trader = make_user("reserver")
+    trade_execute(user=trader, market=market, request=trade_request("YES", "buy", amount="10"))
+    order_place(
+        user=trader,
+        market=market,
+        request=OrderRequest(outcome="YES", side="buy", limit=Decimal("0.2"), size=Decimal("300")),
+    )
+    history = user_net_worth_history(user=trader, points=10)
+    assert history[0].net_worth == Decimal("1000")
+    assert history[-1].balance == user_balance(user=trader) + Decimal("300")
+    assert abs(history[-1].net_worth - Decimal("1000")) < Decimal("1")
