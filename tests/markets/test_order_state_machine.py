@@ -46,7 +46,8 @@ limits = st.decimals(min_value=Decimal("0.02"), max_value=Decimal("0.98"), place
 credit_sizes = st.decimals(min_value=Decimal("0.01"), max_value=Decimal("400"), places=2)
 share_sizes = st.decimals(min_value=Decimal("0.000001"), max_value=Decimal("200"), places=6)
 amounts = st.decimals(min_value=Decimal("0.01"), max_value=Decimal("300"), places=2)
-rarely = st.integers(min_value=0, max_value=4)
+# Closing and resolving end a market's trading for the rest of the example: they fire on a tenth of their draws.
+rarely = st.integers(min_value=0, max_value=9)
 
 
 def snapshot() -> tuple[object, ...]:
@@ -91,6 +92,13 @@ class OrderMachine(RuleBasedStateMachine):
 
     @initialize(target=markets, outcome_count=st.sampled_from([2, 2, 3]), liquidity=st.sampled_from([20, 100, 400]))
     def first_market(self, outcome_count: int, liquidity: int) -> Market:
+        return self._market(outcome_count, liquidity)
+
+    @initialize(target=markets, outcome_count=st.sampled_from([2, 3]), liquidity=st.sampled_from([50, 200]))
+    def second_market(self, outcome_count: int, liquidity: int) -> Market:
+        return self._market(outcome_count, liquidity)
+
+    def _market(self, outcome_count: int, liquidity: int) -> Market:
         binary = outcome_count == 2
         return market_create(
             slug=f"om-market-{next(names)}",
