@@ -337,6 +337,10 @@ class LimitOrder(models.Model):
     ended_at = models.DateTimeField(null=True, blank=True)
     idempotency_key = models.CharField(max_length=255, null=True, blank=True)
     fingerprint = models.CharField(max_length=64, blank=True)
+    # The standing forecast that armed this order (markets.services.standing), or null for an order of its own.
+    standing_forecast = models.ForeignKey(
+        "StandingForecast", null=True, blank=True, on_delete=models.PROTECT, related_name="orders"
+    )
 
     class Meta:
         ordering = ["-created_at", "-id"]
@@ -384,6 +388,80 @@ class LimitOrder(models.Model):
     @property
     def is_open(self) -> bool:
         return self.status == self.Status.OPEN
+
+
+class StandingForecast(models.Model):
+    """ "I believe 70%; keep this market within 3 points of it, with up to 200 credits, until 1 March."
+
+    A pair of resting limit orders on `outcome` (markets.services.standing): buy below `belief - band`, sell above
+    `belief + band`, re-armed after each of their fills. The buy side spends at most `budget` credits net (`spent`:
+    paid by its fills less received by them, never above the budget); the sell side sells only shares its owner
+    holds (including what the buy side bought). Its orders carry its `expires_at`; cancelling it, its expiry and
+    the market's close, halt or resolution end it and its orders together."""
+
+    class Status(models.TextChoices):
+        ACTIVE = "active", "Active"
+        CANCELLED = "cancelled", "Cancelled"
+        EXPIRED = "expired", "Expired"
+
+    user = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="standing_forecasts")
+    market = models.ForeignKey(Market, on_delete=models.PROTECT, related_name="standing_forecasts")
+    outcome = models.ForeignKey(Outcome, on_delete=models.PROTECT, related_name="standing_forecasts")
+    belief = models.DecimalField(max_digits=5, decimal_places=4)
+    # Half the band, as a probability: the limits are belief - band and belief + band.
+    band = models.DecimalField(max_digits=5, decimal_places=4)
+    budget = MoneyField()
+    # Credits its fills paid less what they received (negative once its sales brought in more than it paid).
+    spent = MoneyField(default=0)
+    status = models.CharField(max_length=10, choices=Status.choices, default=Status.ACTIVE)
+    end_reason = models.CharField(max_length=100, blank=True)
+    expires_at = models.DateTimeField(null=True, blank=True)
+    created_at = models.DateTimeField()
+    ended_at = models.DateTimeField(null=True, blank=True)
+    idempotency_key = models.CharField(max_length=255, null=True, blank=True)
+    fingerprint = models.CharField(max_length=64, blank=True)
+
+    class Meta:
+        ordering = ["-created_at", "-id"]
+        constraints = [
+            models.CheckConstraint(condition=Q(band__gt=0), name="standing_band_positive"),
+            # Both limits inside (0, 1).
+            models.CheckConstraint(
+                condition=Q(belief__gt=models.F("band")) & Q(belief__lt=1 - models.F("band")),
+                name="standing_limits_in_open_interval",
+            ),
+            models.CheckConstraint(condition=Q(budget__gt=0), name="standing_budget_positive"),
+            models.CheckConstraint(condition=Q(spent__lte=models.F("budget")), name="standing_spent_within_budget"),
+            models.UniqueConstraint(
+                fields=["user", "idempotency_key"],
+                condition=Q(idempotency_key__isnull=False),
+                name="standing_idempotency_key_unique_per_user",
+            ),
+        ]
+        indexes = [
+            models.Index(fields=["expires_at"], condition=Q(status="active"), name="standing_active_expiry"),
+            models.Index(fields=["market"], condition=Q(status="active"), name="standing_active_market"),
+            models.Index(fields=["user", "-created_at"], name="standing_user_newest"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.outcome_id} at {self.belief} ± {self.band} ({self.status})"
+
+    @property
+    def is_active(self) -> bool:
+        return self.status == self.Status.ACTIVE
+
+    @property
+    def buy_limit(self) -> Decimal:
+        return self.belief - self.band
+
+    @property
+    def sell_limit(self) -> Decimal:
+        return self.belief + self.band
+
+    @property
+    def band_points(self) -> Decimal:
+        return self.band * 100
 
 
 class Resolution(models.Model):
