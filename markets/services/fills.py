@@ -84,9 +84,10 @@ class Fill:
     quote: TradeQuote
 
 
-# Called under the market's lock, in the transaction, after a pass that filled anything: (market, fills). The
-# standing forecasts re-arm their orders here. A callback must not trade: its orders fill on the next trade.
-fill_callbacks: list[Callable[[Market, list[Fill]], None]] = []
+# Called under the market's lock, in the transaction, after a pass that filled anything: (market, fills, now), `now`
+# the pass's time. The standing forecasts re-arm their orders here (markets.services.standing). A callback must not
+# trade: its orders fill on the next trade.
+fill_callbacks: list[Callable[[Market, list[Fill], datetime], None]] = []
 
 
 def best_limits_refresh(*, market_id: int, outcomes: list[Outcome] | None = None) -> None:
@@ -187,7 +188,7 @@ def orders_fill(
         best_limits_refresh(market_id=market.pk, outcomes=outcomes)
     if fills:
         for callback in fill_callbacks:
-            callback(market, fills)
+            callback(market, fills, now)
     return fills
 
 
