@@ -17,6 +17,8 @@ __all__ = [
     "NotAuthor",
     "OrderNotOpen",
     "PriceMoved",
+    "StandingForecastOrder",
+    "StandingNotActive",
 ]
 
 
@@ -88,4 +90,18 @@ class OrderNotOpen(DomainError):
     """The limit order already ended (filled, cancelled or expired)."""
 
     code = "order_not_open"
+    http_status = 409
+
+
+class StandingNotActive(DomainError):
+    """The standing forecast already ended (cancelled, expired, or its market stopped trading)."""
+
+    code = "standing_not_active"
+    http_status = 409
+
+
+class StandingForecastOrder(DomainError):
+    """The limit order belongs to a standing forecast: it ends with the standing forecast, not on its own."""
+
+    code = "standing_forecast_order"
     http_status = 409

@@ -28,9 +28,10 @@ from markets.errors import (
     InsufficientShares,
     InvalidInput,
     OrderNotOpen,
+    StandingForecastOrder,
 )
 from markets.locks import deadlock_retried, market_lock, markets_lock
-from markets.models import LimitOrder, Market, Outcome, Position, Trade
+from markets.models import LimitOrder, Market, Outcome, Position, StandingForecast, Trade
 from markets.pricing import lmsr_state, price_limit_fill
 from markets.services.changes import market_changed
 from markets.services.fills import best_limits_refresh, orders_fill
@@ -119,6 +120,24 @@ def order_place(*, user: User, market: Market | int, request: OrderRequest, now:
         return replay
 
 
+def order_place_held(
+    *, user: User, market_id: int, request: OrderRequest, now: datetime, standing_forecast_id: int | None = None
+) -> OrderResult:
+    """order_place inside the caller's transaction (which may already hold the market's lock), for a standing forecast
+    that places its pair of orders with itself, all or nothing (markets.services.standing). No idempotency key of
+    its own and no deadlock retry: the caller's transaction has them."""
+    request.check(now=now)
+    return _order_place_locked(
+        user=user,
+        market_id=market_id,
+        request=request,
+        fingerprint=request.fingerprint(market_id=market_id),
+        now=now,
+        written_at=timezone.now(),
+        standing_forecast_id=standing_forecast_id,
+    )
+
+
 def _replay(*, user: User, key: str, fingerprint: str) -> OrderResult | None:
     order = LimitOrder.objects.select_related("market", "outcome").filter(user=user, idempotency_key=key).first()
     if order is None:
@@ -131,7 +150,14 @@ def _replay(*, user: User, key: str, fingerprint: str) -> OrderResult | None:
 
 @transaction.atomic
 def _order_place_locked(
-    *, user: User, market_id: int, request: OrderRequest, fingerprint: str, now: datetime, written_at: datetime
+    *,
+    user: User,
+    market_id: int,
+    request: OrderRequest,
+    fingerprint: str,
+    now: datetime,
+    written_at: datetime,
+    standing_forecast_id: int | None = None,
 ) -> OrderResult:
     locked = trade_lock_and_read(user=user, market_id=market_id, idempotency_key=None)
     if request.idempotency_key is not None:
@@ -179,6 +205,7 @@ def _order_place_locked(
         created_at=now,
         idempotency_key=request.idempotency_key,
         fingerprint=fingerprint,
+        standing_forecast_id=standing_forecast_id,
     )
     trade_id = None
     if quote is not None:
@@ -269,6 +296,10 @@ def order_cancel(*, user: User, order_id: int, now: datetime | None = None) -> L
         order = LimitOrder.objects.select_related("market", "outcome").get(pk=order_id, user=user)
         if not order.is_open:
             raise OrderNotOpen(f"This order is already {order.status}.")
+        if order.standing_forecast_id is not None:
+            raise StandingForecastOrder(
+                f"This order belongs to your standing forecast {order.standing_forecast_id}: cancel that instead."
+            )
         orders_end(
             market_id=market_id,
             orders=[order],
@@ -323,8 +354,12 @@ def orders_end(*, market_id: int, orders: Sequence[LimitOrder], status: str, rea
 
 
 def market_orders_cancel(*, market_id: int, reason: str, now: datetime) -> int:
-    """Cancels every open order of the market (it closed, halted or is resolving). Call under its lock."""
+    """Cancels every open order of the market (it closed, halted or is resolving), and ends its standing forecasts
+    with them. Call under its lock."""
     orders = list(LimitOrder.objects.filter(market_id=market_id, status=LimitOrder.Status.OPEN))
+    StandingForecast.objects.filter(market_id=market_id, status=StandingForecast.Status.ACTIVE).update(
+        status=StandingForecast.Status.CANCELLED, end_reason=reason, ended_at=now
+    )
     return orders_end(market_id=market_id, orders=orders, status=LimitOrder.Status.CANCELLED, reason=reason, now=now)
 
 
