@@ -11,7 +11,9 @@ class MarketsConfig(AppConfig):
         from markets.metrics import SettlementAndReconciliationState
         from markets.services import market_change_callbacks
         from markets.services.changes import market_change_batches
+        from markets.services.fills import fill_callbacks
         from markets.services.price_cache import prices_refresh, prices_refresh_many
+        from markets.services.standing import standing_fills_rearm
         from markets.services.stream import stream_publish
         from markets.tasks import market_resolved_notify_enqueue
 
@@ -31,6 +33,10 @@ class MarketsConfig(AppConfig):
         # stores it (the web tier, a Celery task, a management command): a cached detail read sends those bytes.
         # The API's URL module registers that renderer; a process that serves no request loads it here.
         import markets.api_urls  # noqa: F401
+
+        # Standing forecasts re-arm after their orders fill, under the market's lock (markets.services.fills).
+        if standing_fills_rearm not in fill_callbacks:
+            fill_callbacks.append(standing_fills_rearm)
 
         # Every committed settlement is told to the market's traders and followers.
         on_market_settled(market_resolved_notify_enqueue)

@@ -9,7 +9,7 @@ from django.utils import timezone
 
 from accounts.tasks import notifications_email_send
 from markets import hooks, services
-from markets.services import datasets, notifications, orders
+from markets.services import datasets, notifications, orders, standing
 
 logger = logging.getLogger(__name__)
 
@@ -30,6 +30,14 @@ def orders_expire_due() -> int:
     expired = orders.orders_expire_due()
     if expired:
         logger.info("expired %d limit orders", expired)
+    return expired
+
+
+@shared_task(name="markets.tasks.standing_forecasts_expire_due")
+def standing_forecasts_expire_due() -> int:
+    expired = standing.standing_forecasts_expire_due()
+    if expired:
+        logger.info("expired %d standing forecasts", expired)
     return expired
 
 

@@ -413,6 +413,8 @@ CELERY_BEAT_SCHEDULE: dict[str, dict[str, object]] = {
     # Limit orders past their expiry end and release their reserves; idempotent, and a worker killed mid-run
     # rolls its market back (the next run finishes it).
     "expire-due-orders": {"task": "markets.tasks.orders_expire_due", "schedule": 60.0},
+    # Standing forecasts past their expiry end with their orders; idempotent, one market per transaction.
+    "expire-due-standing-forecasts": {"task": "markets.tasks.standing_forecasts_expire_due", "schedule": 60.0},
     # Re-enqueues settlements whose message was lost (killed worker, Redis restart); settling is idempotent.
     "sweep-stuck-settlements": {"task": "markets.tasks.settlements_sweep", "schedule": 60.0},
     "reconcile-ledger": {"task": "markets.tasks.ledger_reconcile", "schedule": crontab(minute=7)},
