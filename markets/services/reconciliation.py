@@ -20,6 +20,7 @@ from markets.models import (
     Position,
     ReconciliationRun,
     Resolution,
+    StandingForecast,
     Trade,
 )
 
@@ -50,6 +51,73 @@ def markets_reconcile() -> list[Violation]:
     violations.extend(_bond_violations())
     violations.extend(_void_violations())
     violations.extend(_order_violations())
+    violations.extend(_standing_violations())
+    return violations
+
+
+def _standing_violations() -> list[Violation]:
+    """Standing forecasts (markets.services.standing): each one's `spent` is what its orders' fills paid less what
+    they received, never above its budget; an active one holds at most one open order per side, on its own user,
+    outcome and limits, its open buy reserving no more than its budget has left; an ended one holds none."""
+    violations = []
+    signed = Case(
+        When(orders__side=Trade.Side.BUY, then=F("orders__filled_amount")),
+        default=-F("orders__filled_amount"),
+        output_field=DecimalField(max_digits=20, decimal_places=6),
+    )
+    forecasts = StandingForecast.objects.annotate(filled=Sum(signed)).values_list("pk", "budget", "spent", "filled")
+    for forecast_id, budget, spent, filled in forecasts:
+        subject = f"standing forecast {forecast_id}"
+        if spent > budget:
+            violations.append(Violation("standing_spent_within_budget", subject, f"spent {spent} of {budget}"))
+        if spent != (filled or ZERO):
+            violations.append(Violation("standing_spent_equals_fills", subject, f"spent {spent}, fills {filled}"))
+    open_orders = LimitOrder.objects.filter(status=LimitOrder.Status.OPEN, standing_forecast__isnull=False).values_list(
+        "pk",
+        "side",
+        "user_id",
+        "outcome_id",
+        "limit_probability",
+        "reserved_credits",
+        "standing_forecast_id",
+        "standing_forecast__user_id",
+        "standing_forecast__outcome_id",
+        "standing_forecast__belief",
+        "standing_forecast__band",
+        "standing_forecast__budget",
+        "standing_forecast__spent",
+        "standing_forecast__status",
+    )
+    sides: set[tuple[int, str]] = set()
+    for (
+        order_id,
+        side,
+        user_id,
+        outcome_id,
+        limit,
+        reserved_credits,
+        forecast_id,
+        owner_id,
+        forecast_outcome_id,
+        belief,
+        band,
+        budget,
+        spent,
+        status,
+    ) in open_orders:
+        subject = f"standing forecast {forecast_id} order {order_id}"
+        expected_limit = belief - band if side == Trade.Side.BUY else belief + band
+        problems = []
+        if status != StandingForecast.Status.ACTIVE:
+            problems.append(f"open under a {status} standing forecast")
+        if (forecast_id, side) in sides:
+            problems.append(f"a second open {side} order")
+        if (user_id, outcome_id, limit) != (owner_id, forecast_outcome_id, expected_limit):
+            problems.append(f"user {user_id}, outcome {outcome_id}, limit {limit}: not the standing forecast's")
+        if reserved_credits > budget - spent:
+            problems.append(f"reserves {reserved_credits} with {budget - spent} of the budget left")
+        sides.add((forecast_id, side))
+        violations.extend(Violation("standing_orders_consistent", subject, problem) for problem in problems)
     return violations
 
 

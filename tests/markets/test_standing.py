@@ -4,6 +4,7 @@ from datetime import timedelta
 from decimal import Decimal
 
 import pytest
+from django.db.models import F
 from django.utils import timezone
 
 from accounts.models import Account
@@ -310,3 +311,19 @@ def test_an_idempotency_key_replays_and_conflicts(market, make_user):
     assert StandingForecast.objects.count() == 1
     with pytest.raises(IdempotencyConflict):
         standing_forecast_create(user=user, market=market, request=standing(belief="0.6", idempotency_key="k1"))
+
+
+def test_reconciliation_catches_a_standing_forecast_out_of_step_with_its_orders(market, make_user):
+    user, trader = make_user(), make_user()
+    forecast = standing_forecast_create(user=user, market=market, request=standing(belief="0.5")).forecast
+    trade_execute(user=trader, market=market, request=trade_request("NO", "buy", amount="40"))
+    assert markets_reconcile() == []
+
+    StandingForecast.objects.filter(pk=forecast.pk).update(spent=F("spent") - 1)
+    assert {v.invariant for v in markets_reconcile()} == {"standing_spent_equals_fills"}
+    StandingForecast.objects.filter(pk=forecast.pk).update(spent=F("spent") + 1)
+
+    StandingForecast.objects.filter(pk=forecast.pk).update(status=StandingForecast.Status.CANCELLED)
+    assert {v.invariant for v in markets_reconcile()} == {"standing_orders_consistent"}
+    StandingForecast.objects.filter(pk=forecast.pk).update(status=StandingForecast.Status.ACTIVE, budget=F("spent") + 1)
+    assert {v.invariant for v in markets_reconcile()} == {"standing_orders_consistent"}
