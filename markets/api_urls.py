@@ -17,6 +17,7 @@ from markets.apis.markets import DETAIL_RENDERING, market_detail_render
 from markets.apis.orders import MarketOrdersApi, MeOrdersApi, OrderDetailApi
 from markets.apis.portfolio import MePositionsApi, MeTradesApi
 from markets.apis.proposals import MarketProposalsApi, ProposalChallengesApi, ProposalDecisionApi
+from markets.apis.standing import MarketStandingForecastsApi, MeStandingForecastsApi, StandingForecastDetailApi
 from markets.apis.stream import StreamApi
 from markets.apis.trading import MarketQuoteApi, MarketTradesApi
 from markets.cache import snapshot_renderer_register
@@ -36,6 +37,17 @@ urlpatterns: list[URLPattern | URLResolver] = [
     path("markets/<slug:slug>/orders/", MarketOrdersApi.as_view(), name="api-market-orders"),
     path("orders/<int:order_id>/", OrderDetailApi.as_view(), name="api-order-detail"),
     path("me/orders/", MeOrdersApi.as_view(), name="api-me-orders"),
+    path(
+        "markets/<slug:slug>/standing-forecasts/",
+        MarketStandingForecastsApi.as_view(),
+        name="api-market-standing-forecasts",
+    ),
+    path(
+        "standing-forecasts/<int:forecast_id>/",
+        StandingForecastDetailApi.as_view(),
+        name="api-standing-forecast-detail",
+    ),
+    path("me/standing-forecasts/", MeStandingForecastsApi.as_view(), name="api-me-standing-forecasts"),
     path("markets/<slug:slug>/resolution/", staff.MarketResolutionApi.as_view(), name="api-market-resolution"),
     path("markets/<slug:slug>/close/", lifecycle.MarketCloseApi.as_view(), name="api-market-close"),
     path("markets/<slug:slug>/extend/", lifecycle.MarketExtendApi.as_view(), name="api-market-extend"),

@@ -19,8 +19,19 @@ pytestmark = pytest.mark.django_db
 
 METHODS = ("get", "post", "put", "patch", "delete")
 # Enough for every endpoint to get past its input checks to the market lookup: a valid trade (body or query),
-# which is a valid limit order too.
-TRADE = {"outcome": "YES", "side": "buy", "amount": "1", "mode": "amount", "value": "1", "limit": "0.5", "size": "1"}
+# which is a valid limit order and standing forecast too.
+TRADE = {
+    "outcome": "YES",
+    "side": "buy",
+    "amount": "1",
+    "mode": "amount",
+    "value": "1",
+    "limit": "0.5",
+    "size": "1",
+    "belief": "0.5",
+    "band": "3",
+    "budget": "1",
+}
 
 
 def routes(patterns: list[URLPattern | URLResolver] | None = None, prefix: str = "") -> Iterator[tuple[str, object]]:

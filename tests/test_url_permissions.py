@@ -52,6 +52,10 @@ RULES: dict[str, dict[str, str]] = {
     # DELETE (the owner's only): tests/markets/test_orders_api.py.
     "api-order-detail": {},
     "api-me-orders": {"GET": LOGIN},
+    "api-market-standing-forecasts": {"POST": LOGIN},
+    # DELETE (the owner's only): tests/markets/test_standing_api.py.
+    "api-standing-forecast-detail": {},
+    "api-me-standing-forecasts": {"GET": LOGIN},
     "api-market-resolution": {"POST": STAFF},
     "api-market-close": {"POST": STAFF},
     "api-market-extend": {"POST": STAFF},
@@ -231,6 +235,7 @@ def concrete_path(route: Route, world) -> str:
         "name": world["dataset"].name,
         "proposal_id": str(world["proposal"].pk),
         "order_id": str(world["order"].pk),
+        "forecast_id": "1",
     }
     return "/" + re.sub(r"<(?:\w+:)?(\w+)>", lambda match: values[match.group(1)], route.route)
 

@@ -341,6 +341,8 @@ REST_FRAMEWORK = {
         "trade": os.environ.get("API_RATE_TRADE", "60/min"),
         # Limit orders placed, per account: each rests on the book and is looked at by every crossing trade.
         "order": os.environ.get("API_RATE_ORDER", "30/min"),
+        # Standing forecasts stated, per account: each arms a pair of orders that re-arm after every fill.
+        "standing_forecast": os.environ.get("API_RATE_STANDING_FORECAST", "10/min"),
         "auth_token": os.environ.get("API_RATE_AUTH_TOKEN", "10/min"),
         # Comments and replies posted, per account (website and API together).
         "comment": os.environ.get("API_RATE_COMMENT", "6/min"),

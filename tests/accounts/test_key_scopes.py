@@ -134,7 +134,14 @@ def test_every_write_endpoint_refuses_a_key_without_its_scope(make_user, make_ma
     operation looks at its input; the same request with the scope gets past the check."""
     staff = make_user("boss", is_staff=True)
     make_market("walked")
-    values = {"slug": "walked", "username": "boss", "comment_id": "1", "proposal_id": "1", "order_id": "1"}
+    values = {
+        "slug": "walked",
+        "username": "boss",
+        "comment_id": "1",
+        "proposal_id": "1",
+        "order_id": "1",
+        "forecast_id": "1",
+    }
     checked = []
     for route, method, view in write_operations():
         scope = required_scope(view, method)
@@ -170,6 +177,7 @@ def test_every_read_endpoint_needs_the_read_scope(make_user, make_market):
             "name": "any.zip",
             "proposal_id": "1",
             "order_id": "1",
+            "forecast_id": "1",
         }
         response = client.get(concrete(route, values))
         if response.status_code == 403 and response.json()["error"]["code"] == "insufficient_scope":
