@@ -37,6 +37,7 @@ from markets.models import (
     Proposal,
     ReconciliationRun,
     Resolution,
+    StandingForecast,
     Trade,
 )
 from markets.services import market_create, market_reschedule, user_is_resolver
@@ -410,6 +411,28 @@ class LimitOrderAdmin(ReadOnlyAdmin):
     raw_id_fields = ("market", "user", "outcome")
     date_hierarchy = "created_at"
     readonly_fields = [field.name for field in LimitOrder._meta.fields]
+
+
+class StandingOrderInline(ReadOnlyInline):
+    """The orders a standing forecast armed: the open pair, and those that filled, were re-armed or ended."""
+
+    model = LimitOrder
+    fk_name = "standing_forecast"
+    fields = ("created_at", "side", "limit_probability", "size", "remaining", "filled_amount", "status", "end_reason")
+    readonly_fields = fields
+    ordering = ("-created_at", "-id")
+
+
+@admin.register(StandingForecast)
+class StandingForecastAdmin(ReadOnlyAdmin):
+    """Read-only: standing forecasts and their orders move reserves, so only markets.services.standing writes them."""
+
+    list_display = ("created_at", "market", "user", "outcome", "belief", "band", "budget", "spent", "status")
+    list_filter = ("status", "market__status")
+    search_fields = ("market__question", "market__slug", "user__username")
+    list_select_related = ("market", "user", "outcome")
+    date_hierarchy = "created_at"
+    inlines = [StandingOrderInline]
 
 
 @admin.register(Comment)

@@ -2,6 +2,7 @@
 services may write (ledger, trades, resolutions, payouts, scores) cannot be added, edited or deleted."""
 
 from datetime import timedelta
+from decimal import Decimal
 
 import pytest
 from django.contrib import admin
@@ -12,11 +13,20 @@ from accounts.models import Account, LedgerTransaction
 from config.core.admin import ReadOnlyAdmin
 from markets.models import Market, Trade
 from markets.services import trade_execute
+from markets.services.standing import StandingRequest, standing_forecast_create
 from tests.factories import trade_request
 
 pytestmark = pytest.mark.django_db
 
-READ_ONLY_MODELS = {"account", "ledgertransaction", "trade", "resolution", "payout", "reconciliationrun"}
+READ_ONLY_MODELS = {
+    "account",
+    "ledgertransaction",
+    "trade",
+    "resolution",
+    "payout",
+    "reconciliationrun",
+    "standingforecast",
+}
 
 
 @pytest.fixture
@@ -30,6 +40,11 @@ def staff_client(make_market, client, make_user):
         closes_at=timezone.now() + timedelta(days=3),
     )
     trade_execute(user=make_user("trader"), market=market, request=trade_request("YES", "buy", amount="5"))
+    standing_forecast_create(
+        user=make_user("stander"),
+        market=market,
+        request=StandingRequest(outcome="YES", belief=Decimal("0.7"), band_points=Decimal("3"), budget=Decimal("20")),
+    )
     client.force_login(staff)
     return client
 
@@ -50,7 +65,7 @@ def test_every_registered_model_lists_and_shows_its_rows(staff_client):
 def test_ledger_rows_cannot_be_edited_or_deleted_from_the_admin(staff_client):
     account = Account.objects.get(key="house")
     transaction = LedgerTransaction.objects.order_by("pk")[0]
-    trade = Trade.objects.get()
+    trade = Trade.objects.order_by("pk")[0]
     assert staff_client.get(reverse("admin:accounts_account_add")).status_code == 403
     response = staff_client.post(reverse("admin:accounts_account_change", args=[account.pk]), {"balance": "1000000"})
     assert response.status_code == 403
