@@ -10,6 +10,7 @@ from forecast.models import LeaderboardEntry
 from markets.selectors.comments import user_comments
 from markets.selectors.follows import user_follow_counts, user_followers, user_follows
 from markets.selectors.net_worth import net_worth_chart, user_net_worth_history
+from markets.selectors.standing import user_standing_beliefs
 
 PAGE_SIZE = 50
 MAX_PAGE = 10_000
@@ -64,6 +65,7 @@ def user_profile_view(request: HttpRequest, username: str) -> HttpResponse:
         "scores": selectors.user_scores(user=user),
         "net_worth_chart": net_worth_chart(user_net_worth_history(user=user)),
         "comments": user_comments(user=user),
+        "standing_beliefs": user_standing_beliefs(user_id=user.pk),
         "followers": user_followers(user=user),
         "follow_counts": user_follow_counts(user=user),
         "is_self": request.user.is_authenticated and request.user.pk == user.pk,

@@ -5,7 +5,7 @@ import dataclasses
 import uuid
 from datetime import timedelta
 from decimal import Decimal
-from typing import Any
+from typing import Any, cast
 
 from django import forms
 from django.contrib.auth.models import AnonymousUser
@@ -29,6 +29,7 @@ from markets.services import (
     proposal_create,
 )
 from markets.services.orders import OrderRequest
+from markets.services.standing import StandingRequest
 from markets.trade_request import TradeRequest
 
 
@@ -590,3 +591,84 @@ class LimitOrderForm(forms.Form):
             return cleaned
         cleaned["request"] = request
         return cleaned
+
+
+class StandingForecastForm(forms.Form):
+    """The standing-forecast form on the market page. The belief is given in percent here (the API takes a
+    probability); the service checks the rest and its refusals name these fields."""
+
+    outcome = forms.ChoiceField(
+        error_messages={
+            "required": "Choose an outcome of this market.",
+            "invalid_choice": "Choose an outcome of this market.",
+        },
+    )
+    belief = AsciiDecimalFormField(
+        label="I believe (%)",
+        max_digits=6,
+        decimal_places=2,
+        widget=forms.NumberInput(attrs={"step": "any", "inputmode": "decimal", "autocomplete": "off"}),
+        error_messages={
+            "required": "Enter your belief, in percent.",
+            "invalid": "Enter your belief as a number of percent, e.g. 70.",
+            "max_decimal_places": "Give your belief to a hundredth of a percent.",
+            "max_digits": "Enter a belief between 0% and 100%.",
+            "max_whole_digits": "Enter a belief between 0% and 100%.",
+        },
+    )
+    band = AsciiDecimalFormField(
+        label="Within (points)",
+        initial=Decimal("3"),
+        max_digits=6,
+        decimal_places=2,
+        widget=forms.NumberInput(attrs={"step": "any", "inputmode": "decimal", "autocomplete": "off"}),
+        error_messages={
+            "required": "Enter the band, in percentage points.",
+            "invalid": "Enter the band as a number of points, e.g. 3.",
+            "max_decimal_places": "Give the band to a hundredth of a point.",
+            "max_digits": "Enter a narrower band.",
+            "max_whole_digits": "Enter a narrower band.",
+        },
+    )
+    budget = AsciiDecimalFormField(
+        label="Up to (credits)",
+        max_digits=16,
+        decimal_places=CREDIT_PLACES,
+        widget=forms.NumberInput(attrs={"step": "any", "inputmode": "decimal", "autocomplete": "off"}),
+        error_messages={
+            "required": "Enter a budget in credits.",
+            "invalid": "Enter the budget as a number of credits.",
+            "max_decimal_places": "Give the budget to at most 6 decimal places.",
+            "max_digits": "That budget is too large.",
+            "max_whole_digits": "That budget is too large.",
+        },
+    )
+    expires_at = forms.DateTimeField(
+        label="Until (optional)",
+        required=False,
+        widget=forms.DateTimeInput(attrs={"type": "datetime-local"}, format="%Y-%m-%dT%H:%M"),
+        error_messages={"invalid": "Enter a date and time, or leave it empty for until cancelled."},
+    )
+
+    def __init__(self, *args: Any, outcomes: list[Outcome], **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        outcome_field = cast(forms.ChoiceField, self.fields["outcome"])
+        outcome_field.choices = [(outcome.code, outcome.label) for outcome in outcomes]
+        if outcomes and not self.is_bound:
+            self.fields["outcome"].initial = outcomes[0].code
+
+    def clean_belief(self) -> Decimal:
+        belief: Decimal = self.cleaned_data["belief"]
+        if not 0 < belief < 100:
+            raise forms.ValidationError("Enter a belief strictly between 0% and 100%.")
+        return belief
+
+    def standing_request(self) -> StandingRequest:
+        data = self.cleaned_data
+        return StandingRequest(
+            outcome=data["outcome"],
+            belief=data["belief"] / 100,
+            band_points=data["band"],
+            budget=data["budget"],
+            expires_at=data["expires_at"],
+        )

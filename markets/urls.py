@@ -1,6 +1,6 @@
 from django.urls import URLPattern, URLResolver, path
 
-from markets.views import comments, orders, pages, proposals, staff, trading
+from markets.views import comments, orders, pages, proposals, staff, standing, trading
 
 app_name = "markets"
 
@@ -16,6 +16,8 @@ urlpatterns: list[URLPattern | URLResolver] = [
     path("markets/<slug:slug>/trade/", trading.trade_execute_view, name="trade"),
     path("markets/<slug:slug>/orders/", orders.order_place_view, name="order-place"),
     path("orders/<int:order_id>/cancel/", orders.order_cancel_view, name="order-cancel"),
+    path("markets/<slug:slug>/standing-forecasts/", standing.standing_create_view, name="standing-create"),
+    path("standing-forecasts/<int:forecast_id>/cancel/", standing.standing_cancel_view, name="standing-cancel"),
     path("markets/<slug:slug>/comments/", comments.comment_create_view, name="comment-create"),
     path("markets/<slug:slug>/follow/", comments.market_follow_view, name="follow"),
     path("comments/<int:comment_id>/edit/", comments.comment_edit_view, name="comment-edit"),

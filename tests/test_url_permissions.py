@@ -25,6 +25,7 @@ from markets.services import trade_execute
 from markets.services.comments import comment_create, comment_report
 from markets.services.datasets import dataset_build
 from markets.services.orders import OrderRequest, order_place
+from markets.services.standing import StandingRequest, standing_forecast_create
 from tests.factories import trade_request
 
 pytestmark = pytest.mark.django_db
@@ -127,6 +128,8 @@ RULES: dict[str, dict[str, str]] = {
     "markets:staff-resolve": {"GET": STAFF, "POST": STAFF},
     "markets:staff-control": {"GET": STAFF, "POST": STAFF},
     "markets:comment-create": {"POST": LOGIN},
+    "markets:standing-create": {"POST": LOGIN},
+    "markets:standing-cancel": {"POST": OWNER},
     "markets:follow": {"POST": LOGIN},
     "markets:comment-edit": {"GET": OWNER, "POST": OWNER},
     "markets:comment-report": {"POST": LOGIN},
@@ -194,6 +197,11 @@ def world(make_user, make_market, settings, tmp_path):
         request=OrderRequest(outcome="YES", side="buy", limit=Decimal("0.2"), size=Decimal("1")),
     ).order
     comment = comment_create(market=market, author=owner, body="The owner's comment.")
+    standing = standing_forecast_create(
+        user=owner,
+        market=market,
+        request=StandingRequest(outcome="YES", belief=Decimal("0.5"), band_points=Decimal("3"), budget=Decimal("10")),
+    ).forecast
     comment_report(comment=comment, reporter=other, reason="Walked.")
     # Hiding a comment ends it for every later route of the walk: each hiding route gets one of its own.
     hideable = {
@@ -212,6 +220,7 @@ def world(make_user, make_market, settings, tmp_path):
         "dataset": dataset,
         "proposal": proposal,
         "order": order,
+        "standing": standing,
     }
 
 
@@ -235,7 +244,7 @@ def concrete_path(route: Route, world) -> str:
         "name": world["dataset"].name,
         "proposal_id": str(world["proposal"].pk),
         "order_id": str(world["order"].pk),
-        "forecast_id": "1",
+        "forecast_id": str(world["standing"].pk),
     }
     return "/" + re.sub(r"<(?:\w+:)?(\w+)>", lambda match: values[match.group(1)], route.route)
 

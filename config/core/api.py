@@ -264,18 +264,6 @@ class OrderThrottle(FailOpenThrottle):
         return self.cache_format % {"scope": self.scope, "ident": f"user{request.user.pk}"}
 
 
-class StandingForecastThrottle(FailOpenThrottle):
-    """Standing forecasts stated, per account (website and API together): each arms a pair of orders that re-arm on
-    every fill, so stating them is limited apart from placing orders."""
-
-    scope = "standing_forecast"
-
-    def get_cache_key(self, request: Request, view: "APIView") -> str | None:
-        if not (request.user and request.user.is_authenticated):
-            return None
-        return self.cache_format % {"scope": self.scope, "ident": f"user{request.user.pk}"}
-
-
 class CommentThrottle(FailOpenThrottle):
     """Comments and replies posted, per account: the website's form and the API share one allowance
     (`account_wait` is the website's way in)."""
@@ -301,6 +289,14 @@ class CommentThrottle(FailOpenThrottle):
         except UNREACHABLE:
             cache_unreachable(f"throttle {self.scope}")
             return None
+
+
+class StandingForecastThrottle(CommentThrottle):
+    """Standing forecasts stated, per account, the website's form and the API together (`account_wait` is the
+    website's way in): each arms a pair of orders that re-arm on every fill, so stating them is limited apart
+    from placing orders."""
+
+    scope = "standing_forecast"
 
 
 class ChallengeThrottle(FailOpenThrottle):

@@ -23,6 +23,7 @@ from markets.services import market_create
 from markets.services.lifecycle import EDITABLE_TEXT_FIELDS, market_update
 from markets.views.market import discussion_context, live_context, market_context, market_or_404, range_key
 from markets.views.proposals import proposals_context
+from markets.views.standing import standing_context
 
 HOME_FEED_ITEMS = 8
 
@@ -67,6 +68,7 @@ def market_detail_view(request: HttpRequest, slug: str) -> HttpResponse:
     context = market_context(request, market, form=form)
     context.update(discussion_context(request, market))
     context.update(proposals_context(request, market))
+    context.update(standing_context(request, market))
     return render(request, "markets/detail.html", context)
 
 
