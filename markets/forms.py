@@ -598,6 +598,7 @@ class StandingForecastForm(forms.Form):
     probability); the service checks the rest and its refusals name these fields."""
 
     outcome = forms.ChoiceField(
+        label="On outcome",
         error_messages={
             "required": "Choose an outcome of this market.",
             "invalid_choice": "Choose an outcome of this market.",
@@ -651,6 +652,8 @@ class StandingForecastForm(forms.Form):
     )
 
     def __init__(self, *args: Any, outcomes: list[Outcome], **kwargs: Any) -> None:
+        # Its own ids: the trade panel's form is on the same page.
+        kwargs.setdefault("auto_id", "standing_%s")
         super().__init__(*args, **kwargs)
         outcome_field = cast(forms.ChoiceField, self.fields["outcome"])
         outcome_field.choices = [(outcome.code, outcome.label) for outcome in outcomes]
