@@ -644,11 +644,13 @@ class StandingForecastForm(forms.Form):
             "max_whole_digits": "That budget is too large.",
         },
     )
+    # A text box, not a date-time one: Chromium keeps a date-time box's keyboard focus in inner fields that draw no
+    # focus ring (tests/browser/test_accessibility.py).
     expires_at = forms.DateTimeField(
-        label="Until (optional)",
+        label="Until (optional, UTC)",
         required=False,
-        widget=forms.DateTimeInput(attrs={"type": "datetime-local"}, format="%Y-%m-%dT%H:%M"),
-        error_messages={"invalid": "Enter a date and time, or leave it empty for until cancelled."},
+        widget=forms.DateTimeInput(attrs={"placeholder": "YYYY-MM-DD HH:MM", "autocomplete": "off"}),
+        error_messages={"invalid": "Enter a date and time as YYYY-MM-DD HH:MM, or leave it empty for until cancelled."},
     )
 
     def __init__(self, *args: Any, outcomes: list[Outcome], **kwargs: Any) -> None:
