@@ -18,7 +18,7 @@ from hypothesis import strategies as st
 from hypothesis.stateful import invariant, rule, run_state_machine_as_test
 
 from accounts.models import User
-from markets.errors import StandingNotActive
+from markets.errors import StandingForecastOrder, StandingNotActive
 from markets.models import LimitOrder, Market, StandingForecast
 from markets.services.standing import (
     StandingRequest,
@@ -27,7 +27,7 @@ from markets.services.standing import (
     standing_forecasts_expire_due,
 )
 from tests.hypothesis_profiles import examples
-from tests.markets.test_order_state_machine import OrderMachine
+from tests.markets.test_order_state_machine import OrderMachine, snapshot
 
 beliefs = st.decimals(min_value=Decimal("0.10"), max_value=Decimal("0.90"), places=2)
 bands = st.decimals(min_value=Decimal("0.5"), max_value=Decimal("8"), places=1)
@@ -78,6 +78,15 @@ class StandingMachine(OrderMachine):
                     "standing cancel",
                     lambda: standing_forecast_cancel(user=user, forecast_id=forecast_id, now=self.now),
                 )
+
+    @rule(user=OrderMachine.users, pick=st.integers(0, 50))
+    def cancel(self, user: User, pick: int) -> None:
+        # The orders' rule may pick a standing forecast's order: it is refused alone, and writes nothing.
+        before = snapshot()
+        try:
+            super().cancel(user, pick)
+        except StandingForecastOrder:
+            assert snapshot() == before
 
     @rule(hours=st.integers(min_value=1, max_value=24))
     def time_passes(self, hours: int) -> None:
