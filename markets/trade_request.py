@@ -32,9 +32,21 @@ def _check_positive(value: Decimal, *, field: str, maximum: Decimal, zero_allowe
         raise InvalidInput(f"Enter a number no larger than {maximum:,}.", field=field)
 
 
-def _canonical(value: Decimal | None) -> str | None:
+def canonical(value: Decimal | None) -> str | None:
     """One spelling per number, so 10, 10.0 and 1E+1 fingerprint alike."""
     return None if value is None else format(value.normalize(), "f")
+
+
+def request_fingerprint(payload: dict[str, object]) -> str:
+    """A stable hash of what a request asks (numbers spelt by `canonical`), to tell a retry under an
+    Idempotency-Key from a new request. Trades, orders and standing forecasts all hash this way."""
+    return hashlib.sha256(json.dumps(payload, sort_keys=True).encode()).hexdigest()
+
+
+def idempotency_key_check(key: str | None) -> None:
+    """Refuses an Idempotency-Key that is empty or longer than the column holds (None: no key, nothing to check)."""
+    if key is not None and not 0 < len(key) <= MAX_IDEMPOTENCY_KEY:
+        raise InvalidInput(f"An Idempotency-Key has 1 to {MAX_IDEMPOTENCY_KEY} characters.", field="Idempotency-Key")
 
 
 @dataclass(frozen=True)
@@ -77,10 +89,7 @@ class TradeRequest:
             _check_positive(self.max_cost, field="max_cost", maximum=MAX_AMOUNT)
         if self.min_proceeds is not None:
             _check_positive(self.min_proceeds, field="min_proceeds", maximum=MAX_AMOUNT, zero_allowed=True)
-        if self.idempotency_key is not None and not 0 < len(self.idempotency_key) <= MAX_IDEMPOTENCY_KEY:
-            raise InvalidInput(
-                f"An Idempotency-Key has 1 to {MAX_IDEMPOTENCY_KEY} characters.", field="Idempotency-Key"
-            )
+        idempotency_key_check(self.idempotency_key)
 
     @property
     def is_forecast(self) -> bool:
@@ -97,10 +106,10 @@ class TradeRequest:
             "market": market_id,
             "outcome": self.outcome,
             "side": self.side,
-            "shares": _canonical(self.shares),
-            "amount": _canonical(self.amount),
-            "probability": _canonical(self.probability),
-            "max_cost": _canonical(self.max_cost),
-            "min_proceeds": _canonical(self.min_proceeds),
+            "shares": canonical(self.shares),
+            "amount": canonical(self.amount),
+            "probability": canonical(self.probability),
+            "max_cost": canonical(self.max_cost),
+            "min_proceeds": canonical(self.min_proceeds),
         }
-        return hashlib.sha256(json.dumps(payload, sort_keys=True).encode()).hexdigest()
+        return request_fingerprint(payload)

@@ -7,8 +7,6 @@ of a new order the price already allows trades at once, as a trade with a bound:
 (markets.pricing.price_limit_fill); that trade triggers the fill pass for other people's orders like any trade.
 """
 
-import hashlib
-import json
 from collections import defaultdict
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -37,7 +35,15 @@ from markets.services.changes import market_changed
 from markets.services.fills import best_limits_refresh, orders_fill
 from markets.services.trade_writes import trade_write_params, trade_write_sql
 from markets.services.trading import TradeLocked, trade_apply, trade_lock_and_read, trading_check
-from markets.trade_request import MAX_AMOUNT, MAX_IDEMPOTENCY_KEY, MAX_PROBABILITY, MAX_SHARES, MIN_PROBABILITY
+from markets.trade_request import (
+    MAX_AMOUNT,
+    MAX_PROBABILITY,
+    MAX_SHARES,
+    MIN_PROBABILITY,
+    canonical,
+    idempotency_key_check,
+    request_fingerprint,
+)
 
 _TRADE_WRITE_SQL = trade_write_sql()
 LIMIT_QUANTUM = Decimal("0.0001")
@@ -68,23 +74,26 @@ class OrderRequest:
             raise InvalidInput("That order is too large.", field="size")
         if self.size != self.size.quantize(CREDIT_QUANTUM):
             raise InvalidInput("Give the size to at most 6 decimal places.", field="size")
-        if self.expires_at is not None and self.expires_at <= now:
-            raise InvalidInput("The expiry must be in the future.", field="expires_at")
-        if self.idempotency_key is not None and not 0 < len(self.idempotency_key) <= MAX_IDEMPOTENCY_KEY:
-            raise InvalidInput(
-                f"An Idempotency-Key has 1 to {MAX_IDEMPOTENCY_KEY} characters.", field="Idempotency-Key"
-            )
+        resting_request_check(expires_at=self.expires_at, idempotency_key=self.idempotency_key, now=now)
 
     def fingerprint(self, *, market_id: int) -> str:
-        payload = {
-            "market": market_id,
-            "outcome": self.outcome,
-            "side": self.side,
-            "limit": format(self.limit.normalize(), "f"),
-            "size": format(self.size.normalize(), "f"),
-            "expires_at": None if self.expires_at is None else self.expires_at.isoformat(),
-        }
-        return hashlib.sha256(json.dumps(payload, sort_keys=True).encode()).hexdigest()
+        return request_fingerprint(
+            {
+                "market": market_id,
+                "outcome": self.outcome,
+                "side": self.side,
+                "limit": canonical(self.limit),
+                "size": canonical(self.size),
+                "expires_at": None if self.expires_at is None else self.expires_at.isoformat(),
+            }
+        )
+
+
+def resting_request_check(*, expires_at: datetime | None, idempotency_key: str | None, now: datetime) -> None:
+    """What an order and a standing forecast check alike: an expiry in the future, a well-formed key."""
+    if expires_at is not None and expires_at <= now:
+        raise InvalidInput("The expiry must be in the future.", field="expires_at")
+    idempotency_key_check(idempotency_key)
 
 
 @dataclass(frozen=True)

@@ -14,8 +14,6 @@ Every write takes the market's lock first. Cancelling, expiry and the market's c
 standing forecast and its orders together, releasing their reserves (orders_end).
 """
 
-import hashlib
-import json
 from collections import defaultdict
 from dataclasses import dataclass
 from datetime import datetime
@@ -33,9 +31,16 @@ from markets.locks import deadlock_retried, market_lock, markets_lock
 from markets.models import LimitOrder, Market, Position, StandingForecast, Trade
 from markets.services.changes import market_changed
 from markets.services.fills import Fill, best_limits_refresh
-from markets.services.orders import LIMIT_QUANTUM, OrderRequest, order_place_held, orders_end, reserved_account
+from markets.services.orders import (
+    LIMIT_QUANTUM,
+    OrderRequest,
+    order_place_held,
+    orders_end,
+    reserved_account,
+    resting_request_check,
+)
 from markets.services.trading import trade_lock_and_read, trading_check
-from markets.trade_request import MAX_AMOUNT, MAX_IDEMPOTENCY_KEY, MAX_PROBABILITY, MIN_PROBABILITY
+from markets.trade_request import MAX_AMOUNT, MAX_PROBABILITY, MIN_PROBABILITY, canonical, request_fingerprint
 
 # The band is given in percentage points (3 means three points either side), to a hundredth of a point.
 BAND_POINTS_QUANTUM = Decimal("0.01")
@@ -81,23 +86,19 @@ class StandingRequest:
             raise InvalidInput("That budget is too large.", field="budget")
         if self.budget != self.budget.quantize(CREDIT_QUANTUM):
             raise InvalidInput("Give the budget to at most 6 decimal places.", field="budget")
-        if self.expires_at is not None and self.expires_at <= now:
-            raise InvalidInput("The expiry must be in the future.", field="expires_at")
-        if self.idempotency_key is not None and not 0 < len(self.idempotency_key) <= MAX_IDEMPOTENCY_KEY:
-            raise InvalidInput(
-                f"An Idempotency-Key has 1 to {MAX_IDEMPOTENCY_KEY} characters.", field="Idempotency-Key"
-            )
+        resting_request_check(expires_at=self.expires_at, idempotency_key=self.idempotency_key, now=now)
 
     def fingerprint(self, *, market_id: int) -> str:
-        payload = {
-            "market": market_id,
-            "outcome": self.outcome,
-            "belief": format(self.belief.normalize(), "f"),
-            "band": format(self.band_points.normalize(), "f"),
-            "budget": format(self.budget.normalize(), "f"),
-            "expires_at": None if self.expires_at is None else self.expires_at.isoformat(),
-        }
-        return hashlib.sha256(json.dumps(payload, sort_keys=True).encode()).hexdigest()
+        return request_fingerprint(
+            {
+                "market": market_id,
+                "outcome": self.outcome,
+                "belief": canonical(self.belief),
+                "band": canonical(self.band_points),
+                "budget": canonical(self.budget),
+                "expires_at": None if self.expires_at is None else self.expires_at.isoformat(),
+            }
+        )
 
 
 @dataclass(frozen=True)
