@@ -8,10 +8,11 @@ of a new order the price already allows trades at once, as a trade with a bound:
 """
 
 from collections import defaultdict
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from decimal import Decimal
+from typing import TypeVar
 
 from django.db import IntegrityError, connection, transaction
 from django.db.models import F
@@ -47,6 +48,7 @@ from markets.trade_request import (
 
 _TRADE_WRITE_SQL = trade_write_sql()
 LIMIT_QUANTUM = Decimal("0.0001")
+_Placed = TypeVar("_Placed")
 
 
 @dataclass(frozen=True)
@@ -113,20 +115,29 @@ def order_place(*, user: User, market: Market | int, request: OrderRequest, now:
     request.check(now=now)
     market_id = market if isinstance(market, int) else market.pk
     fingerprint = request.fingerprint(market_id=market_id)
+    return idempotently_placed(
+        lambda: _order_place_locked(
+            user=user, market_id=market_id, request=request, fingerprint=fingerprint, now=now, written_at=written_at
+        ),
+        key=request.idempotency_key,
+        replay=lambda key: _replay(user=user, key=key, fingerprint=fingerprint),
+    )
+
+
+def idempotently_placed(
+    place: Callable[[], _Placed], *, key: str | None, replay: Callable[[str], _Placed | None]
+) -> _Placed:
+    """Runs `place` (one whole transaction, again on a deadlock). When it lost a race for its Idempotency-Key (the
+    same key raced in under another market's lock and won), the winner's result is the answer, or its conflict."""
     try:
-        return deadlock_retried(
-            lambda: _order_place_locked(
-                user=user, market_id=market_id, request=request, fingerprint=fingerprint, now=now, written_at=written_at
-            )
-        )
+        return deadlock_retried(place)
     except IntegrityError:
-        # The same key raced in on another market's lock: the other request won; report it.
-        if request.idempotency_key is None:
+        if key is None:
             raise
-        replay = _replay(user=user, key=request.idempotency_key, fingerprint=fingerprint)
-        if replay is None:
+        first = replay(key)
+        if first is None:
             raise
-        return replay
+        return first
 
 
 def order_place_held(

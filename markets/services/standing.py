@@ -19,7 +19,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from decimal import Decimal
 
-from django.db import IntegrityError, transaction
+from django.db import transaction
 from django.db.models import F
 from django.utils import timezone
 
@@ -27,13 +27,14 @@ from accounts.models import Account, LedgerTransaction, User
 from accounts.money import CREDIT_QUANTUM, ZERO
 from accounts.services import ledger_post, wallet_lock
 from markets.errors import IdempotencyConflict, InsufficientFunds, InvalidInput, StandingNotActive
-from markets.locks import deadlock_retried, market_lock, markets_lock
+from markets.locks import market_lock, markets_lock
 from markets.models import LimitOrder, Market, Position, StandingForecast, Trade
 from markets.services.changes import market_changed
 from markets.services.fills import Fill, best_limits_refresh
 from markets.services.orders import (
     LIMIT_QUANTUM,
     OrderRequest,
+    idempotently_placed,
     order_place_held,
     orders_end,
     reserved_account,
@@ -120,18 +121,11 @@ def standing_forecast_create(
     request.check(now=now)
     market_id = market if isinstance(market, int) else market.pk
     fingerprint = request.fingerprint(market_id=market_id)
-    try:
-        return deadlock_retried(
-            lambda: _create_locked(user=user, market_id=market_id, request=request, fingerprint=fingerprint, now=now)
-        )
-    except IntegrityError:
-        # The same key raced in from another market's lock: the other request won; report it.
-        if request.idempotency_key is None:
-            raise
-        replay = _replay(user=user, key=request.idempotency_key, fingerprint=fingerprint)
-        if replay is None:
-            raise
-        return replay
+    return idempotently_placed(
+        lambda: _create_locked(user=user, market_id=market_id, request=request, fingerprint=fingerprint, now=now),
+        key=request.idempotency_key,
+        replay=lambda key: _replay(user=user, key=key, fingerprint=fingerprint),
+    )
 
 
 def _replay(*, user: User, key: str, fingerprint: str) -> StandingResult | None:
