@@ -161,7 +161,9 @@ class Move:
 
 def markets_moved(*, now: datetime, threshold: float = MOVE_THRESHOLD) -> list[Move]:
     """Open markets where an outcome's probability is `threshold` or more away from where it stood a day ago
-    (the largest move of each), in one query."""
+    (the largest move of each), in one query. Moves of the same size (a binary market's two outcomes always
+    move alike) name the outcome that rose, then the first: without that, DISTINCT ON took whichever row the
+    plan and the table's physical order gave first."""
     with connection.cursor() as cursor:
         cursor.execute(
             f"""SELECT DISTINCT ON (m.id) m.id, o.label, (old.probabilities ->> o.index)::float8, o.probability
@@ -174,7 +176,8 @@ def markets_moved(*, now: datetime, threshold: float = MOVE_THRESHOLD) -> list[M
                 JOIN {OUTCOME} o ON o.market_id = m.id
                 WHERE m.status = 'open'
                   AND abs(o.probability - (old.probabilities ->> o.index)::float8) >= %(threshold)s
-                ORDER BY m.id, abs(o.probability - (old.probabilities ->> o.index)::float8) DESC""",  # noqa: S608
+                ORDER BY m.id, abs(o.probability - (old.probabilities ->> o.index)::float8) DESC,
+                         o.probability - (old.probabilities ->> o.index)::float8 DESC, o.index""",  # noqa: S608
             {"since": now - timedelta(days=1), "threshold": threshold},
         )
         return [Move(market_id, label, before, after) for market_id, label, before, after in cursor.fetchall()]

@@ -9,6 +9,7 @@ from unittest import mock
 import pytest
 from django.core import mail
 from django.db import connection
+from django.db.models import F
 from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
 
@@ -21,13 +22,14 @@ from accounts.notifications import (
 )
 from markets import hooks
 from markets import tasks as markets_tasks
-from markets.models import MarketFollow
+from markets.models import MarketFollow, Outcome
 from markets.selectors.follows import market_followed
 from markets.services import market_resolve, market_settle
 from markets.services.follows import market_follow_set
 from markets.services.notifications import (
     market_resolved_notify,
     markets_closing_notify,
+    markets_moved,
     markets_moved_notify,
     resolutions_unannounced,
 )
@@ -193,6 +195,22 @@ def test_a_ten_point_move_in_a_day_tells_the_followers_once_a_day(make_market, m
     assert notification.kind == "market_moved"
     assert "Yes 50% →" in notification.text
     assert not Notification.objects.filter(payload__market="calm").exists()
+
+
+def test_a_binary_move_names_the_outcome_that_rose_whatever_order_the_rows_come_in(make_market, make_user):
+    """Both outcomes of a binary market move by the same amount: the notification must name the one that rose
+    however PostgreSQL reads the outcomes (this test failed, saying "No 50% → 22%", before the tie was broken)."""
+    day_ago = timezone.now() - timedelta(days=1, hours=1)
+    market = make_market("mover", now=day_ago - timedelta(days=1))
+    buy(make_user("trader"), market, "YES", "80")
+    # A new version of the YES row, after the NO row on disk; then a plan that reads the heap in that order.
+    Outcome.objects.filter(market=market, code="YES").update(probability=F("probability"))
+    with connection.cursor() as cursor:
+        for plan in ("", "SET LOCAL enable_nestloop = off"):
+            if plan:
+                cursor.execute(plan)
+            (move,) = markets_moved(now=timezone.now())
+            assert (move.outcome_label, move.before) == ("Yes", 0.5), plan
 
 
 def test_following_a_market_by_trading_and_unfollowing_it(make_market, make_user):
