@@ -1,19 +1,41 @@
-"""Pieces the market APIs share: output fields for money and probabilities, and market lookup."""
+"""Pieces the market APIs share: output fields for money and probabilities, market lookup, the path and header
+parameters of the trading endpoints, and the answer to placing an order or a standing forecast."""
 
 from typing import Any
 
-from rest_framework import serializers
+from drf_spectacular.utils import OpenApiParameter, OpenApiResponse
+from rest_framework import serializers, status
 from rest_framework.exceptions import NotFound
 from rest_framework.permissions import BasePermission
 from rest_framework.request import Request
+from rest_framework.response import Response
 from rest_framework.views import APIView
 
+from accounts.models import User
 from accounts.money import CREDIT_PLACES, MAX_DIGITS
+from accounts.selectors import user_balance, user_reserved
 from markets.models import Market, Trade
 from markets.selectors.markets import Drafts, market_by_slug
 from markets.selectors.prices import market_snapshot
 from markets.services.resolution import user_is_resolver
 from markets.snapshot import MarketSnapshot
+
+SLUG_PARAMETER = OpenApiParameter("slug", str, OpenApiParameter.PATH, description="The market's slug.")
+IDEMPOTENCY_KEY_PARAMETER = OpenApiParameter(
+    "Idempotency-Key",
+    str,
+    OpenApiParameter.HEADER,
+    required=False,
+    description="Any unique string of 1 to 255 characters, e.g. a UUID.",
+)
+
+
+def idempotent_create_responses(serializer_class: type[serializers.Serializer]) -> dict[int, Any]:
+    """The schema's responses of a POST that takes an Idempotency-Key: 201 created, 200 a replay."""
+    return {
+        201: serializer_class,
+        200: OpenApiResponse(serializer_class, description="A replay of an earlier request with the same key."),
+    }
 
 
 def money_field(**kwargs: Any) -> serializers.DecimalField:
@@ -75,12 +97,39 @@ class TradeOutputSerializer(serializers.Serializer):
         return by_code(self._codes(trade), trade.probabilities_after)
 
 
+def placed_response(
+    serializer_class: type[serializers.Serializer],
+    *,
+    user: User,
+    placed: dict[str, Any],
+    trade_id: int | None,
+    replayed: bool,
+) -> Response:
+    """The answer to placing an order or stating a standing forecast: what was placed, the trade it made at once,
+    the wallet and the reserve after it; 201, or 200 for a replay of the same Idempotency-Key."""
+    output = serializer_class(
+        {
+            **placed,
+            "trade_id": trade_id,
+            "available": user_balance(user=user),
+            "reserved": user_reserved(user=user),
+            "replayed": replayed,
+        }
+    ).data
+    return Response(output, status=status.HTTP_200_OK if replayed else status.HTTP_201_CREATED)
+
+
 def public_market_or_404(slug: str) -> Market:
     """The market for the API's public endpoints: a draft is not there (404), whoever asks."""
     try:
         return market_by_slug(slug=slug, drafts=Drafts.HIDDEN)
     except Market.DoesNotExist:
         raise NotFound(f"No market {slug!r}.") from None
+
+
+def market_filter_id(slug: str | None) -> int | None:
+    """The id of the public market a list of yours is narrowed to (`?market=`; None: all); a draft is a 404."""
+    return public_market_or_404(slug).pk if slug else None
 
 
 def staff_market_or_404(slug: str) -> Market:

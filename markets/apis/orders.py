@@ -3,8 +3,8 @@ one (orders/{id}/). The rules are docs/orders.md's; the services are markets.ser
 
 from typing import Any
 
-from drf_spectacular.utils import OpenApiExample, OpenApiParameter, OpenApiResponse, extend_schema
-from rest_framework import serializers, status
+from drf_spectacular.utils import OpenApiExample, OpenApiParameter, extend_schema
+from rest_framework import serializers
 from rest_framework.exceptions import NotFound
 from rest_framework.permissions import IsAuthenticated
 from rest_framework.request import Request
@@ -14,7 +14,6 @@ from rest_framework.views import APIView
 from accounts.models import Scope, User
 from accounts.money import CREDIT_PLACES
 from accounts.permissions import HasKeyScope
-from accounts.selectors import user_balance, user_reserved
 from config.core.api import (
     PAGINATION_PARAMETERS_HELP,
     AnonReadThrottle,
@@ -24,12 +23,19 @@ from config.core.api import (
     paginated_schema,
 )
 from config.core.numbers import AsciiDecimalApiField
-from markets.apis.common import money_field, public_market_or_404, snapshot_or_404
+from markets.apis.common import (
+    IDEMPOTENCY_KEY_PARAMETER,
+    SLUG_PARAMETER,
+    idempotent_create_responses,
+    market_filter_id,
+    money_field,
+    placed_response,
+    public_market_or_404,
+    snapshot_or_404,
+)
 from markets.models import LimitOrder, Trade
 from markets.selectors.orders import order_book, user_orders
 from markets.services.orders import OrderRequest, order_cancel, order_place
-
-SLUG_PARAMETER = OpenApiParameter("slug", str, OpenApiParameter.PATH, description="The market's slug.")
 
 
 class OrderOutputSerializer(serializers.Serializer):
@@ -144,13 +150,7 @@ class MarketOrdersApi(APIView):
         ),
         parameters=[
             SLUG_PARAMETER,
-            OpenApiParameter(
-                "Idempotency-Key",
-                str,
-                OpenApiParameter.HEADER,
-                required=False,
-                description="Any unique string of 1 to 255 characters, e.g. a UUID.",
-            ),
+            IDEMPOTENCY_KEY_PARAMETER,
         ],
         request=InputSerializer,
         examples=[
@@ -171,10 +171,7 @@ class MarketOrdersApi(APIView):
                 request_only=True,
             ),
         ],
-        responses={
-            201: OutputSerializer,
-            200: OpenApiResponse(OutputSerializer, description="A replay of an earlier request with the same key."),
-        },
+        responses=idempotent_create_responses(OutputSerializer),
     )
     def post(self, request: Request, slug: str) -> Response:
         body = self.InputSerializer(data=request.data)
@@ -194,16 +191,13 @@ class MarketOrdersApi(APIView):
                 idempotency_key=request.headers.get("Idempotency-Key"),
             ),
         )
-        output = self.OutputSerializer(
-            {
-                "order": result.order,
-                "trade_id": result.trade_id,
-                "available": user_balance(user=user),
-                "reserved": user_reserved(user=user),
-                "replayed": result.replayed,
-            }
-        ).data
-        return Response(output, status=status.HTTP_200_OK if result.replayed else status.HTTP_201_CREATED)
+        return placed_response(
+            self.OutputSerializer,
+            user=user,
+            placed={"order": result.order},
+            trade_id=result.trade_id,
+            replayed=result.replayed,
+        )
 
 
 class MeOrdersApi(APIView):
@@ -229,9 +223,7 @@ class MeOrdersApi(APIView):
     def get(self, request: Request) -> Response:
         query = self.QuerySerializer(data=request.query_params)
         query.is_valid(raise_exception=True)
-        market_id = None
-        if query.validated_data.get("market"):
-            market_id = public_market_or_404(query.validated_data["market"]).pk
+        market_id = market_filter_id(query.validated_data.get("market"))
         user: User = request.user  # type: ignore[assignment]
         page = paginated_response(
             queryset=user_orders(

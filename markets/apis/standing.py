@@ -4,8 +4,8 @@ forecasts"); the services are markets.services.standing."""
 
 from typing import Any
 
-from drf_spectacular.utils import OpenApiExample, OpenApiParameter, OpenApiResponse, extend_schema, extend_schema_field
-from rest_framework import serializers, status
+from drf_spectacular.utils import OpenApiExample, OpenApiParameter, extend_schema, extend_schema_field
+from rest_framework import serializers
 from rest_framework.exceptions import NotFound
 from rest_framework.permissions import IsAuthenticated
 from rest_framework.request import Request
@@ -15,10 +15,17 @@ from rest_framework.views import APIView
 from accounts.models import Scope, User
 from accounts.money import CREDIT_PLACES
 from accounts.permissions import HasKeyScope
-from accounts.selectors import user_balance, user_reserved
 from config.core.api import PAGINATION_PARAMETERS_HELP, StandingForecastThrottle, paginated_response, paginated_schema
 from config.core.numbers import AsciiDecimalApiField
-from markets.apis.common import money_field, public_market_or_404, snapshot_or_404
+from markets.apis.common import (
+    IDEMPOTENCY_KEY_PARAMETER,
+    SLUG_PARAMETER,
+    idempotent_create_responses,
+    market_filter_id,
+    money_field,
+    placed_response,
+    snapshot_or_404,
+)
 from markets.apis.orders import OrderOutputSerializer
 from markets.models import StandingForecast
 from markets.selectors.standing import user_standing_forecasts
@@ -106,14 +113,8 @@ class MarketStandingForecastsApi(APIView):
             "header to retry safely: the same key and body return the first one (200)."
         ),
         parameters=[
-            OpenApiParameter("slug", str, OpenApiParameter.PATH, description="The market's slug."),
-            OpenApiParameter(
-                "Idempotency-Key",
-                str,
-                OpenApiParameter.HEADER,
-                required=False,
-                description="Any unique string of 1 to 255 characters, e.g. a UUID.",
-            ),
+            SLUG_PARAMETER,
+            IDEMPOTENCY_KEY_PARAMETER,
         ],
         request=InputSerializer,
         examples=[
@@ -129,10 +130,7 @@ class MarketStandingForecastsApi(APIView):
                 request_only=True,
             )
         ],
-        responses={
-            201: OutputSerializer,
-            200: OpenApiResponse(OutputSerializer, description="A replay of an earlier request with the same key."),
-        },
+        responses=idempotent_create_responses(OutputSerializer),
     )
     def post(self, request: Request, slug: str) -> Response:
         body = self.InputSerializer(data=request.data)
@@ -152,16 +150,13 @@ class MarketStandingForecastsApi(APIView):
                 idempotency_key=request.headers.get("Idempotency-Key"),
             ),
         )
-        output = self.OutputSerializer(
-            {
-                "standing_forecast": result.forecast,
-                "trade_id": result.trade_id,
-                "available": user_balance(user=user),
-                "reserved": user_reserved(user=user),
-                "replayed": result.replayed,
-            }
-        ).data
-        return Response(output, status=status.HTTP_200_OK if result.replayed else status.HTTP_201_CREATED)
+        return placed_response(
+            self.OutputSerializer,
+            user=user,
+            placed={"standing_forecast": result.forecast},
+            trade_id=result.trade_id,
+            replayed=result.replayed,
+        )
 
 
 class MeStandingForecastsApi(APIView):
@@ -190,9 +185,7 @@ class MeStandingForecastsApi(APIView):
     def get(self, request: Request) -> Response:
         query = self.QuerySerializer(data=request.query_params)
         query.is_valid(raise_exception=True)
-        market_id = None
-        if query.validated_data.get("market"):
-            market_id = public_market_or_404(query.validated_data["market"]).pk
+        market_id = market_filter_id(query.validated_data.get("market"))
         user: User = request.user  # type: ignore[assignment]
         page = paginated_response(
             queryset=user_standing_forecasts(

@@ -6,7 +6,7 @@ from typing import Any
 
 from django.http import HttpRequest, HttpResponse, QueryDict
 from django.utils import timezone
-from drf_spectacular.utils import OpenApiExample, OpenApiParameter, OpenApiResponse, extend_schema
+from drf_spectacular.utils import OpenApiExample, OpenApiResponse, extend_schema
 from rest_framework import serializers, status
 from rest_framework.exceptions import ValidationError
 from rest_framework.permissions import IsAuthenticated
@@ -37,8 +37,11 @@ from config.core.numbers import AsciiDecimalApiField
 from markets import cache as price_cache
 from markets.apis.as_of import AS_OF_PARAMETER, as_of_parsed
 from markets.apis.common import (
+    IDEMPOTENCY_KEY_PARAMETER,
+    SLUG_PARAMETER,
     TradeOutputSerializer,
     by_code,
+    idempotent_create_responses,
     money_field,
     probabilities_field,
     public_market_or_404,
@@ -53,8 +56,6 @@ from markets.selectors.trades import market_trades
 from markets.services import TradeResult, trade_execute
 from markets.snapshot import MakerState
 from markets.trade_request import MAX_PROBABILITY, MIN_PROBABILITY, TradeRequest
-
-SLUG_PARAMETER = OpenApiParameter("slug", str, OpenApiParameter.PATH, description="The market's slug.")
 
 
 def _amount_field(help_text: str) -> serializers.DecimalField:
@@ -329,13 +330,7 @@ class MarketTradesApi(CachedReadApiView):
         ),
         parameters=[
             SLUG_PARAMETER,
-            OpenApiParameter(
-                "Idempotency-Key",
-                str,
-                OpenApiParameter.HEADER,
-                required=False,
-                description="Any unique string of 1 to 255 characters, e.g. a UUID.",
-            ),
+            IDEMPOTENCY_KEY_PARAMETER,
         ],
         request=InputSerializer,
         # Without these, Swagger UI makes its example up from the field patterns: negative shares, "min_proceeds": "-".
@@ -361,10 +356,7 @@ class MarketTradesApi(CachedReadApiView):
                 request_only=True,
             ),
         ],
-        responses={
-            201: OutputSerializer,
-            200: OpenApiResponse(OutputSerializer, description="A replay of an earlier request with the same key."),
-        },
+        responses=idempotent_create_responses(OutputSerializer),
     )
     def post(self, request: Request, slug: str) -> Response:
         body = self.InputSerializer(
