@@ -112,6 +112,9 @@ class MarketEvent(models.Model):
     reason = models.TextField(blank=True)
     data = models.JSONField(default=dict)
     created_at = models.DateTimeField(db_index=True)
+    # Not a column: a resolution's event as the market page's log reads it (markets.selectors.events.market_log)
+    # carries its Resolution here, for how its settlement went.
+    resolution: "Resolution | None" = None
 
     class Meta:
         ordering = ["-created_at", "-id"]

@@ -10,7 +10,7 @@ from accounts.selectors import user_balance
 from markets.forms import MARKET_CONTROLS, CommentForm, LimitOrderForm, TradeForm, market_controls_for
 from markets.models import Market, Resolution
 from markets.selectors.comments import ORDERINGS, market_comments
-from markets.selectors.events import market_events
+from markets.selectors.events import market_log
 from markets.selectors.follows import market_followed
 from markets.selectors.market_page import (
     DEFAULT_RANGE,
@@ -75,11 +75,10 @@ def market_context(request: HttpRequest, market: Market, *, form: TradeForm | No
         positions=[],
         my_orders=[],
     )
-    # The audit trail of every resolution (who, when, what, why), newest first; the current one heads the page.
+    # Every resolution, newest first: the current one heads the page; the market log shows each with its state.
     resolutions = market_resolutions(market=market)
-    context["resolutions"] = resolutions
     context["resolution"] = next((resolution for resolution in resolutions if resolution.is_current), None)
-    context["events"] = list(market_events(market=market)[:MARKET_LOG_LENGTH])
+    context["events"] = market_log(market=market, resolutions=resolutions, length=MARKET_LOG_LENGTH)
     if request.user.is_staff:
         context["controls"] = [MARKET_CONTROLS[action](prefix=action) for action in market_controls_for(market)]
     if request.user.is_authenticated:

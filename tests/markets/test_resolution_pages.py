@@ -7,8 +7,9 @@ from django.template.loader import render_to_string
 from django.test import Client
 from django.utils import timezone
 
-from markets.models import Market, Resolution
-from markets.services import market_resolve
+from markets.models import Market, MarketEvent, Resolution
+from markets.services import market_resolve, market_settle
+from markets.views.market import MARKET_LOG_LENGTH
 from tests.markets.settlement_helpers import buy
 
 pytestmark = pytest.mark.django_db
@@ -146,16 +147,36 @@ def test_audit_include_shows_who_what_and_why(staff, market):
     assert "No won" in html
 
 
-def test_market_page_shows_the_audit_trail_of_every_resolution(staff, market):
+def test_market_page_shows_every_resolution_once_in_its_log_with_how_it_settled(staff, market):
     market_resolve(market=market, user=staff, kind="outcome", outcome_code="YES", reason="Hail was reported.")
+    market_settle(market_id=market.pk)
     market_resolve(market=market, user=staff, kind="annulled", reason="The station was broken.")
     page = Client().get(f"/markets/{market.slug}/").content.decode()
-    assert "Resolution history" in page
-    assert "Hail was reported." in page
-    assert "The station was broken." in page
-    history = page[page.index("Resolution history") :]
-    history = history[: history.index("</section>")]
-    assert history.count("By staff on") == 2
-    # The market log, the timeline of every staff action, carries them too (tests/markets/test_resolution_audit.py).
+    # Once, in the market log (the timeline of every staff action); no second "Resolution history" section.
+    assert "Resolution history" not in page
+    assert page.count("Hail was reported.") == 1
+    assert page.count("The station was broken.") == 1
     log = page[page.index("Market log") :]
-    assert log[: log.index("</section>")].count("By staff on") == 2
+    log = log[: log.index("</section>")]
+    assert log.count("By staff on") == 2
+    assert "<strong>Re-resolved</strong>" in log
+    assert "annulled: every trader gets back what they put in · " in log
+    assert '<span class="resolution-state">awaiting settlement</span>' in log  # the annulment
+    assert 'Yes · <span class="resolution-state">settled <time' in log
+    market_settle(market_id=market.pk)  # the annulment's settlement reverses the first one's
+    log = Client().get(f"/markets/{market.slug}/").content.decode().split("Market log")[1]
+    assert log.count(" UTC, reversed <time") == 1
+    assert log.count('<span class="resolution-state">settled <time') == 2
+
+
+def test_a_long_market_log_keeps_every_resolution(staff, market):
+    market_resolve(market=market, user=staff, kind="outcome", outcome_code="YES", reason="Hail was reported.")
+    later = timezone.now() + timedelta(minutes=1)
+    MarketEvent.objects.bulk_create(
+        MarketEvent(market=market, kind=MarketEvent.Kind.CLOSE_MOVED, actor=staff, reason=f"Move {i}", created_at=later)
+        for i in range(MARKET_LOG_LENGTH)
+    )
+    page = Client().get(f"/markets/{market.slug}/").content.decode()
+    log = page[page.index("Market log") :]
+    assert log.count("By staff on") == MARKET_LOG_LENGTH + 1
+    assert "Hail was reported." in log
