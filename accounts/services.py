@@ -1,7 +1,8 @@
 """Writes of the accounts app. Every movement of money goes through ledger_post (one transaction, entries
-from Python), ledger_post_params (the same, inside the caller's own statement: a trade) or ledger_post_set (many
-transactions, entries computed by the database), and PostgreSQL refuses to commit a transaction whose entries do
-not sum to zero (migration 0002)."""
+from Python), ledger_post_params (the same, inside the caller's own statement: a trade), ledger_post_many_params
+(many transactions inside the caller's own statement: a fill pass) or ledger_post_set (many transactions, entries
+computed by the database), and PostgreSQL refuses to commit a transaction whose entries do not sum to zero
+(migration 0002)."""
 
 import hashlib
 import secrets
@@ -190,6 +191,84 @@ def ledger_post_params(
         "ledger_at": at,
         "ledger_accounts": ordered,
         "ledger_amounts": [moves[account_id] for account_id in ordered],
+    }
+
+
+# Many ledger_post transactions as common table expressions, for a caller that writes the rows they pay for in the
+# same statement (a fill pass: one transaction per fill). Each transaction's id is drawn from its table's sequence
+# in the order the postings were given; every account the set touches is locked in id order before its balance
+# moves by the set's net amount. The caller's other expressions may refer to `ledger_transaction` (n, id), n the
+# posting's place in the list from 1.
+LEDGER_POST_MANY_CTES = f"""
+    ledger_transaction AS MATERIALIZED (
+        SELECT posting.n, nextval(pg_get_serial_sequence('{TRANSACTION_TABLE}', 'id')::regclass) AS id,
+               posting.kind, posting.memo
+        FROM unnest(%(ledger_kinds)s::varchar[], %(ledger_memos)s::varchar[]) WITH ORDINALITY AS posting(kind, memo, n)
+    ),
+    ledger_transactions AS (
+        INSERT INTO {TRANSACTION_TABLE} (id, kind, memo, reference, created_at)
+        SELECT id, kind, memo, NULL, %(ledger_at)s FROM ledger_transaction
+    ),
+    ledger_entries AS (
+        INSERT INTO {ENTRY_TABLE} (transaction_id, account_id, amount)
+        SELECT ledger_transaction.id, entry.account_id, entry.amount
+        FROM unnest(%(ledger_entry_postings)s::bigint[], %(ledger_entry_accounts)s::bigint[],
+                    %(ledger_entry_amounts)s::numeric[]) AS entry(n, account_id, amount)
+        JOIN ledger_transaction ON ledger_transaction.n = entry.n
+    ),
+    ledger_locked AS (
+        SELECT account.id FROM {ACCOUNT_TABLE} AS account
+        WHERE account.id = ANY(%(ledger_accounts)s::bigint[]) ORDER BY account.id FOR UPDATE
+    ),
+    ledger_balances AS (
+        UPDATE {ACCOUNT_TABLE} AS account SET balance = account.balance + move.amount
+        FROM ledger_locked
+        JOIN unnest(%(ledger_accounts)s::bigint[], %(ledger_amounts)s::numeric[]) AS move(id, amount)
+            ON move.id = ledger_locked.id
+        WHERE account.id = ledger_locked.id
+        RETURNING account.id, account.balance
+    )"""  # noqa: S608
+
+
+@dataclass(frozen=True)
+class PostingRow:
+    """One transaction of ledger_post_many_params: as ledger_post's arguments (no reference)."""
+
+    kind: LedgerTransaction.Kind
+    entries: Sequence[tuple[Account | int, Decimal]]
+    memo: str = ""
+
+
+def ledger_post_many_params(*, postings: Sequence[PostingRow], at: datetime) -> dict[str, Any]:
+    """ledger_post for many transactions in the caller's one statement: the parameters of LEDGER_POST_MANY_CTES.
+    Each posting is checked as ledger_post checks it (quantized, at least one entry, summing to zero); the database
+    checks each sum again at commit (migration 0002). No posting is fine: the expressions then write nothing. A
+    wallet the set would take below zero makes the statement fail on its CHECK (`ledger_refusal`)."""
+    entry_postings: list[int] = []
+    entry_accounts: list[int] = []
+    entry_amounts: list[Decimal] = []
+    balances: dict[int, Decimal] = defaultdict(Decimal)
+    for n, posting in enumerate(postings, start=1):
+        moves = _netted(posting.entries)
+        if not moves:
+            raise LedgerImbalance("a ledger transaction needs at least one non-zero entry")
+        if sum(moves.values(), ZERO) != ZERO:
+            raise LedgerImbalance(f"entries sum to {sum(moves.values(), ZERO)}, not zero")
+        for account_id, amount in moves.items():
+            entry_postings.append(n)
+            entry_accounts.append(account_id)
+            entry_amounts.append(amount)
+            balances[account_id] += amount
+    ordered = sorted(account_id for account_id, amount in balances.items() if amount != ZERO)
+    return {
+        "ledger_kinds": [str(posting.kind) for posting in postings],
+        "ledger_memos": [posting.memo[:255] for posting in postings],
+        "ledger_at": at,
+        "ledger_entry_postings": entry_postings,
+        "ledger_entry_accounts": entry_accounts,
+        "ledger_entry_amounts": entry_amounts,
+        "ledger_accounts": ordered,
+        "ledger_amounts": [balances[account_id] for account_id in ordered],
     }
 
 

@@ -10,53 +10,117 @@ Rules, each of which a standing forecast (a pair of re-arming orders) relies on:
 - each fill is a Trade of its own (its `order` set), with its ledger transaction: a buy pays the escrow out of
   its owner's reserved account, a sell pays its owner's wallet out of the escrow and its reserved shares go.
 
+A pass is computed in Python first (the pricing is pure: the outcomes' q moves in hand from fill to fill), then
+written in one statement however many orders it fills (FILL_PASS_SQL): every fill's trade, ledger transaction and
+price point, and the set's positions, balances, orders, outcomes and volume. The statements a pass sends are the
+reads of crossed orders (one per round, usually one), that write, and the best limits' refresh when an order ended.
+
 A trade that crosses no resting limit costs nothing here: the outcomes' best limits (read by the trade's locking
 read) show it without a statement.
 """
 
+import json
+from collections import defaultdict
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
 from decimal import Decimal
+from typing import Any
 
 from django.db import IntegrityError, connection
-from django.db.models import F
 
 from accounts.models import Account, LedgerTransaction
 from accounts.money import ZERO
-from accounts.services import ledger_post, ledger_post_params, ledger_refusal
+from accounts.services import LEDGER_POST_MANY_CTES, PostingRow, ledger_post_many_params, ledger_refusal
 from markets import lmsr
-from markets.models import LimitOrder, Market, Outcome, Position, Trade
+from markets.models import LimitOrder, Market, Outcome, Position, PricePoint, Trade
 from markets.pricing import TradeQuote, limit_fill_shares, lmsr_state, price_limit_fill
-from markets.services.trade_writes import table_name, trade_write_params, trade_write_sql
+from markets.services.trade_writes import table_name
 
 ORDER = table_name(LimitOrder)
+POSITION = table_name(Position)
 
-# The order a fill moves, in the fill's own write statement (the trade's, markets.services.trade_writes).
-FILL_WRITE_SQL = trade_write_sql(
-    f""",
+# Everything a pass writes, in one statement after the ledger's expressions (accounts.services: one transaction per
+# fill, then one per spent-out buy's release). Ids of trades and price points are drawn in the fills' order, so the
+# last fill's price point is the market's newest; `fill_postings` names each fill's ledger transaction (from 1).
+# Positions move by their net change over the pass (a user's orders may fill more than once on one outcome); a
+# position the update did not find is a new one. Orders take their state after the pass (filled, or spent out).
+FILL_PASS_SQL = f"""
+    WITH {LEDGER_POST_MANY_CTES},
+    fill AS MATERIALIZED (
+        SELECT fill.*, nextval(pg_get_serial_sequence('{Trade._meta.db_table}', 'id')::regclass) AS trade_id,
+               nextval(pg_get_serial_sequence('{PricePoint._meta.db_table}', 'id')::regclass) AS point_id
+        FROM unnest(%(fill_orders)s::bigint[], %(fill_users)s::bigint[], %(fill_outcomes)s::bigint[],
+                    %(fill_sides)s::varchar[], %(fill_shares)s::numeric[], %(fill_amounts)s::numeric[],
+                    %(fill_before)s::jsonb[], %(fill_after)s::jsonb[], %(fill_postings)s::bigint[])
+            WITH ORDINALITY AS fill(order_id, user_id, outcome_id, side, shares, amount, before, after, posting, n)
+    ),
+    trade AS (
+        INSERT INTO {table_name(Trade)} (id, market_id, outcome_id, user_id, side, shares, amount, probabilities_before,
+                                     probabilities_after, ledger_transaction_id, created_at, order_id)
+        SELECT fill.trade_id, %(market)s, fill.outcome_id, fill.user_id, fill.side, fill.shares, fill.amount,
+               fill.before, fill.after, ledger_transaction.id, %(at)s, fill.order_id
+        FROM fill JOIN ledger_transaction ON ledger_transaction.n = fill.posting
+    ),
+    point AS (
+        INSERT INTO {table_name(PricePoint)} (id, market_id, probabilities, trade_id, created_at)
+        SELECT fill.point_id, %(market)s, fill.after, fill.trade_id, %(at)s FROM fill
+    ),
+    position_change AS MATERIALIZED (
+        SELECT * FROM unnest(%(position_users)s::bigint[], %(position_outcomes)s::bigint[],
+                             %(position_shares)s::numeric[], %(position_costs)s::numeric[],
+                             %(position_reserved)s::numeric[]) AS change(user_id, outcome_id, shares, cost, reserved)
+    ),
+    position_moved AS (
+        UPDATE {POSITION} AS row
+        SET shares = row.shares + change.shares, net_cost = row.net_cost + change.cost,
+            reserved_shares = row.reserved_shares + change.reserved, updated_at = %(now)s
+        FROM position_change AS change
+        WHERE row.user_id = change.user_id AND row.outcome_id = change.outcome_id
+        RETURNING row.user_id, row.outcome_id
+    ),
+    position_opened AS (
+        INSERT INTO {POSITION} (user_id, market_id, outcome_id, shares, net_cost, reserved_shares, updated_at)
+        SELECT change.user_id, %(market)s, change.outcome_id, change.shares, change.cost, change.reserved, %(now)s
+        FROM position_change AS change
+        WHERE NOT EXISTS (SELECT FROM position_moved AS moved
+                          WHERE moved.user_id = change.user_id AND moved.outcome_id = change.outcome_id)
+    ),
     order_moved AS (
-        UPDATE {ORDER}
-        SET remaining = %(order_remaining)s, reserved_credits = %(order_reserved_credits)s,
-            reserved_shares = %(order_reserved_shares)s, filled_shares = filled_shares + %(shares)s,
-            filled_amount = filled_amount + %(amount)s, status = %(order_status)s,
-            end_reason = %(order_end_reason)s, ended_at = %(order_ended_at)s
-        WHERE id = %(order)s
-    )"""  # noqa: S608  # nosec B608 - model names only
-)
+        UPDATE {ORDER} AS row
+        SET remaining = moved.remaining, reserved_credits = moved.reserved_credits,
+            reserved_shares = moved.reserved_shares, filled_shares = row.filled_shares + moved.shares,
+            filled_amount = row.filled_amount + moved.amount, status = moved.status, end_reason = moved.end_reason,
+            ended_at = CASE WHEN moved.ended THEN %(now)s::timestamptz END
+        FROM unnest(%(order_ids)s::bigint[], %(order_remaining)s::numeric[], %(order_reserved_credits)s::numeric[],
+                    %(order_reserved_shares)s::numeric[], %(order_shares)s::numeric[], %(order_amounts)s::numeric[],
+                    %(order_statuses)s::varchar[], %(order_end_reasons)s::varchar[], %(order_ended)s::boolean[])
+            AS moved(id, remaining, reserved_credits, reserved_shares, shares, amount, status, end_reason, ended)
+        WHERE row.id = moved.id
+    ),
+    outcome AS (
+        UPDATE {table_name(Outcome)} AS row
+        SET probability = moved.probability, shares_outstanding = row.shares_outstanding + moved.shares
+        FROM unnest(%(outcome_ids)s::bigint[], %(probabilities)s::float8[], %(outcome_shares)s::numeric[])
+            AS moved(id, probability, shares)
+        WHERE row.id = moved.id
+    ),
+    volume AS (
+        UPDATE {table_name(Market)} SET volume = volume + %(volume)s WHERE id = %(market)s AND %(volume)s <> 0
+    )
+    SELECT fill.trade_id, fill.point_id FROM fill ORDER BY fill.n
+"""  # noqa: S608  # nosec B608 - model names only
 
 # Open, unexpired orders of the market crossed at the given prices, with their owner's accounts: not the
 # triggering trader's, not one already seen in this pass.
 _CANDIDATES_SQL = f"""
     SELECT o.id, o.user_id, o.outcome_id, o.side, o.limit_probability, o.remaining, o.created_at,
-           wallet.id, reserved.id, position.id IS NOT NULL
+           wallet.id, reserved.id
     FROM {ORDER} AS o
     JOIN unnest(%(outcome_ids)s::bigint[], %(prices)s::float8[]) AS p(outcome_id, price)
         ON p.outcome_id = o.outcome_id
     LEFT JOIN {table_name(Account)} AS wallet ON wallet.key = 'wallet:' || o.user_id
     LEFT JOIN {table_name(Account)} AS reserved ON reserved.key = 'reserved:' || o.user_id
-    LEFT JOIN {table_name(Position)} AS position
-        ON position.user_id = o.user_id AND position.outcome_id = o.outcome_id
     WHERE o.market_id = %(market)s AND o.status = 'open' AND o.user_id <> %(trigger_user)s
       AND (o.expires_at IS NULL OR o.expires_at > %(now)s) AND NOT (o.id = ANY(%(seen)s::bigint[]))
       AND ((o.side = 'buy' AND o.limit_probability > p.price) OR (o.side = 'sell' AND o.limit_probability < p.price))
@@ -100,14 +164,26 @@ def best_limits_refresh(*, market_id: int, outcomes: list[Outcome] | None = None
         outcome.best_buy_limit, outcome.best_sell_limit = limits[outcome.pk]
 
 
-def orders_crossed(*, market: Market, outcomes: list[Outcome]) -> bool:
-    """Whether the outcomes' prices (their q) are past a best resting limit by at least a share: no statement."""
+def orders_crossed(
+    *, market: Market, outcomes: list[Outcome], read_between: tuple[list[float], list[float]] | None = None
+) -> bool:
+    """Whether the outcomes' prices (their q) are past a best resting limit by at least a share: no statement.
+
+    `read_between`: the lowest and highest price of each outcome at which this pass read crossed orders. An order
+    no read returned has its buy limit at or below every price read (its sell limit at or above), so it can be
+    crossed only where the price has since gone beyond them: only those sides count."""
     if all(o.best_buy_limit is None and o.best_sell_limit is None for o in outcomes):
         return False
     b = float(market.liquidity)
     state = lmsr_state(b, outcomes)
+    prices = lmsr.prices(state, b)
     for index, outcome in enumerate(outcomes):
         for side, limit in ((Trade.Side.BUY, outcome.best_buy_limit), (Trade.Side.SELL, outcome.best_sell_limit)):
+            if read_between is not None:
+                lowest, highest = read_between
+                beyond = prices[index] < lowest[index] if side == Trade.Side.BUY else prices[index] > highest[index]
+                if not beyond:
+                    continue
             if limit is not None and limit_fill_shares(
                 state=state, b=b, index=index, side=side, limit=float(limit), budget=None
             ):
@@ -126,7 +202,16 @@ class _Candidate:
     created_at: datetime
     wallet_id: int
     reserved_id: int | None
-    has_position: bool
+
+
+@dataclass(frozen=True)
+class _Planned:
+    """A fill computed in hand, before the pass's statement writes it."""
+
+    candidate: _Candidate
+    quote: TradeQuote
+    # What the order has left after it.
+    remaining: Decimal
 
 
 def orders_fill(
@@ -141,11 +226,17 @@ def orders_fill(
     index_of = {outcome.pk: index for index, outcome in enumerate(outcomes)}
     seen: list[int] = []
     pending: list[_Candidate] = []
-    fills: list[Fill] = []
-    ended = False
-    positions = set()
+    planned: list[_Planned] = []
+    spent: list[_Candidate] = []
+    lowest: list[float] = []
+    highest: list[float] = []
     while True:
-        fresh = _candidates(market=market, outcomes=outcomes, trigger_user_id=trigger_user_id, now=now, seen=seen)
+        prices = lmsr.prices(lmsr_state(b, outcomes), b)
+        lowest = [min(pair) for pair in zip(lowest or prices, prices, strict=True)]
+        highest = [max(pair) for pair in zip(highest or prices, prices, strict=True)]
+        fresh = _candidates(
+            market=market, outcomes=outcomes, prices=prices, trigger_user_id=trigger_user_id, now=now, seen=seen
+        )
         if not fresh:
             break
         seen.extend(candidate.order_id for candidate in fresh)
@@ -171,20 +262,15 @@ def orders_fill(
             )
             if quote is None:
                 if _spent_out(candidate, state=state, b=b, index=index):
-                    _finish_spent(market=market, candidate=candidate, now=written_at)
-                    ended = True
+                    spent.append(candidate)
                 continue
-            if (candidate.user_id, candidate.outcome_id) in positions:
-                candidate.has_position = True
-            fill = _fill_write(
-                market=market, outcomes=outcomes, index=index, candidate=candidate, quote=quote, now=now, at=written_at
-            )
-            positions.add((candidate.user_id, candidate.outcome_id))
-            fills.append(fill)
-            ended = ended or not fill.order.is_open
-        if not orders_crossed(market=market, outcomes=outcomes):
+            planned.append(_fill_apply(outcomes=outcomes, index=index, candidate=candidate, quote=quote))
+        if not orders_crossed(market=market, outcomes=outcomes, read_between=(lowest, highest)):
             break
-    if ended:
+    if not planned and not spent:
+        return []
+    fills = _pass_write(market=market, outcomes=outcomes, planned=planned, spent=spent, now=now, at=written_at)
+    if spent or any(not fill.order.is_open for fill in fills):
         best_limits_refresh(market_id=market.pk, outcomes=outcomes)
     if fills:
         for callback in fill_callbacks:
@@ -207,10 +293,15 @@ def _spent_out(candidate: _Candidate, *, state: list[float], b: float, index: in
 
 
 def _candidates(
-    *, market: Market, outcomes: list[Outcome], trigger_user_id: int, now: datetime, seen: list[int]
+    *,
+    market: Market,
+    outcomes: list[Outcome],
+    prices: list[float],
+    trigger_user_id: int,
+    now: datetime,
+    seen: list[int],
 ) -> list[_Candidate]:
-    b = float(market.liquidity)
-    prices = lmsr.prices(lmsr_state(b, outcomes), b)
+    """The open, unexpired orders crossed at `prices` (the outcomes'), not the trigger's owner's nor seen ones."""
     with connection.cursor() as cursor:
         cursor.execute(
             _CANDIDATES_SQL,
@@ -233,101 +324,159 @@ def _reserved_id(candidate: _Candidate) -> int:
     return candidate.reserved_id
 
 
-def _fill_write(
+def _fill_apply(*, outcomes: list[Outcome], index: int, candidate: _Candidate, quote: TradeQuote) -> _Planned:
+    """Moves the outcomes in hand as the fill will move them (q and probabilities), so the next one is priced
+    after it; the order's remainder goes down by what it used."""
+    buying = candidate.side == Trade.Side.BUY
+    outcomes[index].shares_outstanding += quote.shares if buying else -quote.shares
+    for row, probability in zip(outcomes, quote.probabilities_after, strict=True):
+        row.probability = probability
+    remaining = candidate.remaining - (quote.amount if buying else quote.shares)
+    planned = _Planned(candidate=candidate, quote=quote, remaining=remaining)
+    candidate.remaining = remaining
+    return planned
+
+
+def _pass_write(
     *,
     market: Market,
     outcomes: list[Outcome],
-    index: int,
-    candidate: _Candidate,
-    quote: TradeQuote,
+    planned: list[_Planned],
+    spent: list[_Candidate],
     now: datetime,
     at: datetime,
-) -> Fill:
-    outcome = outcomes[index]
-    buying = candidate.side == Trade.Side.BUY
-    used = quote.amount if buying else quote.shares
-    remaining = candidate.remaining - used
-    is_open = remaining > ZERO
-    if buying:
-        entries: list[tuple[Account | int, Decimal]] = [
-            (_reserved_id(candidate), -quote.amount),
-            (market.escrow_id, quote.amount),
-        ]
-        share_change, cost_change, reserved_change = quote.shares, quote.amount, ZERO
-    else:
-        entries = [(market.escrow_id, -quote.amount), (candidate.wallet_id, quote.amount)]
-        share_change, cost_change, reserved_change = -quote.shares, -quote.amount, -quote.shares
-    ledger = ledger_post_params(
-        kind=LedgerTransaction.Kind.TRADE,
-        entries=entries,
-        memo=f"order {candidate.order_id} filled: {quote.side} {quote.shares} {outcome.code} in {market.slug}",
-        at=at,
-    )
-    params = trade_write_params(
-        ledger=ledger,
-        market_id=market.pk,
-        outcomes=outcomes,
-        outcome=outcome,
-        user_id=candidate.user_id,
-        quote=quote,
-        share_change=share_change,
-        cost_change=cost_change,
-        reserved_change=reserved_change,
-        new_position=not candidate.has_position,
-        at=now,
-        now=at,
-        order_id=candidate.order_id,
-    )
-    params |= {
-        "order_remaining": remaining,
-        "order_reserved_credits": remaining if buying and is_open else ZERO,
-        "order_reserved_shares": remaining if not buying and is_open else ZERO,
-        "order_status": LimitOrder.Status.OPEN if is_open else LimitOrder.Status.FILLED,
-        "order_end_reason": "" if is_open else "filled",
-        "order_ended_at": None if is_open else at,
+) -> list[Fill]:
+    """Writes the pass in one statement (FILL_PASS_SQL); the fills, as they happened."""
+    code_of = {outcome.pk: outcome.code for outcome in outcomes}
+    postings: list[PostingRow] = []
+    position_changes: dict[tuple[int, int], list[Decimal]] = defaultdict(lambda: [ZERO, ZERO, ZERO])
+    orders: list[tuple[Any, ...]] = []
+    shares_moved: dict[int, Decimal] = defaultdict(Decimal)
+    for fill in planned:
+        candidate, quote = fill.candidate, fill.quote
+        buying = candidate.side == Trade.Side.BUY
+        if buying:
+            entries: list[tuple[Account | int, Decimal]] = [
+                (_reserved_id(candidate), -quote.amount),
+                (market.escrow_id, quote.amount),
+            ]
+            share_change, cost_change, reserved_change = quote.shares, quote.amount, ZERO
+        else:
+            entries = [(market.escrow_id, -quote.amount), (candidate.wallet_id, quote.amount)]
+            share_change, cost_change, reserved_change = -quote.shares, -quote.amount, -quote.shares
+        postings.append(
+            PostingRow(
+                kind=LedgerTransaction.Kind.TRADE,
+                entries=entries,
+                memo=(
+                    f"order {candidate.order_id} filled: {quote.side} {quote.shares} "
+                    f"{code_of[candidate.outcome_id]} in {market.slug}"
+                ),
+            )
+        )
+        change = position_changes[(candidate.user_id, candidate.outcome_id)]
+        change[0] += share_change
+        change[1] += cost_change
+        change[2] += reserved_change
+        shares_moved[candidate.outcome_id] += share_change
+        is_open = fill.remaining > ZERO
+        orders.append(
+            (
+                candidate.order_id,
+                fill.remaining,
+                fill.remaining if buying and is_open else ZERO,
+                fill.remaining if not buying and is_open else ZERO,
+                quote.shares,
+                quote.amount,
+                LimitOrder.Status.OPEN if is_open else LimitOrder.Status.FILLED,
+                "" if is_open else "filled",
+                not is_open,
+            )
+        )
+    fill_postings = list(range(1, len(planned) + 1))
+    for candidate in spent:
+        # Ended with what is left given back: credits to the wallet, shares to the position.
+        if candidate.side == Trade.Side.BUY:
+            postings.append(
+                PostingRow(
+                    kind=LedgerTransaction.Kind.ORDER_RELEASE,
+                    entries=[
+                        (_reserved_id(candidate), -candidate.remaining),
+                        (candidate.wallet_id, candidate.remaining),
+                    ],
+                    memo=f"order {candidate.order_id} filled: {candidate.remaining} left over in {market.slug}",
+                )
+            )
+        else:
+            position_changes[(candidate.user_id, candidate.outcome_id)][2] -= candidate.remaining
+        orders.append(
+            (candidate.order_id, candidate.remaining, ZERO, ZERO, ZERO, ZERO, LimitOrder.Status.FILLED, "filled", True)
+        )
+    moved = outcomes if planned else []
+    params = ledger_post_many_params(postings=postings, at=at) | {
+        "market": market.pk,
+        "at": now,
+        "now": at,
+        "fill_orders": [fill.candidate.order_id for fill in planned],
+        "fill_users": [fill.candidate.user_id for fill in planned],
+        "fill_outcomes": [fill.candidate.outcome_id for fill in planned],
+        "fill_sides": [fill.quote.side for fill in planned],
+        "fill_shares": [fill.quote.shares for fill in planned],
+        "fill_amounts": [fill.quote.amount for fill in planned],
+        "fill_before": [json.dumps(fill.quote.probabilities_before) for fill in planned],
+        "fill_after": [json.dumps(fill.quote.probabilities_after) for fill in planned],
+        "fill_postings": fill_postings,
+        "position_users": [user_id for user_id, _outcome_id in position_changes],
+        "position_outcomes": [outcome_id for _user_id, outcome_id in position_changes],
+        "position_shares": [change[0] for change in position_changes.values()],
+        "position_costs": [change[1] for change in position_changes.values()],
+        "position_reserved": [change[2] for change in position_changes.values()],
+        **{
+            f"order_{name}": [row[column] for row in orders]
+            for column, name in enumerate(
+                (
+                    "ids",
+                    "remaining",
+                    "reserved_credits",
+                    "reserved_shares",
+                    "shares",
+                    "amounts",
+                    "statuses",
+                    "end_reasons",
+                    "ended",
+                )
+            )
+        },
+        "outcome_ids": [outcome.pk for outcome in moved],
+        "probabilities": [outcome.probability for outcome in moved],
+        "outcome_shares": [shares_moved[outcome.pk] for outcome in moved],
+        "volume": sum((fill.quote.amount for fill in planned), ZERO),
     }
     try:
         with connection.cursor() as cursor:
-            cursor.execute(FILL_WRITE_SQL, params)
-            trade_id, version, _ledger_transaction_id = cursor.fetchone()
+            cursor.execute(FILL_PASS_SQL, params)
+            written = cursor.fetchall()
     except IntegrityError as error:
         refusal = ledger_refusal(error)
         if refusal is not None:
             raise refusal from error
         raise
-    outcome.shares_outstanding += share_change
-    for row, probability in zip(outcomes, quote.probabilities_after, strict=True):
-        row.probability = probability
-    candidate.remaining = remaining
-    order = LimitOrder(
-        pk=candidate.order_id,
-        user_id=candidate.user_id,
-        market_id=market.pk,
-        outcome_id=outcome.pk,
-        side=candidate.side,
-        limit_probability=candidate.limit,
-        remaining=remaining,
-        status=params["order_status"],
-        created_at=candidate.created_at,
-    )
-    return Fill(order=order, trade_id=trade_id, price_point_id=version, quote=quote)
-
-
-def _finish_spent(*, market: Market, candidate: _Candidate, now: datetime) -> None:
-    """Ends an order whose remainder trades nothing, giving it back: credits to the wallet, shares to the position."""
-    if candidate.side == Trade.Side.BUY:
-        ledger_post(
-            kind=LedgerTransaction.Kind.ORDER_RELEASE,
-            entries=[
-                (Account(pk=_reserved_id(candidate)), -candidate.remaining),
-                (Account(pk=candidate.wallet_id), candidate.remaining),
-            ],
-            memo=f"order {candidate.order_id} filled: {candidate.remaining} left over in {market.slug}",
+    return [
+        Fill(
+            order=LimitOrder(
+                pk=fill.candidate.order_id,
+                user_id=fill.candidate.user_id,
+                market_id=market.pk,
+                outcome_id=fill.candidate.outcome_id,
+                side=fill.candidate.side,
+                limit_probability=fill.candidate.limit,
+                remaining=fill.remaining,
+                status=LimitOrder.Status.OPEN if fill.remaining > ZERO else LimitOrder.Status.FILLED,
+                created_at=fill.candidate.created_at,
+            ),
+            trade_id=trade_id,
+            price_point_id=point_id,
+            quote=fill.quote,
         )
-    else:
-        Position.objects.filter(user_id=candidate.user_id, outcome_id=candidate.outcome_id).update(
-            reserved_shares=F("reserved_shares") - candidate.remaining
-        )
-    LimitOrder.objects.filter(pk=candidate.order_id).update(
-        reserved_credits=ZERO, reserved_shares=ZERO, status=LimitOrder.Status.FILLED, end_reason="filled", ended_at=now
-    )
+        for fill, (trade_id, point_id) in zip(planned, written, strict=True)
+    ]

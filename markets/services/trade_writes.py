@@ -1,5 +1,6 @@
-"""The statement that writes a trade, shared by the trade service (markets.services.trading) and the limit orders'
-fills (markets.services.fills): a fill is a trade of its own, written the same way."""
+"""The statement that writes a trade, shared by the trade service (markets.services.trading) and the marketable part
+of a limit order (markets.services.orders). The fills a trade triggers are written set-based by the fill engine
+(markets.services.fills), with the same columns."""
 
 import json
 from collections.abc import Sequence
@@ -20,10 +21,8 @@ def table_name(model: type[Model]) -> str:
     return connection.ops.quote_name(model._meta.db_table)
 
 
-# Everything a trade writes, in one statement after the ledger's own expressions (accounts.services). A limit
-# order's fill (markets.services.orders) is a trade written by the same statement, with `{extra}` expressions
-# that move the order; `order` is the order a trade fills (null for a plain trade) and `reserved_change` what the
-# trade takes out of the position's reserved shares (a sell order's fill).
+# Everything a trade writes, in one statement after the ledger's own expressions (accounts.services); `order` is the
+# limit order whose marketable part the trade is (null for a plain trade).
 TRADE_WRITE_TEMPLATE = """
     WITH {ledger},
     trade AS (
@@ -36,8 +35,7 @@ TRADE_WRITE_TEMPLATE = """
     ),
     position_moved AS (
         UPDATE {position}
-        SET shares = shares + %(share_change)s, net_cost = net_cost + %(cost_change)s,
-            reserved_shares = reserved_shares + %(reserved_change)s, updated_at = %(now)s
+        SET shares = shares + %(share_change)s, net_cost = net_cost + %(cost_change)s, updated_at = %(now)s
         WHERE user_id = %(user)s AND outcome_id = %(outcome)s AND NOT %(new_position)s::boolean
     ),
     position_opened AS (
@@ -62,13 +60,13 @@ TRADE_WRITE_TEMPLATE = """
         INSERT INTO {idempotency_key} (user_id, key, fingerprint, trade_id, created_at)
         SELECT %(user)s, %(key)s::varchar, %(fingerprint)s, trade.id, %(now)s FROM trade
         WHERE %(key)s::varchar IS NOT NULL
-    ){extra}
+    )
     SELECT trade.id, point.id, ledger_transaction.id FROM trade, point, ledger_transaction
 """
 
 
-def trade_write_sql(extra: str = "") -> str:
-    """The trade's write statement, with the caller's further expressions (constant SQL, ", name AS (...)")."""
+def trade_write_sql() -> str:
+    """The trade's write statement."""
     return TRADE_WRITE_TEMPLATE.format(  # nosec B608 - model names and constant expressions
         ledger=LEDGER_POST_CTES,
         trade=table_name(Trade),
@@ -77,7 +75,6 @@ def trade_write_sql(extra: str = "") -> str:
         market=table_name(Market),
         price_point=table_name(PricePoint),
         idempotency_key=table_name(IdempotencyKey),
-        extra=extra,
     )
 
 
@@ -94,7 +91,6 @@ def trade_write_params(
     new_position: bool,
     at: datetime,
     now: datetime,
-    reserved_change: Decimal = ZERO,
     order_id: int | None = None,
     idempotency_key: str | None = None,
     fingerprint: str = "",
@@ -115,7 +111,6 @@ def trade_write_params(
         "now": now,
         "share_change": share_change,
         "cost_change": cost_change,
-        "reserved_change": reserved_change,
         "new_position": new_position,
         "outcome_ids": [o.pk for o in outcomes],
         "probabilities": quote.probabilities_after,

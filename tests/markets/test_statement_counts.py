@@ -99,3 +99,53 @@ def test_resting_orders_the_trade_does_not_cross_cost_no_statement(api, market, 
         response = trade(api, "second")
     assert response.status_code == 201, response.content
     assert len(queries) == TRADE_STATEMENTS, "\n".join(query["sql"] for query in queries)
+
+
+# A trade whose prices cross resting orders: the trade's statements, then the fill pass's, however many orders it
+# fills (markets.services.fills): one read of the crossed orders, the pass's one write statement (every fill's
+# trade, ledger transaction and price point, and the positions, balances, orders, outcomes and volume they move),
+# the best limits' refresh (an order was filled), and the standing forecasts' fill callback reading which of the
+# filled orders are theirs.
+CROSSING_TRADE_STATEMENTS = TRADE_STATEMENTS + 4
+
+
+@pytest.mark.parametrize("crossed", [1, 10])
+def test_a_fill_pass_sends_a_fixed_number_of_statements(api, market, make_user, crossed):
+    """The issue's gap: a pass wrote each fill with a statement of its own (10-15 ms a fill under the lock). Buy
+    orders for B and sell orders for A (held by their owners), some owners with two orders on one outcome, all
+    crossed by one buy of A: the same statements for one fill as for ten."""
+    from decimal import Decimal
+
+    from markets.models import LimitOrder, Trade
+    from markets.services.orders import OrderRequest, order_place
+    from markets.services.trading import trade_execute
+    from markets.trade_request import TradeRequest
+
+    buyers = [make_user(f"buyer{n}") for n in range(3)]
+    sellers = [make_user(f"seller{n}") for n in range(2)]
+    for seller in sellers:
+        trade_execute(user=seller, market=market, request=TradeRequest(outcome="A", side="buy", amount=Decimal("5")))
+    assert trade(api, "first").status_code == 201
+    # B is near 28%, A near 42%: the buys rest below B's price, the sells above A's.
+    books = [("B", "buy", f"0.{25 - n:02d}", "1") for n in range(7)] + [
+        ("A", "sell", f"0.{45 + 5 * n}", "2") for n in range(3)
+    ]
+    for n, (outcome, side, limit, size) in enumerate(books[:crossed]):
+        owners = buyers if side == "buy" else sellers
+        order_place(
+            user=owners[n % len(owners)],
+            market=market,
+            request=OrderRequest(outcome=outcome, side=side, limit=Decimal(limit), size=Decimal(size)),
+        )
+    assert not Trade.objects.filter(market=market, order__isnull=False).exists()
+    with CaptureQueriesContext(connection) as queries:
+        response = api.post(
+            "/api/v1/markets/counted/trades/",
+            {"outcome": "A", "side": "buy", "amount": "150"},
+            format="json",
+            HTTP_IDEMPOTENCY_KEY="crossing",
+        )
+    assert response.status_code == 201, response.content
+    assert Trade.objects.filter(market=market, order__isnull=False).count() == crossed
+    assert not LimitOrder.objects.filter(market=market, status="open", filled_shares=0).exists()
+    assert len(queries) == CROSSING_TRADE_STATEMENTS, "\n".join(query["sql"] for query in queries)
