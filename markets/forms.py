@@ -50,9 +50,25 @@ def add_domain_error(form: forms.Form, error: DomainError, field_map: dict[str, 
     form.add_error(field if field in form.fields else None, error.message)
 
 
-class TradeForm(forms.Form):
+class OutcomeChoiceForm(forms.Form):
+    """A form of one market whose `outcome` field offers the market's outcomes (code, labelled); with
+    `first_outcome_initial`, an unbound form starts on the first."""
+
+    first_outcome_initial = False
+
+    def __init__(self, *args: Any, outcomes: list[Outcome], **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.outcomes = outcomes
+        outcome_field = cast(forms.ChoiceField, self.fields["outcome"])
+        outcome_field.choices = [(outcome.code, outcome.label) for outcome in outcomes]
+        if self.first_outcome_initial and outcomes and not self.is_bound:
+            outcome_field.initial = outcomes[0].code
+
+
+class TradeForm(OutcomeChoiceForm):
     """The trade panel. A valid form holds the TradeRequest it asks for in `cleaned_data["request"]`."""
 
+    first_outcome_initial = True
     outcome = forms.ChoiceField(
         widget=forms.RadioSelect,
         error_messages={
@@ -113,15 +129,6 @@ class TradeForm(forms.Form):
         "max_cost": None,
         "min_proceeds": None,
     }
-
-    def __init__(self, *args: Any, outcomes: list[Outcome], **kwargs: Any) -> None:
-        super().__init__(*args, **kwargs)
-        self.outcomes = outcomes
-        outcome_field = self.fields["outcome"]
-        assert isinstance(outcome_field, forms.ChoiceField)
-        outcome_field.choices = [(outcome.code, outcome.label) for outcome in outcomes]
-        if outcomes and not self.is_bound:
-            outcome_field.initial = outcomes[0].code
 
     # The value field's "required" and "too small" messages, per mode.
     VALUE_MESSAGES = {
@@ -509,7 +516,7 @@ class CommentReportForm(forms.Form):
     reason = forms.CharField(label="Why should staff look at it?", required=False, max_length=500)
 
 
-class LimitOrderForm(forms.Form):
+class LimitOrderForm(OutcomeChoiceForm):
     """The trade panel's order tab: "buy Yes at most at 60%, up to 50 credits, until Friday". A valid form holds
     the OrderRequest it asks for in `cleaned_data["request"]`."""
 
@@ -563,12 +570,6 @@ class LimitOrderForm(forms.Form):
     # The service's field names -> this form's fields.
     FIELD_MAP: dict[str, str | None] = {"limit": "limit", "size": "size", "expires_at": "expires_at"}
 
-    def __init__(self, *args: Any, outcomes: list[Outcome], **kwargs: Any) -> None:
-        super().__init__(*args, **kwargs)
-        outcome_field = self.fields["outcome"]
-        assert isinstance(outcome_field, forms.ChoiceField)
-        outcome_field.choices = [(outcome.code, outcome.label) for outcome in outcomes]
-
     def clean(self) -> dict[str, Any]:
         cleaned = super().clean() or {}
         limit = cleaned.get("limit")
@@ -593,7 +594,7 @@ class LimitOrderForm(forms.Form):
         return cleaned
 
 
-class StandingForecastForm(forms.Form):
+class StandingForecastForm(OutcomeChoiceForm):
     """The standing-forecast form on the market page. The belief is given in percent here (the API takes a
     probability); the service checks the rest and its refusals name these fields."""
 
@@ -653,14 +654,12 @@ class StandingForecastForm(forms.Form):
         error_messages={"invalid": "Enter a date and time as YYYY-MM-DD HH:MM, or leave it empty for until cancelled."},
     )
 
+    first_outcome_initial = True
+
     def __init__(self, *args: Any, outcomes: list[Outcome], **kwargs: Any) -> None:
         # Its own ids: the trade panel's form is on the same page.
         kwargs.setdefault("auto_id", "standing_%s")
-        super().__init__(*args, **kwargs)
-        outcome_field = cast(forms.ChoiceField, self.fields["outcome"])
-        outcome_field.choices = [(outcome.code, outcome.label) for outcome in outcomes]
-        if outcomes and not self.is_bound:
-            self.fields["outcome"].initial = outcomes[0].code
+        super().__init__(*args, outcomes=outcomes, **kwargs)
 
     def clean_belief(self) -> Decimal:
         belief: Decimal = self.cleaned_data["belief"]
