@@ -6,7 +6,7 @@ from decimal import Decimal
 import pytest
 from django.utils import timezone
 
-from accounts.models import Account, LedgerTransaction
+from accounts.models import LedgerTransaction
 from accounts.services import wallet_get
 from markets.errors import (
     IdempotencyConflict,
@@ -20,6 +20,7 @@ from markets.models import LimitOrder, Market, Outcome, Position, Trade
 from markets.services import market_close, market_halt, market_resolve, markets_reconcile, trade_execute
 from markets.services.orders import OrderRequest, order_cancel, order_place, orders_expire_due
 from tests.factories import trade_request
+from tests.markets.order_helpers import reserved, yes_price
 
 pytestmark = pytest.mark.django_db
 
@@ -33,15 +34,6 @@ def market(make_market):
 
 def order(outcome="YES", side="buy", limit="0.4", size="50", **extra):
     return OrderRequest(outcome=outcome, side=side, limit=Decimal(limit), size=Decimal(size), **extra)
-
-
-def reserved(user):
-    account = Account.objects.filter(key=f"reserved:{user.pk}").first()
-    return account.balance if account else Decimal(0)
-
-
-def yes_price(market):
-    return Outcome.objects.get(market=market, code="YES").probability
 
 
 def test_a_buy_below_the_price_rests_and_reserves_its_credits_in_the_ledger(market, make_user):

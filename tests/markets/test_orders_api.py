@@ -7,8 +7,8 @@ import pytest
 from django.utils import timezone
 from rest_framework.test import APIClient
 
-from accounts.services import api_key_create
 from markets.models import LimitOrder, Trade
+from tests.markets.order_helpers import key_client
 
 pytestmark = pytest.mark.django_db
 
@@ -18,20 +18,13 @@ def market(make_market):
     return make_market(slug="ordered", liquidity=100)
 
 
-def client_for(user):
-    _key, raw = api_key_create(user=user, name="orders")
-    client = APIClient()
-    client.credentials(HTTP_AUTHORIZATION=f"Token {raw}")
-    return client
-
-
 def place(client, body, key=None):
     extra = {"HTTP_IDEMPOTENCY_KEY": key} if key else {}
     return client.post("/api/v1/markets/ordered/orders/", body, format="json", **extra)
 
 
 def test_placing_an_order_rests_it_and_shows_available_and_reserved(market, make_user):
-    client = client_for(make_user())
+    client = key_client(make_user())
     response = place(client, {"outcome": "YES", "side": "buy", "limit": "0.4", "size": "50"})
     assert response.status_code == 201, response.content
     body = response.json()
@@ -46,7 +39,7 @@ def test_placing_an_order_rests_it_and_shows_available_and_reserved(market, make
 
 
 def test_the_marketable_part_trades_at_once(market, make_user):
-    client = client_for(make_user())
+    client = key_client(make_user())
     body = place(client, {"outcome": "YES", "side": "buy", "limit": "0.6", "size": "50"}).json()
     trade = Trade.objects.get(pk=body["trade_id"])
     assert trade.order_id == body["order"]["id"]
@@ -54,7 +47,7 @@ def test_the_marketable_part_trades_at_once(market, make_user):
 
 
 def test_an_idempotency_key_places_once(market, make_user):
-    client = client_for(make_user())
+    client = key_client(make_user())
     body = {"outcome": "YES", "side": "buy", "limit": "0.4", "size": "50"}
     first = place(client, body, key="order-1")
     again = place(client, body, key="order-1")
@@ -81,7 +74,7 @@ def test_an_idempotency_key_places_once(market, make_user):
     ],
 )
 def test_bad_input_is_a_400_naming_the_field_and_changes_nothing(market, make_user, body, field):
-    client = client_for(make_user())
+    client = key_client(make_user())
     response = place(client, {"outcome": "YES", "side": "buy", "limit": "0.4", "size": "10", **body})
     assert response.status_code == 400, response.content
     error = response.json()["error"]
@@ -90,7 +83,7 @@ def test_bad_input_is_a_400_naming_the_field_and_changes_nothing(market, make_us
 
 
 def test_reserving_more_than_you_have_is_refused(market, make_user):
-    client = client_for(make_user())
+    client = key_client(make_user())
     too_much = place(client, {"outcome": "YES", "side": "buy", "limit": "0.4", "size": "1000.5"})
     assert too_much.status_code == 422
     assert too_much.json()["error"]["code"] == "insufficient_funds"
@@ -107,7 +100,7 @@ def test_the_book_is_aggregated_and_anonymous(market, make_user):
         (make_user(), "0.3", "5"),
     ):
         assert (
-            place(client_for(user), {"outcome": "YES", "side": "buy", "limit": limit, "size": size}).status_code == 201
+            place(key_client(user), {"outcome": "YES", "side": "buy", "limit": limit, "size": size}).status_code == 201
         )
     response = APIClient().get("/api/v1/markets/ordered/orders/")
     assert response.status_code == 200
@@ -122,12 +115,12 @@ def test_the_book_is_aggregated_and_anonymous(market, make_user):
 
 def test_your_orders_and_cancelling_one(market, make_user):
     owner, stranger = make_user(), make_user()
-    client = client_for(owner)
+    client = key_client(owner)
     order_id = place(client, {"outcome": "YES", "side": "buy", "limit": "0.4", "size": "10"}).json()["order"]["id"]
     place(client, {"outcome": "NO", "side": "buy", "limit": "0.3", "size": "10"})
     listed = client.get("/api/v1/me/orders/?status=open").json()
     assert len(listed["results"]) == 2
-    assert client_for(stranger).delete(f"/api/v1/orders/{order_id}/").status_code == 404
+    assert key_client(stranger).delete(f"/api/v1/orders/{order_id}/").status_code == 404
     cancelled = client.delete(f"/api/v1/orders/{order_id}/")
     assert cancelled.status_code == 200
     assert cancelled.json()["status"] == "cancelled"
@@ -142,7 +135,7 @@ def test_placing_needs_a_login(market):
 
 
 def test_an_expiry_in_the_future_is_kept(market, make_user):
-    client = client_for(make_user())
+    client = key_client(make_user())
     when = timezone.now() + timedelta(days=2)
     body = place(
         client, {"outcome": "YES", "side": "buy", "limit": "0.4", "size": "10", "expires_at": when.isoformat()}
@@ -157,7 +150,7 @@ def test_placing_orders_is_rate_limited_per_account(market, make_user, settings)
         **settings.REST_FRAMEWORK,
         "DEFAULT_THROTTLE_RATES": {**settings.REST_FRAMEWORK["DEFAULT_THROTTLE_RATES"], "order": "2/min"},
     }
-    client = client_for(make_user())
+    client = key_client(make_user())
     body = {"outcome": "YES", "side": "buy", "limit": "0.3", "size": "1"}
     assert [place(client, body).status_code for _ in range(3)] == [201, 201, 429]
     assert LimitOrder.objects.count() == 2

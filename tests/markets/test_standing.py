@@ -7,7 +7,6 @@ import pytest
 from django.db.models import F
 from django.utils import timezone
 
-from accounts.models import Account
 from accounts.services import wallet_get
 from markets.errors import (
     IdempotencyConflict,
@@ -17,7 +16,7 @@ from markets.errors import (
     StandingForecastOrder,
     StandingNotActive,
 )
-from markets.models import LimitOrder, Outcome, Position, StandingForecast, Trade
+from markets.models import LimitOrder, Position, StandingForecast, Trade
 from markets.services import market_close, market_halt, market_resolve, markets_reconcile, trade_execute
 from markets.services.orders import order_cancel, orders_expire_due
 from markets.services.standing import (
@@ -27,6 +26,7 @@ from markets.services.standing import (
     standing_forecasts_expire_due,
 )
 from tests.factories import trade_request
+from tests.markets.order_helpers import reserved, yes_price
 
 pytestmark = pytest.mark.django_db
 
@@ -42,15 +42,6 @@ def standing(outcome="YES", belief="0.5", band="3", budget="200", **extra):
     return StandingRequest(
         outcome=outcome, belief=Decimal(belief), band_points=Decimal(band), budget=Decimal(budget), **extra
     )
-
-
-def reserved(user):
-    account = Account.objects.filter(key=f"reserved:{user.pk}").first()
-    return account.balance if account else Decimal(0)
-
-
-def yes_price(market):
-    return Outcome.objects.get(market=market, code="YES").probability
 
 
 def open_orders(forecast):

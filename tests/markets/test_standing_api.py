@@ -4,11 +4,10 @@ from datetime import timedelta
 
 import pytest
 from django.utils import timezone
-from rest_framework.test import APIClient
 
 from accounts.models import Scope
-from accounts.services import api_key_create
 from markets.models import LimitOrder, StandingForecast, Trade
+from tests.markets.order_helpers import key_client
 
 pytestmark = pytest.mark.django_db
 
@@ -21,20 +20,13 @@ def market(make_market):
     return make_market(slug="standing", liquidity=100)
 
 
-def client_for(user, scopes=None):
-    _key, raw = api_key_create(user=user, name="standing", **({"scopes": scopes} if scopes else {}))
-    client = APIClient()
-    client.credentials(HTTP_AUTHORIZATION=f"Token {raw}")
-    return client
-
-
 def state(client, body, key=None):
     extra = {"HTTP_IDEMPOTENCY_KEY": key} if key else {}
     return client.post(URL, body, format="json", **extra)
 
 
 def test_stating_one_trades_to_the_band_and_arms_both_sides(market, make_user):
-    client = client_for(make_user())
+    client = key_client(make_user())
     response = state(client, BODY | {"expires_at": (timezone.now() + timedelta(days=3)).isoformat()})
     assert response.status_code == 201, response.content
     body = response.json()
@@ -50,7 +42,7 @@ def test_stating_one_trades_to_the_band_and_arms_both_sides(market, make_user):
 
 
 def test_an_idempotency_key_states_once(market, make_user):
-    client = client_for(make_user())
+    client = key_client(make_user())
     first = state(client, BODY, key="sf-1")
     again = state(client, BODY, key="sf-1")
     assert (first.status_code, again.status_code) == (201, 200)
@@ -77,7 +69,7 @@ def test_an_idempotency_key_states_once(market, make_user):
     ],
 )
 def test_bad_input_names_its_field_and_changes_nothing(market, make_user, change, field, code):
-    client = client_for(make_user())
+    client = key_client(make_user())
     response = state(client, BODY | change)
     assert response.status_code == code, response.content
     assert field in response.json()["error"]["fields"], response.json()
@@ -87,13 +79,13 @@ def test_bad_input_names_its_field_and_changes_nothing(market, make_user, change
 
 def test_yours_lists_them_and_cancel_ends_them(market, make_user):
     user, other = make_user(), make_user()
-    client = client_for(user)
+    client = key_client(user)
     forecast_id = state(client, BODY).json()["standing_forecast"]["id"]
     listed = client.get("/api/v1/me/standing-forecasts/?status=active").json()
     assert [row["id"] for row in listed["results"]] == [forecast_id]
-    assert client_for(other).get("/api/v1/me/standing-forecasts/").json()["results"] == []
+    assert key_client(other).get("/api/v1/me/standing-forecasts/").json()["results"] == []
 
-    assert client_for(other).delete(f"/api/v1/standing-forecasts/{forecast_id}/").status_code == 404
+    assert key_client(other).delete(f"/api/v1/standing-forecasts/{forecast_id}/").status_code == 404
     cancelled = client.delete(f"/api/v1/standing-forecasts/{forecast_id}/")
     assert cancelled.status_code == 200
     assert cancelled.json()["status"] == "cancelled"
@@ -106,7 +98,7 @@ def test_yours_lists_them_and_cancel_ends_them(market, make_user):
 
 
 def test_its_orders_cannot_be_cancelled_alone(market, make_user):
-    client = client_for(make_user())
+    client = key_client(make_user())
     order_id = state(client, BODY).json()["standing_forecast"]["orders"][0]["id"]
     response = client.delete(f"/api/v1/orders/{order_id}/")
     assert response.status_code == 409
@@ -114,7 +106,7 @@ def test_its_orders_cannot_be_cancelled_alone(market, make_user):
 
 
 def test_writes_need_the_trade_scope(market, make_user):
-    client = client_for(make_user(), scopes=[Scope.READ])
+    client = key_client(make_user(), scopes=[Scope.READ])
     response = state(client, BODY)
     assert response.status_code == 403
     assert response.json()["error"]["code"] == "insufficient_scope"
@@ -125,6 +117,6 @@ def test_stating_them_is_rate_limited(settings, market, make_user):
         **settings.REST_FRAMEWORK,
         "DEFAULT_THROTTLE_RATES": {**settings.REST_FRAMEWORK["DEFAULT_THROTTLE_RATES"], "standing_forecast": "2/min"},
     }
-    client = client_for(make_user())
+    client = key_client(make_user())
     codes = [state(client, BODY | {"budget": "10"}).status_code for _ in range(3)]
     assert codes == [201, 201, 429]
