@@ -12,40 +12,30 @@ from decimal import Decimal
 
 import pytest
 from django.conf import settings
-from django.db import transaction
-from django.utils import timezone
-from hypothesis import HealthCheck, event, note
-from hypothesis import settings as hypothesis_settings
+from hypothesis import event, note
 from hypothesis import strategies as st
 from hypothesis.stateful import (
     Bundle,
     MultipleResults,
-    RuleBasedStateMachine,
     initialize,
     invariant,
     multiple,
     rule,
-    run_state_machine_as_test,
 )
 
 from accounts.models import Account, LedgerEntry, LedgerTransaction, User
 from accounts.services import user_create
 from markets.errors import (
     DomainError,
-    InsufficientFunds,
-    InsufficientShares,
     InvalidInput,
     MarketClosed,
     MarketStateError,
-    PriceMoved,
 )
 from markets.models import Market, Outcome, Position, PricePoint, Trade
 from markets.services import market_close, market_create, markets_reconcile, trade_execute
 from tests.factories import trade_request
-from tests.hypothesis_profiles import examples
+from tests.markets.machines import EXPECTED_REFUSALS, DatabaseMachine, machine_run
 
-# What a trader may legitimately be told; anything else (a 500, an IntegrityError) fails the test.
-EXPECTED_REFUSALS = (InvalidInput, InsufficientFunds, InsufficientShares, PriceMoved, MarketClosed)
 names = itertools.count()
 
 liquidities = st.decimals(min_value=Decimal("0.5"), max_value=Decimal("3000"), places=2)
@@ -89,21 +79,13 @@ class Model:
     balances: dict[int, Decimal] = field(default_factory=dict)
 
 
-class LedgerMachine(RuleBasedStateMachine):
+class LedgerMachine(DatabaseMachine):
     users = Bundle("users")
     markets = Bundle("markets")
 
     def __init__(self) -> None:
         super().__init__()
-        # Each example runs in a savepoint rolled back at teardown, so examples never see each other.
-        self.atomic = transaction.atomic()
-        self.atomic.__enter__()
         self.model = Model()
-        self.now = timezone.now()
-
-    def teardown(self) -> None:
-        transaction.set_rollback(True)
-        self.atomic.__exit__(None, None, None)
 
     @initialize(target=users)
     def first_user(self) -> User:
@@ -280,15 +262,7 @@ class LedgerMachine(RuleBasedStateMachine):
 
 @pytest.mark.slow
 def test_random_trading_keeps_every_ledger_invariant(db):
-    run_state_machine_as_test(
-        LedgerMachine,
-        settings=hypothesis_settings(
-            max_examples=examples(20),
-            stateful_step_count=30,
-            deadline=None,
-            suppress_health_check=[HealthCheck.too_slow, HealthCheck.filter_too_much],
-        ),
-    )
+    machine_run(LedgerMachine, ci_examples=20)
 
 
 def test_the_machine_catches_a_broken_invariant(db):

@@ -13,33 +13,24 @@ from decimal import Decimal
 
 import pytest
 from django.conf import settings
-from django.db import transaction
 from django.db.models import Case, DecimalField, F, Sum, When
-from django.utils import timezone
-from hypothesis import HealthCheck, event, note
-from hypothesis import settings as hypothesis_settings
+from hypothesis import event, note
 from hypothesis import strategies as st
-from hypothesis.stateful import Bundle, RuleBasedStateMachine, initialize, invariant, rule, run_state_machine_as_test
+from hypothesis.stateful import Bundle, initialize, invariant, rule
 
 from accounts.models import Account, LedgerEntry, LedgerTransaction, User
 from accounts.services import user_create
 from markets.errors import (
     DomainError,
-    InsufficientFunds,
-    InsufficientShares,
-    InvalidInput,
-    MarketClosed,
     MarketStateError,
     OrderNotOpen,
-    PriceMoved,
 )
 from markets.models import LimitOrder, Market, Outcome, Position, Trade
 from markets.services import market_close, market_create, market_resolve, markets_reconcile, trade_execute
 from markets.services.orders import OrderRequest, order_cancel, order_place, orders_expire_due
 from tests.factories import trade_request
-from tests.hypothesis_profiles import examples
+from tests.markets.machines import EXPECTED_REFUSALS, DatabaseMachine, machine_run
 
-EXPECTED_REFUSALS = (InvalidInput, InsufficientFunds, InsufficientShares, PriceMoved, MarketClosed)
 names = itertools.count()
 
 limits = st.decimals(min_value=Decimal("0.02"), max_value=Decimal("0.98"), places=2)
@@ -62,20 +53,13 @@ def snapshot() -> tuple[object, ...]:
     )
 
 
-class OrderMachine(RuleBasedStateMachine):
+class OrderMachine(DatabaseMachine):
     users = Bundle("users")
     markets = Bundle("markets")
 
     def __init__(self) -> None:
         super().__init__()
-        self.atomic = transaction.atomic()
-        self.atomic.__enter__()
-        self.now = timezone.now()
         self.user_ids: list[int] = []
-
-    def teardown(self) -> None:
-        transaction.set_rollback(True)
-        self.atomic.__exit__(None, None, None)
 
     @initialize(target=users)
     def first_user(self) -> User:
@@ -240,15 +224,7 @@ class OrderMachine(RuleBasedStateMachine):
 
 @pytest.mark.slow
 def test_random_orders_keep_every_invariant(db):
-    run_state_machine_as_test(
-        OrderMachine,
-        settings=hypothesis_settings(
-            max_examples=examples(30),
-            stateful_step_count=30,
-            deadline=None,
-            suppress_health_check=[HealthCheck.too_slow, HealthCheck.filter_too_much],
-        ),
-    )
+    machine_run(OrderMachine, ci_examples=30)
 
 
 def test_the_machine_catches_a_reserve_spent_behind_the_ledgers_back(db):

@@ -12,10 +12,9 @@ from datetime import timedelta
 from decimal import Decimal
 
 import pytest
-from hypothesis import HealthCheck, note
-from hypothesis import settings as hypothesis_settings
+from hypothesis import note
 from hypothesis import strategies as st
-from hypothesis.stateful import invariant, rule, run_state_machine_as_test
+from hypothesis.stateful import invariant, rule
 
 from accounts.models import User
 from markets.errors import StandingForecastOrder, StandingNotActive
@@ -26,7 +25,7 @@ from markets.services.standing import (
     standing_forecast_create,
     standing_forecasts_expire_due,
 )
-from tests.hypothesis_profiles import examples
+from tests.markets.machines import machine_run
 from tests.markets.test_order_state_machine import OrderMachine, snapshot
 
 beliefs = st.decimals(min_value=Decimal("0.10"), max_value=Decimal("0.90"), places=2)
@@ -109,12 +108,4 @@ class StandingMachine(OrderMachine):
 
 @pytest.mark.slow
 def test_random_orders_and_standing_forecasts_keep_every_invariant(db):
-    run_state_machine_as_test(
-        StandingMachine,
-        settings=hypothesis_settings(
-            max_examples=examples(30),
-            stateful_step_count=30,
-            deadline=None,
-            suppress_health_check=[HealthCheck.too_slow, HealthCheck.filter_too_much],
-        ),
-    )
+    machine_run(StandingMachine, ci_examples=30)
