@@ -26,12 +26,10 @@ import contextlib
 import json
 import os
 import shutil
-import socket
 import statistics
 import subprocess
 import sys
 import tempfile
-import time
 import urllib.request
 import uuid
 from collections.abc import Iterator
@@ -39,7 +37,8 @@ from dataclasses import dataclass, field
 from datetime import timedelta
 from decimal import Decimal
 from pathlib import Path
-from urllib.parse import quote
+
+from bench.servers import database_url, free_port, served, wrk_path
 
 os.environ["FORECASTLE_TEST_DB"] = os.environ.get("FORECASTLE_TEST_DB", "") + "_http"
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "config.settings.test")
@@ -95,35 +94,6 @@ def log(message: str) -> None:
     print(f"[bench.http] {message}", file=sys.stderr, flush=True)
 
 
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
-
-
-def wrk_path() -> str:
-    found = shutil.which("wrk")
-    if found:
-        return found
-    log("wrk is missing: installing Debian's package")
-    sudo = [] if os.geteuid() == 0 else ["sudo"]
-    subprocess.run([*sudo, "apt-get", "install", "-y", "wrk"], check=True)
-    found = shutil.which("wrk")
-    if not found:
-        raise SystemExit("wrk could not be installed; install it (apt-get install wrk) and run again")
-    return found
-
-
-def database_url(name: str) -> str:
-    config = connection.settings_dict
-    credentials = quote(config["USER"] or "", safe="")
-    if config["PASSWORD"]:
-        credentials += ":" + quote(config["PASSWORD"], safe="")
-    host = quote(config["HOST"] or "127.0.0.1", safe="")
-    port = f":{config['PORT']}" if config["PORT"] else ""
-    return f"postgres://{credentials}@{host}{port}/{name}"
-
-
 def cpu_seconds(master_pid: int) -> float:
     """User + system time of the gunicorn master and its workers, from /proc."""
     pids = [master_pid]
@@ -152,27 +122,8 @@ def gunicorn(*, module: str, port: int, env: dict[str, str], log_path: Path) -> 
         "--graceful-timeout",
         "10",
     ]
-    with log_path.open("ab") as output:
-        process = subprocess.Popen(command, cwd=ROOT, env=env, stdout=output, stderr=subprocess.STDOUT)
-    try:
-        deadline = time.monotonic() + 60
-        while True:
-            if process.poll() is not None:
-                raise SystemExit(f"{module} exited with status {process.returncode}; see {log_path}")
-            with socket.socket() as probe:
-                if probe.connect_ex(("127.0.0.1", port)) == 0:
-                    break
-            if time.monotonic() > deadline:
-                raise SystemExit(f"{module} did not start within 60 s; see {log_path}")
-            time.sleep(0.2)
-        yield process.pid
-    finally:
-        process.terminate()
-        try:
-            process.wait(timeout=20)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait()
+    with served(module, command, port=port, env=env, log_path=log_path) as pid:
+        yield pid
 
 
 def run_wrk(wrk: str, case: Case, *, port: int, master_pid: int, seconds: int, run_id: str) -> dict[str, float]:
@@ -330,7 +281,7 @@ def server_environments(scratch: str, floor_db: str) -> tuple[dict[str, str], di
         **base,
         **rates,
         "DJANGO_SETTINGS_MODULE": "config.settings.production",
-        "DATABASE_URL": database_url(scratch),
+        "DATABASE_URL": database_url(connection.settings_dict, scratch),
         "SECRET_KEY": "bench-" + uuid.uuid4().hex,
         "ALLOWED_HOSTS": "127.0.0.1,localhost",
         "SECURE_SSL_REDIRECT": "false",
@@ -340,7 +291,7 @@ def server_environments(scratch: str, floor_db: str) -> tuple[dict[str, str], di
     floor: dict[str, str] = {
         **base,
         "DJANGO_SETTINGS_MODULE": "bench.floor.settings",
-        "DATABASE_URL": database_url(floor_db),
+        "DATABASE_URL": database_url(connection.settings_dict, floor_db),
     }
     return forecastle, floor
 
@@ -355,7 +306,7 @@ def main() -> int:
     options = parser.parse_args()
     runs, seconds = (1, 1) if options.quick else (options.runs, options.seconds)
     port, floor_port = options.port or free_port(), options.floor_port or free_port()
-    wrk = wrk_path()
+    wrk = wrk_path(log)
 
     old_name = connection.creation.create_test_db(verbosity=0, autoclobber=True)
     scratch = connection.settings_dict["NAME"]

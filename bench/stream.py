@@ -35,7 +35,6 @@ import resource
 import select
 import shutil
 import signal
-import socket
 import statistics
 import subprocess
 import sys
@@ -46,7 +45,8 @@ from collections.abc import Iterator
 from datetime import timedelta
 from decimal import Decimal
 from pathlib import Path
-from urllib.parse import quote
+
+from bench.servers import database_url, free_port, served, wrk_path
 
 os.environ["FORECASTLE_TEST_DB"] = os.environ.get("FORECASTLE_TEST_DB", "") + "_stream"
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "config.settings.test")
@@ -70,12 +70,6 @@ TRADE_BODIES = "|".join(
 
 def log(message: str) -> None:
     print(f"[bench.stream] {message}", file=sys.stderr, flush=True)
-
-
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
 
 
 def percentile(values: list[float], fraction: float) -> float:
@@ -169,57 +163,10 @@ from markets.services import market_create, markets_reconcile, trade_execute  # 
 from markets.trade_request import TradeRequest  # noqa: E402
 
 
-def database_url(name: str) -> str:
-    config = connection.settings_dict
-    credentials = quote(config["USER"] or "", safe="")
-    if config["PASSWORD"]:
-        credentials += ":" + quote(config["PASSWORD"], safe="")
-    host = quote(config["HOST"] or "127.0.0.1", safe="")
-    port = f":{config['PORT']}" if config["PORT"] else ""
-    return f"postgres://{credentials}@{host}{port}/{name}"
-
-
-def wrk_path() -> str:
-    found = shutil.which("wrk")
-    if found:
-        return found
-    log("wrk is missing: installing Debian's package")
-    sudo = [] if os.geteuid() == 0 else ["sudo"]
-    subprocess.run([*sudo, "apt-get", "install", "-y", "wrk"], check=True)
-    found = shutil.which("wrk")
-    if not found:
-        raise SystemExit("wrk could not be installed; install it (apt-get install wrk) and run again")
-    return found
-
-
-def wait_listening(process: subprocess.Popen[bytes], port: int, name: str, log_path: Path) -> None:
-    deadline = time.monotonic() + 60
-    while True:
-        if process.poll() is not None:
-            raise SystemExit(f"{name} exited with status {process.returncode}; see {log_path}")
-        with socket.socket() as probe:
-            if probe.connect_ex(("127.0.0.1", port)) == 0:
-                return
-        if time.monotonic() > deadline:
-            raise SystemExit(f"{name} did not start within 60 s; see {log_path}")
-        time.sleep(0.2)
-
-
-@contextlib.contextmanager
-def server(name: str, command: list[str], *, port: int, env: dict[str, str], work: Path) -> Iterator[int]:
-    log_path = work / f"{name}.log"
-    with log_path.open("ab") as output:
-        process = subprocess.Popen(command, cwd=ROOT, env=env, stdout=output, stderr=subprocess.STDOUT)
-    try:
-        wait_listening(process, port, name, log_path)
-        yield process.pid
-    finally:
-        process.terminate()
-        try:
-            process.wait(timeout=20)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait()
+def server(
+    name: str, command: list[str], *, port: int, env: dict[str, str], work: Path
+) -> contextlib.AbstractContextManager[int]:
+    return served(name, command, port=port, env=env, log_path=work / f"{name}.log")
 
 
 def run_wrk(wrk: str, *, port: int, method: str, paths: list[str], tokens: list[str], seconds: int) -> dict[str, float]:
@@ -271,7 +218,7 @@ def server_environment(scratch: str, clients: int) -> dict[str, str]:
         **rates,
         "REDIS_URL": str(settings.CACHES["default"]["LOCATION"]),
         "DJANGO_SETTINGS_MODULE": "config.settings.production",
-        "DATABASE_URL": database_url(scratch),
+        "DATABASE_URL": database_url(connection.settings_dict, scratch),
         "SECRET_KEY": "bench-" + uuid.uuid4().hex,
         "ALLOWED_HOSTS": "127.0.0.1,localhost",
         "SECURE_SSL_REDIRECT": "false",
@@ -353,7 +300,7 @@ def main() -> int:
     options = parser.parse_args()
     if options.quick:
         options.clients, options.trades, options.runs, options.seconds = 50, 20, 1, 1
-    wrk = wrk_path()
+    wrk = wrk_path(log)
     soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
     resource.setrlimit(resource.RLIMIT_NOFILE, (max(soft, min(hard, options.clients * 2 + 1024)), hard))
 
