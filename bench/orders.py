@@ -16,7 +16,6 @@ import argparse
 import os
 import random
 import statistics
-import threading
 import time
 from datetime import timedelta
 from decimal import Decimal
@@ -28,12 +27,13 @@ import django
 
 django.setup()
 
-from django.db import connection, connections  # noqa: E402
+from django.db import connection  # noqa: E402
 from django.test.utils import setup_test_environment  # noqa: E402
 from django.utils import timezone  # noqa: E402
 
 from accounts.models import User  # noqa: E402
 from accounts.services import user_create  # noqa: E402
+from bench.threads import threaded_rate  # noqa: E402
 from markets.models import LimitOrder, Market, Trade  # noqa: E402
 from markets.services import market_create, markets_reconcile, trade_execute  # noqa: E402
 from markets.services.orders import OrderRequest, order_place  # noqa: E402
@@ -108,32 +108,16 @@ def uncrossed(booked: Market, repeats: int) -> tuple[float, float]:
 
 
 def throughput(market: Market, users: list[User], trades_per_thread: int) -> float:
-    errors: list[BaseException] = []
+    rngs = [random.Random(index) for index in range(len(users))]  # nosec B311 - which outcome a benchmark trade buys
 
-    def work(thread_index: int) -> None:
-        rng = random.Random(thread_index)  # nosec B311 - which outcome a benchmark trade buys
-        try:
-            for _ in range(trades_per_thread):
-                trade_execute(
-                    user=users[thread_index],
-                    market=market,
-                    request=TradeRequest(outcome=rng.choice(["YES", "NO"]), side="buy", amount=Decimal("1")),
-                )
-        except BaseException as error:
-            errors.append(error)
-        finally:
-            connections.close_all()
+    def trade(thread_index: int, _index: int) -> None:
+        trade_execute(
+            user=users[thread_index],
+            market=market,
+            request=TradeRequest(outcome=rngs[thread_index].choice(["YES", "NO"]), side="buy", amount=Decimal("1")),
+        )
 
-    threads = [threading.Thread(target=work, args=(index,)) for index in range(len(users))]
-    start = time.perf_counter()
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join()
-    elapsed = time.perf_counter() - start
-    if errors:
-        raise errors[0]
-    return len(users) * trades_per_thread / elapsed
+    return threaded_rate(trade, threads=len(users), per_thread=trades_per_thread)
 
 
 def main() -> None:

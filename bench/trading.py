@@ -12,7 +12,6 @@ trades per second spread over several markets.
 import argparse
 import os
 import random
-import threading
 import time
 from collections.abc import Callable
 from datetime import timedelta
@@ -25,12 +24,13 @@ import django
 
 django.setup()
 
-from django.db import connection, connections, transaction  # noqa: E402
+from django.db import connection, transaction  # noqa: E402
 from django.test.utils import setup_test_environment  # noqa: E402
 from django.utils import timezone  # noqa: E402
 
 from accounts.models import Account, User  # noqa: E402
 from accounts.services import user_create  # noqa: E402
+from bench.threads import threaded_rate  # noqa: E402
 from markets.models import Market  # noqa: E402
 from markets.services import market_create, markets_reconcile, trade_execute  # noqa: E402
 from markets.trade_request import TradeRequest  # noqa: E402
@@ -64,32 +64,18 @@ def timed(function: Callable[[int], object], count: int) -> float:
 
 
 def throughput(markets: list[Market], users: list[User], trades_per_thread: int) -> float:
-    errors: list[BaseException] = []
+    rngs = [random.Random(index) for index in range(len(users))]
 
-    def work(thread_index: int) -> None:
-        rng = random.Random(thread_index)
-        try:
-            for index in range(trades_per_thread):
-                trade_execute(
-                    user=users[thread_index],
-                    market=markets[thread_index % len(markets)],
-                    request=TradeRequest(outcome=rng.choice("ABCD"), side="buy", amount=Decimal("1") + index % 3),
-                )
-        except BaseException as error:
-            errors.append(error)
-        finally:
-            connections.close_all()
+    def trade(thread_index: int, index: int) -> None:
+        trade_execute(
+            user=users[thread_index],
+            market=markets[thread_index % len(markets)],
+            request=TradeRequest(
+                outcome=rngs[thread_index].choice("ABCD"), side="buy", amount=Decimal("1") + index % 3
+            ),
+        )
 
-    threads = [threading.Thread(target=work, args=(index,)) for index in range(len(users))]
-    start = time.perf_counter()
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join()
-    elapsed = time.perf_counter() - start
-    if errors:
-        raise errors[0]
-    return len(users) * trades_per_thread / elapsed
+    return threaded_rate(trade, threads=len(users), per_thread=trades_per_thread)
 
 
 def main() -> None:
