@@ -36,6 +36,10 @@ class Market(models.Model):
     escrow = models.OneToOneField(Account, on_delete=models.PROTECT, related_name="market")
     subsidy = MoneyField(default=0)
     volume = MoneyField(default=0)
+    # Users who have held a position in the market (however many outcomes, whatever they hold now): moved by the
+    # statement that writes a trade or a fill (markets.services.trade_writes), checked by the reconciliation. It is
+    # on the row the trade locks, so the price cache's snapshot after a trade needs no count and no cached copy.
+    trader_count = models.PositiveIntegerField(default=0)
     opens_at = models.DateTimeField(null=True, blank=True)
     closes_at = models.DateTimeField(db_index=True)
     closed_at = models.DateTimeField(null=True, blank=True)

@@ -11,12 +11,12 @@ from datetime import UTC, datetime, timedelta
 from typing import Any, TypedDict, TypeVar
 
 from django.db import connection
-from django.db.models import Count, IntegerField, OuterRef, Prefetch, Q, QuerySet, Subquery
+from django.db.models import Count, OuterRef, Prefetch, Q, QuerySet, Subquery
 from django.utils import timezone
 
 from markets import cache as price_cache
 from markets.errors import InvalidInput
-from markets.models import Market, Outcome, Position, PricePoint, Proposal, Resolution
+from markets.models import Market, Outcome, PricePoint, Proposal, Resolution
 from markets.selectors.markets import (
     HALTED_FILTER,
     PROPOSED_FILTER,
@@ -132,17 +132,8 @@ def _proposal_summary(proposal: Proposal | None, outcomes: list[Outcome]) -> Pro
 
 
 def _snapshot_markets() -> QuerySet[Market]:
-    """Markets with what a snapshot needs besides their resolution and proposal."""
-    traders = (
-        Position.objects.filter(market=OuterRef("pk"))
-        .values("market")
-        .annotate(count=Count("user", distinct=True))
-        .values("count")
-    )
-    return _with_prices().annotate(
-        trader_count=Subquery(traders, output_field=IntegerField()),
-        version=Subquery(_latest_price_point().values("id")[:1]),
-    )
+    """Markets with what a snapshot needs besides their resolution and proposal (their trader count is a column)."""
+    return _with_prices().annotate(version=Subquery(_latest_price_point().values("id")[:1]))
 
 
 def _snapshot_of(
@@ -153,7 +144,7 @@ def _snapshot_of(
         outcomes=list(market.outcomes.all()),
         version=getattr(market, "version", None) or 0,
         updated_at=getattr(market, "price_updated_at", None) or market.created_at,
-        trader_count=getattr(market, "trader_count", None) or 0,
+        trader_count=market.trader_count,
         resolution=resolution,
         proposal=proposal,
     )

@@ -44,7 +44,8 @@ POSITION = table_name(Position)
 # fill, then one per spent-out buy's release). Ids of trades and price points are drawn in the fills' order, so the
 # last fill's price point is the market's newest; `fill_postings` names each fill's ledger transaction (from 1).
 # Positions move by their net change over the pass (a user's orders may fill more than once on one outcome); a
-# position the update did not find is a new one. Orders take their state after the pass (filled, or spent out).
+# position the update did not find is a new one, and a user who held none in the market before the statement is one
+# more of its traders (Market.trader_count). Orders take their state after the pass (filled, or spent out).
 FILL_PASS_SQL = f"""
     WITH {LEDGER_POST_MANY_CTES},
     fill AS MATERIALIZED (
@@ -105,8 +106,14 @@ FILL_PASS_SQL = f"""
             AS moved(id, probability, shares)
         WHERE row.id = moved.id
     ),
+    new_trader AS MATERIALIZED (
+        SELECT count(DISTINCT change.user_id) AS count FROM position_change AS change
+        WHERE NOT EXISTS (SELECT FROM {POSITION} AS held
+                          WHERE held.market_id = %(market)s AND held.user_id = change.user_id)
+    ),
     volume AS (
-        UPDATE {table_name(Market)} SET volume = volume + %(volume)s WHERE id = %(market)s AND %(volume)s <> 0
+        UPDATE {table_name(Market)} SET volume = volume + %(volume)s, trader_count = trader_count + new_trader.count
+        FROM new_trader WHERE id = %(market)s AND (%(volume)s <> 0 OR new_trader.count > 0)
     )
     SELECT fill.trade_id, fill.point_id FROM fill ORDER BY fill.n
 """  # noqa: S608  # nosec B608 - model names only

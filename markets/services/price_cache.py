@@ -8,7 +8,6 @@ import logging
 from markets import cache as price_cache
 from markets.selectors.prices import market_snapshot_build, market_snapshot_from, market_snapshots_build
 from markets.services.changes import TradeChange
-from markets.snapshot import MarketSnapshot
 
 logger = logging.getLogger(__name__)
 
@@ -16,35 +15,30 @@ logger = logging.getLogger(__name__)
 def prices_refresh(market_id: int, trade: TradeChange | None = None) -> None:
     """market_changed callback: refreshes the market's cached snapshot and starts a new list generation.
 
-    After a trade that followed the cached snapshot's version, the new snapshot is built from what the
-    trade had in hand under the market lock (no database read); otherwise it is rebuilt from the database.
-    It runs after the trade committed, so it must never raise: a failure here would turn a
-    successful trade into an error response. After a trade, a snapshot that cannot be rebuilt is
-    deleted instead; after any change, cached market lists start a new generation.
+    After a trade the new snapshot is built from what the trade had in hand under the market lock (no database
+    read, no cache read); otherwise it is rebuilt from the database. It runs after the trade committed, so it must
+    never raise: a failure here would turn a successful trade into an error response. After a trade, a snapshot
+    that cannot be built is deleted instead; after any change, cached market lists start a new generation.
     """
     built_from_trade = False
     try:
         snapshot = None
         if trade is not None:
-            cached: MarketSnapshot | None = price_cache.cache_get(price_cache.snapshot_key(trade.market.slug))
-            if cached is not None and cached["version"] >= trade.version:
-                # A later trade on this hot market committed and stored its snapshot first; that one (and the new
-                # list generation it started) already includes this trade.
-                return
-            # Only a snapshot of the version this trade followed carries the trader count and resolution
-            # that are still current; any other (older, missing) means a database rebuild.
-            if cached is not None and cached["version"] == trade.previous_version:
-                built_from_trade = True
-                snapshot = market_snapshot_from(
-                    market=trade.market,
-                    outcomes=trade.outcomes,
-                    version=trade.version,
-                    updated_at=trade.updated_at,
-                    trader_count=cached["market"]["trader_count"] + trade.new_trader,
-                    resolution=cached["market"]["resolution"],
-                    proposal=cached["market"].get("proposal"),
-                )
-        if snapshot is None:
+            # The trade's rows hold the whole snapshot: the market as the write moved it (volume, trader count) and
+            # its outcomes. It passed trading_check under the lock, so the market was open, and an open market has
+            # no resolution and no live proposal (proposing or resolving closes it, under the same lock). Stored only
+            # if newer than the stored one: hot-market callbacks run in any order after their commits.
+            built_from_trade = True
+            snapshot = market_snapshot_from(
+                market=trade.market,
+                outcomes=trade.outcomes,
+                version=trade.version,
+                updated_at=trade.updated_at,
+                trader_count=trade.market.trader_count,
+                resolution=None,
+                proposal=None,
+            )
+        else:
             snapshot = market_snapshot_build(market_id=market_id)
         if snapshot is not None:
             snapshot = price_cache.snapshot_rendered(snapshot)

@@ -41,6 +41,20 @@ def markets_reconcile() -> list[Violation]:
             violations.append(
                 Violation("q_equals_positions", f"{market_slug}/{code}", f"q is {outstanding}, positions hold {held}")
             )
+    traders = dict(
+        Position.objects.values("market_id")
+        .annotate(count=Count("user_id", distinct=True))
+        .values_list("market_id", "count")
+    )
+    for market_id, slug, trader_count in Market.objects.values_list("pk", "slug", "trader_count"):
+        if trader_count != traders.get(market_id, 0):
+            violations.append(
+                Violation(
+                    "trader_count_equals_positions",
+                    slug,
+                    f"trader count is {trader_count}, {traders.get(market_id, 0)} users hold positions",
+                )
+            )
     unsettled = Market.objects.filter(
         status__in=[Market.Status.OPEN, Market.Status.CLOSED, Market.Status.RESOLVING]
     ).annotate(worst_payout=Max("outcomes__shares_outstanding"))

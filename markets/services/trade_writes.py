@@ -22,7 +22,9 @@ def table_name(model: type[Model]) -> str:
 
 
 # Everything a trade writes, in one statement after the ledger's own expressions (accounts.services); `order` is the
-# limit order whose marketable part the trade is (null for a plain trade).
+# limit order whose marketable part the trade is (null for a plain trade). A position opened in a market where the
+# user holds none yet makes them one more of its traders: every expression of the statement reads the tables as they
+# were before it, so `held` does not see `position_opened`.
 TRADE_WRITE_TEMPLATE = """
     WITH {ledger},
     trade AS (
@@ -50,7 +52,14 @@ TRADE_WRITE_TEMPLATE = """
             AS moved(id, probability, shares)
         WHERE row.id = moved.id
     ),
-    volume AS (UPDATE {market} SET volume = volume + %(amount)s WHERE id = %(market)s),
+    volume AS (
+        UPDATE {market}
+        SET volume = volume + %(amount)s,
+            trader_count = trader_count + (%(new_position)s::boolean AND NOT EXISTS (
+                SELECT FROM {position} AS held WHERE held.market_id = %(market)s AND held.user_id = %(user)s
+            ))::int
+        WHERE id = %(market)s
+    ),
     point AS (
         INSERT INTO {price_point} (market_id, probabilities, trade_id, created_at)
         SELECT %(market)s, %(after)s::jsonb, trade.id, %(at)s FROM trade

@@ -301,6 +301,7 @@ def _result(*, user: User, written: _Written) -> TradeResult:
     locked, quote, outcome = written.locked, written.quote, written.outcome
     market, outcomes = locked.market, written.trade_outcomes
     market.volume += quote.amount
+    market.trader_count += int(not locked.held)
     trade = Trade(
         pk=written.trade_id,
         market=market,

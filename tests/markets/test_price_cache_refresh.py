@@ -1,5 +1,5 @@
-"""The price-cache refresh after a trade: built from the trade's own rows when the cached snapshot is the
-one the trade followed, from the database otherwise, and in both cases exactly what the database holds."""
+"""The price-cache refresh after a trade: built from the trade's own rows whatever the cache holds (the market row
+carries its trader count), and exactly what the database holds."""
 
 import copy
 from datetime import timedelta
@@ -84,19 +84,25 @@ def test_refresh_after_a_trade_reads_no_database_when_the_cache_is_current(
     assert cached(market) == database(market)
 
 
-def test_stale_or_missing_snapshot_is_rebuilt_from_the_database(market, make_user, django_capture_on_commit_callbacks):
-    user = make_user()
-    # Nothing cached: the refresh cannot know the trader count, so it reads the database.
-    trade(django_capture_on_commit_callbacks, user=user, market=market, outcome_code="A", side="buy", shares="1")
+def test_stale_or_missing_snapshot_is_built_from_the_trade_all_the_same(
+    market, make_user, django_capture_on_commit_callbacks
+):
+    alice, bob = make_user("alice"), make_user("bob")
+    # Nothing cached: the trader count comes with the market's row, so the trade's rows are enough.
+    with CaptureQueriesContext(connection) as queries:
+        trade(django_capture_on_commit_callbacks, user=alice, market=market, outcome_code="A", side="buy", shares="1")
+    assert not rebuilt_from_database(queries)
     assert cached(market) == database(market)
-    # A snapshot of another version (a callback that ran out of order) is not built upon either.
+    # A snapshot of another version (a callback that ran out of order, the previous trade's not stored yet) is
+    # not needed either: a new trader counted from the market's row, not from the cache.
     stale = cached(market)
-    trade(django_capture_on_commit_callbacks, user=user, market=market, outcome_code="B", side="buy", shares="1")
+    trade(django_capture_on_commit_callbacks, user=alice, market=market, outcome_code="B", side="buy", shares="1")
     price_cache.cache_set(price_cache.snapshot_key(market.slug), stale)
     with CaptureQueriesContext(connection) as queries:
-        trade(django_capture_on_commit_callbacks, user=user, market=market, outcome_code="D", side="buy", shares="1")
-    assert rebuilt_from_database(queries)
+        trade(django_capture_on_commit_callbacks, user=bob, market=market, outcome_code="D", side="buy", shares="1")
+    assert not rebuilt_from_database(queries)
     assert cached(market) == database(market)
+    assert cached(market)["market"]["trader_count"] == 2
 
 
 def test_trade_dated_by_its_caller_is_rebuilt_from_the_database(market, make_user, django_capture_on_commit_callbacks):
@@ -147,7 +153,7 @@ def test_a_late_callback_on_a_hot_market_neither_undoes_nor_rebuilds(
     market_snapshot(slug=market.slug)
     with django_capture_on_commit_callbacks(execute=False) as late:
         trade_execute(user=alice, market=market, request=trade_request("A", "buy", shares="3"))
-    # The later trade's callback finds the snapshot older than the trade it followed: a database rebuild.
+    # The later trade's callback finds the snapshot older than the trade it followed: built from its rows all the same.
     trade(django_capture_on_commit_callbacks, user=bob, market=market, outcome_code="B", side="buy", shares="5")
     current = cached(market)
     assert current == database(market)

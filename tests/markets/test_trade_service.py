@@ -109,6 +109,24 @@ def test_reconciliation_reports_q_drifting_from_the_positions(market, make_user)
     ]
 
 
+def test_the_trader_count_moves_once_per_user_and_market(market, make_user):
+    alice, bob = make_user("alice"), make_user("bob")
+    for user, code, side in [(alice, "YES", "buy"), (alice, "NO", "buy"), (alice, "YES", "sell"), (bob, "NO", "buy")]:
+        trade_execute(user=user, market=market, request=trade_request(code, side, shares="1"))
+    # Alice's second outcome and her sale bring no new trader; Bob does.
+    market.refresh_from_db()
+    assert market.trader_count == 2
+    assert markets_reconcile() == []
+
+
+def test_reconciliation_reports_a_trader_count_drifting_from_the_positions(market, make_user):
+    trade_execute(user=make_user(), market=market, request=trade_request("YES", "buy", shares="10"))
+    Market.objects.filter(pk=market.pk).update(trader_count=F("trader_count") + 1)
+    assert [(v.invariant, v.subject, v.detail) for v in markets_reconcile()] == [
+        ("trader_count_equals_positions", "rutte-nato", "trader count is 2, 1 users hold positions")
+    ]
+
+
 def test_reconciliation_reports_an_escrow_short_of_the_worst_payout(market, make_user):
     trade_execute(user=make_user(), market=market, request=trade_request("YES", "buy", shares="100"))
     house = Account.objects.get(key="house")

@@ -20,8 +20,10 @@ from django.db.models import Sum
 from django.utils import timezone
 
 from accounts.models import Account, LedgerEntry, User
+from markets import cache as price_cache
 from markets.errors import InsufficientFunds, InsufficientShares
 from markets.models import Market, Outcome, Position, Trade
+from markets.selectors.prices import market_snapshot_build
 from markets.services import markets_reconcile, trade_execute
 from tests.conftest import MakeMarket, MakeUser
 from tests.factories import trade_request
@@ -164,8 +166,14 @@ def _market(make_market: MakeMarket, slug: str, outcomes: int = 2) -> Market:
 def test_sixteen_threads_on_one_hot_market(make_user, make_market):
     # Fewer users than threads: two threads share each wallet and race on its row too.
     users = _users(make_user, 8)
-    seen = _run(users=users, markets=[_market(make_market, "hot")], threads=16)
+    market = _market(make_market, "hot")
+    seen = _run(users=users, markets=[market], threads=16)
     _assert_consistent(seen, users)
+    # Each trade's callback built its snapshot from its own rows, the trader count from the market's row, in
+    # whatever order the callbacks ran: the one left stored is what the database holds.
+    rebuilt = market_snapshot_build(market_id=market.pk)
+    assert rebuilt is not None
+    assert price_cache.cache_get(price_cache.snapshot_key(market.slug)) == price_cache.snapshot_rendered(rebuilt)
     assert seen.refused["insufficient_funds"] > 0
     assert seen.refused["insufficient_shares"] > 0
 
