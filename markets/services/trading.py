@@ -2,10 +2,11 @@
 
 It takes a TradeRequest (markets.trade_request), parsed and checked at the edge, and prices it with
 markets.pricing.price_trade. Lock order: the market row, then the wallet row. Locks are held for pricing
-and writes only, inside one short transaction of four statements (docs/trading.md): the market's lock; one
-read of the wallet (locked), the outcomes, the trader's positions, the last price point and the idempotency
-key; one statement that writes the ledger transaction, its entries and balances, the trade, the position, the
-outcomes, the volume, the price point and the key; the commit.
+and writes only, inside one short transaction of four statements in two round trips (docs/trading.md): the
+market's lock with one read of the wallet (locked), the outcomes, the trader's positions, the last price point and
+the idempotency key; one statement that writes the ledger transaction, its entries and balances, the trade, the
+position, the outcomes, the volume, the trader count, the price point and the key, with the commit (unless
+resting orders fill after it, or a caller's transaction holds this one).
 """
 
 import copy
@@ -34,7 +35,7 @@ from markets.metrics import trade_observed
 from markets.models import IdempotencyKey, Market, Outcome, Position, PricePoint, Trade
 from markets.pricing import TradeQuote, price_trade
 from markets.services.changes import TradeChange, market_changed
-from markets.services.fills import Fill, orders_fill
+from markets.services.fills import Fill, orders_crossed, orders_fill
 from markets.services.trade_writes import table_name, trade_write_params, trade_write_sql
 from markets.trade_request import TradeRequest
 
@@ -247,17 +248,22 @@ def _trade_execute_locked(
         idempotency_key=idempotency_key,
         fingerprint=fingerprint,
     )
+    trade_outcomes = trade_apply(outcomes=outcomes, outcome=outcome, quote=quote, share_change=share_change)
+    # A trade that crosses no resting limit has nothing left to do under the lock after its write: when this block
+    # is the transaction (not a savepoint in a caller's), the commit goes with the write, one round trip less.
+    commit_with_write = _commits_on_exit() and not orders_crossed(market=market, outcomes=outcomes)
     try:
-        with connection.cursor() as cursor:
-            cursor.execute(_TRADE_WRITE_SQL, params)
-            trade_id, version, ledger_transaction_id = cursor.fetchone()
+        trade_id, version, ledger_transaction_id = _trade_write(params, commit=commit_with_write)
     except IntegrityError as error:
         refusal = ledger_refusal(error)
         if refusal is not None:
             raise refusal from error
         raise
-    trade_outcomes = trade_apply(outcomes=outcomes, outcome=outcome, quote=quote, share_change=share_change)
-    fills = orders_fill(market=market, outcomes=outcomes, trigger_user_id=user.pk, now=now, written_at=written_at)
+    fills = (
+        []
+        if commit_with_write
+        else orders_fill(market=market, outcomes=outcomes, trigger_user_id=user.pk, now=now, written_at=written_at)
+    )
 
     return _Written(
         locked=locked,
@@ -273,6 +279,29 @@ def _trade_execute_locked(
         trade_outcomes=trade_outcomes,
         fills=fills,
     )
+
+
+def _commits_on_exit() -> bool:
+    """Whether the innermost transaction.atomic block is the outermost one, so its exit commits (rather than a
+    savepoint in a caller's transaction, as in a test's)."""
+    return connection.commit_on_exit and not connection.savepoint_ids and len(connection.atomic_blocks) == 1
+
+
+def _trade_write(params: dict[str, Any], *, commit: bool) -> tuple[int, int, int]:
+    """Runs the trade's write statement: (trade id, price point id, ledger transaction id). With `commit`, the
+    COMMIT is sent with it in one round trip (psycopg's pipeline mode) and the market's lock is released as the
+    write lands: the atomic block's own commit then finds no transaction left and sends nothing. An error of the
+    write skips the COMMIT (the server discards what follows an error in a pipeline) and is raised as Django
+    raises it, so the block rolls back as it would have."""
+    with connection.cursor() as cursor:
+        if not commit:
+            cursor.execute(_TRADE_WRITE_SQL, params)
+        else:
+            with connection.wrap_database_errors, connection.connection.pipeline():
+                cursor.execute(_TRADE_WRITE_SQL, params)
+                connection.connection.commit()
+        trade_id, version, ledger_transaction_id = cursor.fetchone()
+    return trade_id, version, ledger_transaction_id
 
 
 @dataclass(frozen=True)
