@@ -32,6 +32,7 @@ from django.utils import timezone  # noqa: E402
 
 from accounts.models import Account, LedgerEntry, LedgerTransaction, User  # noqa: E402
 from accounts.services import ledger_post_set, user_create  # noqa: E402
+from bench.seed import trader_count_recount  # noqa: E402
 from markets.locks import market_lock  # noqa: E402
 from markets.models import Market, Outcome, Position, Proposal, Trade  # noqa: E402
 from markets.services import (  # noqa: E402
@@ -122,6 +123,7 @@ def seed_trades(*, market: Market, traders: list[User], count: int, first_at: da
                 WHERE o.id = d.outcome_id""",  # noqa: S608
             params,
         )
+        trader_count_recount(cursor, market.pk)
         Market.objects.filter(pk=market.pk).update(volume=F("volume") + SHARE_PRICE * count)
 
 

@@ -4,6 +4,7 @@ the positions cost sits in the escrow through a balanced ledger transaction."""
 
 from datetime import timedelta
 from decimal import Decimal
+from typing import Any
 
 from django.db import connection, transaction
 from django.utils import timezone
@@ -15,6 +16,17 @@ from markets.services import market_create
 
 # What each seeded share cost, per share: enough that the escrow covers the worst payout.
 PRICE = Decimal("0.6")
+
+
+def trader_count_recount(cursor: Any, market_id: int) -> None:
+    """Sets the market's trader count (Market.trader_count, which a trade's write statement moves) to the users
+    holding a position in it, after positions were written here without a trade."""
+    cursor.execute(
+        f"""UPDATE {Market._meta.db_table} SET trader_count =
+                (SELECT count(DISTINCT user_id) FROM {Position._meta.db_table} WHERE market_id = %(market)s)
+            WHERE id = %(market)s""",  # noqa: S608 - table names are the models' own
+        {"market": market_id},
+    )
 
 
 def market_with_positions(*, slug: str, traders: int, staff: User | None = None) -> Market:
@@ -57,6 +69,7 @@ def market_with_positions(*, slug: str, traders: int, staff: User | None = None)
                 WHERE o.id = s.outcome_id""",  # noqa: S608
             {"market": market.pk},
         )
+        trader_count_recount(cursor, market.pk)
         cursor.execute(f"SELECT SUM(net_cost) FROM {positions} WHERE market_id = %s", [market.pk])  # noqa: S608
         paid_in = cursor.fetchone()[0]
         # The traders' money, as if they had been granted it and spent it on these shares.
