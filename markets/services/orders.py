@@ -110,15 +110,11 @@ def order_place(*, user: User, market: Market | int, request: OrderRequest, now:
     """Places a limit order: its marketable part trades at once, the rest rests with its reserve. Refused
     (InvalidInput, InsufficientFunds, InsufficientShares, MarketClosed, MarketHalted) with nothing written.
     With an idempotency key, a retry returns the first order and a different request under it conflicts."""
-    written_at = timezone.now()
-    now = now or written_at
-    request.check(now=now)
+    request.check(now=now or timezone.now())
     market_id = market if isinstance(market, int) else market.pk
     fingerprint = request.fingerprint(market_id=market_id)
     return idempotently_placed(
-        lambda: _order_place_locked(
-            user=user, market_id=market_id, request=request, fingerprint=fingerprint, now=now, written_at=written_at
-        ),
+        lambda: _order_place_locked(user=user, market_id=market_id, request=request, fingerprint=fingerprint, now=now),
         key=request.idempotency_key,
         replay=lambda key: _replay(user=user, key=key, fingerprint=fingerprint),
     )
@@ -153,7 +149,6 @@ def order_place_held(
         request=request,
         fingerprint=request.fingerprint(market_id=market_id),
         now=now,
-        written_at=timezone.now(),
         standing_forecast_id=standing_forecast_id,
     )
 
@@ -175,11 +170,14 @@ def _order_place_locked(
     market_id: int,
     request: OrderRequest,
     fingerprint: str,
-    now: datetime,
-    written_at: datetime,
+    now: datetime | None,
     standing_forecast_id: int | None = None,
 ) -> OrderResult:
     locked = trade_lock_and_read(user=user, market_id=market_id, idempotency_key=None)
+    # Timed under the lock, as a trade is: the order's trade and its price point then come after every change
+    # committed before it (the market's latest price point is the one with the latest time).
+    written_at = timezone.now()
+    now = now or written_at
     if request.idempotency_key is not None:
         replay = _replay(user=user, key=request.idempotency_key, fingerprint=fingerprint)
         if replay is not None:

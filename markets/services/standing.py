@@ -117,8 +117,7 @@ def standing_forecast_create(
     trades at once, up to the limit), the rest rests. Refused with nothing written: InvalidInput (naming `belief`,
     `band`, `budget`, `expires_at` or `outcome`), InsufficientFunds (`budget` above the wallet), MarketClosed,
     MarketHalted. With an idempotency key, a retry returns the first one; another request under it conflicts."""
-    now = now or timezone.now()
-    request.check(now=now)
+    request.check(now=now or timezone.now())
     market_id = market if isinstance(market, int) else market.pk
     fingerprint = request.fingerprint(market_id=market_id)
     return idempotently_placed(
@@ -147,9 +146,12 @@ def _replay(*, user: User, key: str, fingerprint: str) -> StandingResult | None:
 
 @transaction.atomic
 def _create_locked(
-    *, user: User, market_id: int, request: StandingRequest, fingerprint: str, now: datetime
+    *, user: User, market_id: int, request: StandingRequest, fingerprint: str, now: datetime | None
 ) -> StandingResult:
     locked = trade_lock_and_read(user=user, market_id=market_id, idempotency_key=None)
+    # Timed under the lock, as a trade is (markets.services.orders): its orders' trades come after every change
+    # committed before it.
+    now = now or timezone.now()
     if request.idempotency_key is not None:
         replay = _replay(user=user, key=request.idempotency_key, fingerprint=fingerprint)
         if replay is not None:
