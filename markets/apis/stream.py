@@ -19,9 +19,11 @@ STREAM_DESCRIPTION = """Server-Sent Events (`text/event-stream`) of the named ma
 Events, each with an `id` (`<milliseconds>-<sequence>`) and JSON `data`:
 
 - `trade`: a trade, with the fields of the public trade list (`id`, `market`, `outcome`, `side`, `shares`,
-  `amount`, `average_price`, `probabilities_before`, `probabilities_after`, `username`, `created_at`);
+  `amount`, `average_price`, `probabilities_before`, `probabilities_after`, `username`, `created_at`,
+  `voided_at`) and `fill`: true when it filled a resting limit order of `username` on someone else's trade;
 - `price`: a market's probabilities after a change (`market`, `version`, `probabilities` by outcome code,
-  `volume`, `updated_at`); `version` grows with every change, so an older one can be ignored;
+  `volume`, `updated_at`); `version` grows with every change, so an older one can be ignored. A trade sends
+  its `trade` event, one for each resting order it filled, in order, then one `price` event;
 - `status`: a market's status after a change of it (`market`, `status`, `at`): `open`, `closed`,
   `resolving`, `resolved`, `annulled`, and any status added later;
 - `reset` (no id): events after the `Last-Event-ID` sent are no longer kept; read the state again.

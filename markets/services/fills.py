@@ -118,11 +118,12 @@ FILL_PASS_SQL = f"""
     SELECT fill.trade_id, fill.point_id FROM fill ORDER BY fill.n
 """  # noqa: S608  # nosec B608 - model names only
 
-# Open, unexpired orders of the market crossed at the given prices, with their owner's accounts: not the
-# triggering trader's, not one already seen in this pass.
+# Open, unexpired orders of the market crossed at the given prices, with their owner's accounts and whether they
+# hold a position in the market: not the triggering trader's, not one already seen in this pass.
 _CANDIDATES_SQL = f"""
     SELECT o.id, o.user_id, o.outcome_id, o.side, o.limit_probability, o.remaining, o.created_at,
-           wallet.id, reserved.id
+           wallet.id, reserved.id,
+           EXISTS (SELECT FROM {POSITION} AS held WHERE held.user_id = o.user_id AND held.market_id = o.market_id)
     FROM {ORDER} AS o
     JOIN unnest(%(outcome_ids)s::bigint[], %(prices)s::float8[]) AS p(outcome_id, price)
         ON p.outcome_id = o.outcome_id
@@ -153,6 +154,8 @@ class Fill:
     trade_id: int
     price_point_id: int
     quote: TradeQuote
+    # The fill gave the market a trader it did not have: its owner held no position in it before the pass.
+    new_trader: bool
 
 
 # Called under the market's lock, in the transaction, after a pass that filled anything: (market, fills, now), `now`
@@ -209,6 +212,8 @@ class _Candidate:
     created_at: datetime
     wallet_id: int
     reserved_id: int | None
+    # Its owner held a position in the market when it was read (before the pass wrote any).
+    in_market: bool
 
 
 @dataclass(frozen=True)
@@ -459,6 +464,12 @@ def _pass_write(
         "outcome_shares": [shares_moved[outcome.pk] for outcome in moved],
         "volume": sum((fill.quote.amount for fill in planned), ZERO),
     }
+    # The pass's first fill of an owner the market did not have brings a new trader.
+    newcomers = {fill.candidate.user_id for fill in planned if not fill.candidate.in_market}
+    new_traders = []
+    for fill in planned:
+        new_traders.append(fill.candidate.user_id in newcomers)
+        newcomers.discard(fill.candidate.user_id)
     try:
         with connection.cursor() as cursor:
             cursor.execute(FILL_PASS_SQL, params)
@@ -484,6 +495,7 @@ def _pass_write(
             trade_id=trade_id,
             price_point_id=point_id,
             quote=fill.quote,
+            new_trader=new,
         )
-        for fill, (trade_id, point_id) in zip(planned, written, strict=True)
+        for fill, (trade_id, point_id), new in zip(planned, written, new_traders, strict=True)
     ]

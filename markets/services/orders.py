@@ -32,7 +32,7 @@ from markets.errors import (
 from markets.locks import deadlock_retried, market_lock, markets_lock
 from markets.models import LimitOrder, Market, Outcome, Position, StandingForecast, Trade
 from markets.pricing import lmsr_state, price_limit_fill
-from markets.services.changes import market_changed
+from markets.services.changes import market_changed, trade_change
 from markets.services.fills import best_limits_refresh, orders_fill
 from markets.services.trade_writes import trade_write_params, trade_write_sql
 from markets.services.trading import TradeLocked, trade_apply, trade_lock_and_read, trading_check
@@ -137,12 +137,17 @@ def idempotently_placed(
 
 
 def order_place_held(
-    *, user: User, market_id: int, request: OrderRequest, now: datetime, standing_forecast_id: int | None = None
+    *,
+    user: User,
+    market_id: int,
+    request: OrderRequest,
+    now: datetime | None,
+    standing_forecast_id: int | None = None,
 ) -> OrderResult:
     """order_place inside the caller's transaction (which may already hold the market's lock), for a standing forecast
     that places its pair of orders with itself, all or nothing (markets.services.standing). No idempotency key of
-    its own and no deadlock retry: the caller's transaction has them."""
-    request.check(now=now)
+    its own and no deadlock retry: the caller's transaction has them. `now` None: the time it is placed."""
+    request.check(now=now or timezone.now())
     return _order_place_locked(
         user=user,
         market_id=market_id,
@@ -177,6 +182,7 @@ def _order_place_locked(
     # Timed under the lock, as a trade is: the order's trade and its price point then come after every change
     # committed before it (the market's latest price point is the one with the latest time).
     written_at = timezone.now()
+    dated_by_caller = now is not None
     now = now or written_at
     if request.idempotency_key is not None:
         replay = _replay(user=user, key=request.idempotency_key, fingerprint=fingerprint)
@@ -225,7 +231,7 @@ def _order_place_locked(
         fingerprint=fingerprint,
         standing_forecast_id=standing_forecast_id,
     )
-    trade_id = None
+    trade = None
     if quote is not None:
         share_change = quote.shares if buying else -quote.shares
         cost_change = quote.amount if buying else -quote.amount
@@ -252,13 +258,29 @@ def _order_place_locked(
         try:
             with connection.cursor() as cursor:
                 cursor.execute(_TRADE_WRITE_SQL, params)
-                trade_id = cursor.fetchone()[0]
+                trade_id, version, ledger_transaction_id = cursor.fetchone()
         except IntegrityError as error:
             refusal = ledger_refusal(error)
             if refusal is not None:
                 raise refusal from error
             raise
         trade_apply(outcomes=outcomes, outcome=outcome, quote=quote, share_change=share_change)
+        market.volume += quote.amount
+        market.trader_count += int(not locked.held)
+        trade = Trade(
+            pk=trade_id,
+            market=market,
+            outcome=outcome,
+            user=user,
+            side=quote.side,
+            shares=quote.shares,
+            amount=quote.amount,
+            probabilities_before=quote.probabilities_before,
+            probabilities_after=quote.probabilities_after,
+            ledger_transaction_id=ledger_transaction_id,
+            created_at=now,
+            order_id=order.pk,
+        )
     if is_open:
         if buying:
             ledger_post(
@@ -270,12 +292,22 @@ def _order_place_locked(
         else:
             Position.objects.filter(user=user, outcome=outcome).update(reserved_shares=F("reserved_shares") + remaining)
         best_limits_refresh(market_id=market.pk, outcomes=outcomes)
-    if quote is not None:
-        orders_fill(market=market, outcomes=outcomes, trigger_user_id=user.pk, now=now, written_at=written_at)
-        market_changed(market_id=market.pk)
+    if trade is not None:
+        fills = orders_fill(market=market, outcomes=outcomes, trigger_user_id=user.pk, now=now, written_at=written_at)
+        change = trade_change(
+            market=market,
+            outcomes=outcomes,
+            trade=trade,
+            version=version,
+            previous_version=locked.previous_version,
+            fills=fills,
+        )
+        # An order dated by its caller (demo history, tests) may not be the market's latest price change: the
+        # snapshot is rebuilt from the database, as a trade's is.
+        market_changed(market_id=market.pk, change=None if dated_by_caller else change)
     order.market = market
     order.outcome = outcome
-    return OrderResult(order=order, trade_id=trade_id)
+    return OrderResult(order=order, trade_id=None if trade is None else trade.pk)
 
 
 def _reserve_check(*, request: OrderRequest, locked: TradeLocked, outcome: Outcome) -> None:

@@ -12,29 +12,30 @@ from markets.services.changes import TradeChange
 logger = logging.getLogger(__name__)
 
 
-def prices_refresh(market_id: int, trade: TradeChange | None = None) -> None:
+def prices_refresh(market_id: int, change: TradeChange | None = None) -> None:
     """market_changed callback: refreshes the market's cached snapshot and starts a new list generation.
 
-    After a trade the new snapshot is built from what the trade had in hand under the market lock (no database
-    read, no cache read); otherwise it is rebuilt from the database. It runs after the trade committed, so it must
-    never raise: a failure here would turn a successful trade into an error response. After a trade, a snapshot
-    that cannot be built is deleted instead; after any change, cached market lists start a new generation.
+    After trades (a trade and the fills it triggered, or an order's marketable part and its fills: one TradeChange)
+    the new snapshot is built from what they had in hand under the market lock (no database read, no cache read);
+    otherwise it is rebuilt from the database. It runs after the trades committed, so it must never raise: a
+    failure here would turn a successful trade into an error response. After trades, a snapshot that cannot be
+    built is deleted instead; after any change, cached market lists start a new generation.
     """
-    built_from_trade = False
+    built_from_trades = False
     try:
         snapshot = None
-        if trade is not None:
-            # The trade's rows hold the whole snapshot: the market as the write moved it (volume, trader count) and
-            # its outcomes. It passed trading_check under the lock, so the market was open, and an open market has
+        if change is not None:
+            # The trades' rows hold the whole snapshot: the market as the last write moved it (volume, trader count)
+            # and its outcomes. It passed trading_check under the lock, so the market was open, and an open market has
             # no resolution and no live proposal (proposing or resolving closes it, under the same lock). Stored only
             # if newer than the stored one: hot-market callbacks run in any order after their commits.
-            built_from_trade = True
+            built_from_trades = True
             snapshot = market_snapshot_from(
-                market=trade.market,
-                outcomes=trade.outcomes,
-                version=trade.version,
-                updated_at=trade.updated_at,
-                trader_count=trade.market.trader_count,
+                market=change.market,
+                outcomes=change.outcomes,
+                version=change.version,
+                updated_at=change.updated_at,
+                trader_count=change.market.trader_count,
                 resolution=None,
                 proposal=None,
             )
@@ -46,12 +47,12 @@ def prices_refresh(market_id: int, trade: TradeChange | None = None) -> None:
         logger.exception("Could not rebuild the price snapshot of market %s", market_id)
         # A stale snapshot must not outlive the change: drop it where its key is known, and start a
         # new list generation either way; readers then go to the database.
-        if trade is not None:
-            price_cache.cache_delete(price_cache.snapshot_key(trade.market.slug))
+        if change is not None:
+            price_cache.cache_delete(price_cache.snapshot_key(change.market.slug))
         snapshot = None
     if snapshot is not None:
         key = price_cache.snapshot_key(snapshot["market"]["slug"])
-        price_cache.snapshot_store(key, snapshot, newer_only=built_from_trade)
+        price_cache.snapshot_store(key, snapshot, newer_only=built_from_trades)
     else:
         price_cache.list_generation_bump()
 

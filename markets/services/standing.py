@@ -150,7 +150,8 @@ def _create_locked(
 ) -> StandingResult:
     locked = trade_lock_and_read(user=user, market_id=market_id, idempotency_key=None)
     # Timed under the lock, as a trade is (markets.services.orders): its orders' trades come after every change
-    # committed before it.
+    # committed before it. Its orders take their own time unless its caller dated it.
+    orders_now = now
     now = now or timezone.now()
     if request.idempotency_key is not None:
         replay = _replay(user=user, key=request.idempotency_key, fingerprint=fingerprint)
@@ -187,7 +188,7 @@ def _create_locked(
             size=request.budget,
             expires_at=request.expires_at,
         ),
-        now=now,
+        now=orders_now,
         standing_forecast_id=forecast.pk,
     )
     spent = buy.order.filled_amount
@@ -205,7 +206,7 @@ def _create_locked(
                 size=free,
                 expires_at=request.expires_at,
             ),
-            now=now,
+            now=orders_now,
             standing_forecast_id=forecast.pk,
         )
         spent -= sell.order.filled_amount

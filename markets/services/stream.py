@@ -1,14 +1,16 @@
 """Publishes market events to the live stream (markets.stream): the market_changed callback registered in
 MarketsConfig.ready, so it runs only after a change commits and never for one that rolled back.
 
-After a trade it publishes a `trade` event (the fields the public trade list shows) and a `price` event
-(the probabilities after it) from what the trade had in hand under the market lock. After any other change
-it reads the market as it now stands and publishes a `price` event if its price version is newer than the
-last one published, and a `status` event if its status differs from the last one published: the status
-publisher knows no transition by name, so a new status (halted, proposed, ...) is published as soon as a
-service that sets it announces the change with market_changed. Two statuses are the stream's names for a state
-of a market rather than Market.status: `halted` (an open market whose trading staff halted) and `proposed` (a
-market with a live resolution proposal, open to challenge or challenged; it reads `closed` in the API).
+After trades it publishes a `trade` event for each, in the order written (the fields the public trade list
+shows, and `fill`: the trade placed first, then each fill of a resting limit order it triggered), then one
+`price` event (the probabilities after the last), from what the trades had in hand under the market lock (only
+the usernames of the filled orders' owners are read). After any other change it reads the market as it now
+stands and publishes a `price` event if its price version is newer than the last one published, and a `status`
+event if its status differs from the last one published: the status publisher knows no transition by name, so a
+new status (halted, proposed, ...) is published as soon as a service that sets it announces the change with
+market_changed. Two statuses are the stream's names for a state of a market rather than Market.status: `halted`
+(an open market whose trading staff halted) and `proposed` (a market with a live resolution proposal, open to
+challenge or challenged; it reads `closed` in the API).
 """
 
 import functools
@@ -23,6 +25,7 @@ from django.conf import settings
 from django.db.models import Exists, OuterRef, Subquery
 from django.utils import timezone
 
+from accounts.models import User
 from config.core.cache import UNREACHABLE
 from markets.models import Market, Outcome, PricePoint, Proposal, Trade
 from markets.services.changes import TradeChange
@@ -62,8 +65,9 @@ def _probabilities(codes: list[str], values: list[float]) -> dict[str, float]:
     return dict(zip(codes, values, strict=False))
 
 
-def trade_event_data(trade: Trade, codes: list[str]) -> dict[str, Any]:
-    """A trade as the public trade list shows it (markets.apis.common.TradeOutputSerializer)."""
+def trade_event_data(trade: Trade, codes: list[str], *, username: str, fill: bool) -> dict[str, Any]:
+    """A trade as the public trade list shows it (markets.apis.common.TradeOutputSerializer), and whether it was
+    the fill of a resting limit order (by a trade of someone else's) rather than a trade its owner placed."""
     return {
         "id": trade.pk,
         "market": trade.market.slug,
@@ -74,10 +78,11 @@ def trade_event_data(trade: Trade, codes: list[str]) -> dict[str, Any]:
         "average_price": f"{trade.average_price:.6f}",
         "probabilities_before": _probabilities(codes, trade.probabilities_before),
         "probabilities_after": _probabilities(codes, trade.probabilities_after),
-        "username": trade.user.username,
+        "username": username,
         "created_at": timestamp(trade.created_at),
         # A trade is published as it commits; voiding comes later, after the answer is known.
         "voided_at": None,
+        "fill": fill,
     }
 
 
@@ -93,12 +98,12 @@ def price_event_data(
     }
 
 
-def stream_publish(market_id: int, trade: TradeChange | None = None) -> None:
+def stream_publish(market_id: int, change: TradeChange | None = None) -> None:
     """market_change_callbacks entry: publishes what the committed change did. Like the price cache's
     callback it runs after the commit, so it never raises: with Redis unreachable the events are lost
     (logged), and clients read the current state when they reconnect."""
     try:
-        arguments = _change_arguments(market_id, trade)
+        arguments = _change_arguments(market_id, change)
         if arguments is None:
             return
         stream_redis().eval(
@@ -119,7 +124,7 @@ def stream_publish(market_id: int, trade: TradeChange | None = None) -> None:
 
 
 def _change_arguments(market_id: int, change: TradeChange | None) -> list[str | int] | None:
-    """The script's arguments from the slug on: trade data, price version and data, status and data."""
+    """The script's arguments from the slug on: slug, price version and data, status and data, each trade's data."""
     if change is not None:
         market = change.market
         codes = [outcome.code for outcome in change.outcomes]
@@ -130,8 +135,13 @@ def _change_arguments(market_id: int, change: TradeChange | None) -> list[str | 
             volume=market.volume,
             updated_at=change.updated_at,
         )
-        trade_data = _json(trade_event_data(change.trade, codes))
-        return [market.slug, trade_data, change.version, _json(price), "", ""]
+        usernames = _usernames(change.written)
+        trades = [
+            _json(trade_event_data(trade, codes, username=usernames[trade.user_id], fill=fill))
+            for written, fill in ((change.trades, False), (change.fills, True))
+            for trade in written
+        ]
+        return [market.slug, change.version, _json(price), "", "", *trades]
     latest = PricePoint.objects.filter(market=OuterRef("pk")).order_by("-created_at", "-id")
     current = (
         Market.objects.filter(pk=market_id)
@@ -161,4 +171,14 @@ def _change_arguments(market_id: int, change: TradeChange | None) -> list[str | 
     halted = current["status"] == Market.Status.OPEN and current["halted_at"] is not None
     state = PROPOSED if current["proposed"] else HALTED if halted else current["status"]
     status = {"market": current["slug"], "status": state, "at": timestamp(timezone.now())}
-    return [current["slug"], "", version, _json(price), state, _json(status)]
+    return [current["slug"], version, _json(price), state, _json(status)]
+
+
+def _usernames(trades: list[Trade]) -> dict[int, str]:
+    """The username of each trade's user by id: those in hand (the trader's), the others (the owners of the orders
+    a trade filled) in one query."""
+    usernames = {trade.user_id: trade.user.username for trade in trades if Trade.user.is_cached(trade)}
+    missing = {trade.user_id for trade in trades} - usernames.keys()
+    if missing:
+        usernames |= dict(User.objects.filter(pk__in=missing).values_list("pk", "username"))
+    return usernames

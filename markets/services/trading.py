@@ -34,7 +34,7 @@ from markets.locks import deadlock_retried, market_lock_and_read
 from markets.metrics import trade_observed
 from markets.models import IdempotencyKey, Market, Outcome, Position, PricePoint, Trade
 from markets.pricing import TradeQuote, price_trade
-from markets.services.changes import TradeChange, market_changed
+from markets.services.changes import market_changed, trade_change
 from markets.services.fills import Fill, orders_crossed, orders_fill
 from markets.services.trade_writes import table_name, trade_write_params, trade_write_sql
 from markets.trade_request import TradeRequest
@@ -346,20 +346,17 @@ def _result(*, user: User, written: _Written) -> TradeResult:
     )
     change = None
     if not written.dated_by_caller:
-        change = TradeChange(
+        change = trade_change(
             market=market,
-            outcomes=outcomes,
+            outcomes=locked.outcomes,
             trade=trade,
             version=written.version,
             previous_version=locked.previous_version,
-            updated_at=written.at,
-            new_trader=not locked.held,
+            fills=written.fills,
         )
-    market_changed(market_id=market.pk, trade=change)
+    market_changed(market_id=market.pk, change=change)
     probabilities = quote.probabilities_after
     if written.fills:
-        # The fills moved prices on after the trade: the snapshot is rebuilt from the database.
-        market_changed(market_id=market.pk)
         probabilities = written.fills[-1].quote.probabilities_after
     return TradeResult(
         trade=trade,

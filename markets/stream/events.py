@@ -29,26 +29,26 @@ EVENT_ID = re.compile(r"^(\d{1,20})-(\d{1,20})$")
 # market's changes never interleave, and prices are never published out of order.
 #
 # KEYS: the stream, the market's state hash, the trimmed-id marker.
-# ARGV: max entries, retention in ms, state ttl in s, slug, trade data ('' for none), price version
-#       ('' for none), price data, status ('' for none), status data.
+# ARGV: max entries, retention in ms, state ttl in s, slug, price version ('' for none), price data,
+#       status ('' for none), status data, then the data of each trade, in the order written (none or more).
 # Returns the ids added.
 PUBLISH_SCRIPT = """
 local ids = {}
 local function add(kind, data)
   ids[#ids + 1] = redis.call('XADD', KEYS[1], '*', 'event', kind, 'market', ARGV[4], 'data', data)
 end
-if ARGV[5] ~= '' then add('trade', ARGV[5]) end
-if ARGV[6] ~= '' then
+for index = 9, #ARGV do add('trade', ARGV[index]) end
+if ARGV[5] ~= '' then
   local known = tonumber(redis.call('HGET', KEYS[2], 'version') or '0')
-  if tonumber(ARGV[6]) > known then
-    redis.call('HSET', KEYS[2], 'version', ARGV[6])
-    add('price', ARGV[7])
+  if tonumber(ARGV[5]) > known then
+    redis.call('HSET', KEYS[2], 'version', ARGV[5])
+    add('price', ARGV[6])
   end
 end
-if ARGV[8] ~= '' then
-  if redis.call('HGET', KEYS[2], 'status') ~= ARGV[8] then
-    redis.call('HSET', KEYS[2], 'status', ARGV[8])
-    add('status', ARGV[9])
+if ARGV[7] ~= '' then
+  if redis.call('HGET', KEYS[2], 'status') ~= ARGV[7] then
+    redis.call('HSET', KEYS[2], 'status', ARGV[7])
+    add('status', ARGV[8])
   end
 end
 redis.call('EXPIRE', KEYS[2], tonumber(ARGV[3]))

@@ -14,8 +14,10 @@ from django.db.models import Case, DecimalField, F, Sum, When
 from django.utils import timezone
 
 from accounts.models import Account, LedgerEntry, User
+from markets import cache as price_cache
 from markets.errors import InsufficientFunds, InsufficientShares, InvalidInput, OrderNotOpen
 from markets.models import LimitOrder, Market, Outcome, Trade
+from markets.selectors.prices import market_snapshot, market_snapshot_build
 from markets.services import markets_reconcile, trade_execute
 from markets.services.orders import OrderRequest, order_cancel, order_place
 from tests.factories import trade_request
@@ -133,3 +135,27 @@ def test_orders_across_markets_fill_each_others_traders(make_user, make_market):
     _run(users, markets, threads=10)
     _assert_nothing_lost(users)
     assert Trade.objects.values("market").distinct().count() == len(markets)
+
+
+def test_concurrent_trades_and_fills_leave_the_cached_snapshot_equal_to_the_database(make_user, make_market):
+    """Trades, marketable orders and the fills they trigger on one market at once: each refresh builds on the
+    cached snapshot of exactly the version its trades followed, or reads the database, and whatever order the
+    refreshes ran in, the cache ends with what the database holds (prices, q, volume, trader count)."""
+    users = [make_user(f"cached{index}") for index in range(8)]
+    market = _market(make_market, "cached-fills", outcomes=3)
+    # Resting orders of users who have not traded yet, each on the way of the others' trades.
+    codes = list(market.outcomes.values_list("code", flat=True))
+    for index, user in enumerate(users[:4]):
+        order_place(
+            user=user,
+            market=market,
+            request=OrderRequest(
+                outcome=codes[index % len(codes)], side="buy", limit=Decimal("0.3"), size=Decimal("120")
+            ),
+        )
+    market_snapshot(slug=market.slug)
+    _run(users, [market], threads=8)
+    assert Trade.objects.filter(market=market, order__isnull=False).exists()
+    rebuilt = market_snapshot_build(market_id=market.pk)
+    assert rebuilt is not None
+    assert price_cache.cache_get(price_cache.snapshot_key(market.slug)) == price_cache.snapshot_rendered(rebuilt)

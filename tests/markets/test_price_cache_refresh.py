@@ -3,6 +3,7 @@ carries its trader count), and exactly what the database holds."""
 
 import copy
 from datetime import timedelta
+from decimal import Decimal
 
 import pytest
 from django.db import connection
@@ -10,9 +11,10 @@ from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
 
 from markets import cache as price_cache
-from markets.models import Market
+from markets.models import Market, Trade
 from markets.selectors.prices import market_snapshot, market_snapshot_build
 from markets.services import trade_execute
+from markets.services.orders import OrderRequest, order_place
 from tests.factories import trade_request
 
 pytestmark = pytest.mark.django_db
@@ -186,3 +188,69 @@ def test_a_snapshot_built_from_a_trade_never_replaces_a_newer_one(
     # A snapshot read from the database is stored whatever its version.
     price_cache.snapshot_store(key, older)
     assert cached(market) == older
+
+
+def resting_buy(user, market, code, limit, size="100"):
+    placed = order_place(
+        user=user,
+        market=market,
+        request=OrderRequest(outcome=code, side="buy", limit=Decimal(limit), size=Decimal(size)),
+    )
+    assert placed.trade_id is None  # it rests: no change to announce
+    return placed.order
+
+
+def test_snapshot_after_a_trade_and_its_fills_equals_a_database_rebuild(
+    market, make_user, django_capture_on_commit_callbacks
+):
+    newcomer, holder, trader = make_user("newcomer"), make_user("holder"), make_user("trader")
+    trade(django_capture_on_commit_callbacks, user=holder, market=market, outcome_code="B", side="buy", shares="1")
+    # Two resting buys on other outcomes, one by a user new to the market, one by a trader it has.
+    orders = [resting_buy(newcomer, market, "A", "0.2"), resting_buy(holder, market, "C", "0.2")]
+    market_snapshot(slug=market.slug)
+    assert cached(market)["market"]["trader_count"] == 1
+
+    with CaptureQueriesContext(connection) as queries:
+        trade(django_capture_on_commit_callbacks, user=trader, market=market, outcome_code="B", side="buy", amount="60")
+    # The trade took A and C below 0.2; each resting buy filled, and the snapshot was built from what the trade
+    # and its fills had in hand: the final prices, volume and q, and two new traders (the trader, the newcomer).
+    assert Trade.objects.filter(order__in=orders).count() == 2
+    assert not rebuilt_from_database(queries)
+    assert cached(market) == database(market)
+    assert cached(market)["market"]["trader_count"] == 3
+
+
+def test_snapshot_after_an_order_placed_marketable_and_its_fills_equals_a_database_rebuild(
+    market, make_user, django_capture_on_commit_callbacks
+):
+    newcomer, placer = make_user("newcomer"), make_user("placer")
+    resting = resting_buy(newcomer, market, "A", "0.2")
+    market_snapshot(slug=market.slug)
+    with CaptureQueriesContext(connection) as queries, django_capture_on_commit_callbacks(execute=True):
+        placed = order_place(
+            user=placer,
+            market=market,
+            request=OrderRequest(outcome="B", side="buy", limit=Decimal("0.5"), size=Decimal("100")),
+        )
+    assert placed.trade_id is not None
+    assert Trade.objects.filter(order=resting).exists()
+    assert not rebuilt_from_database(queries)
+    assert cached(market) == database(market)
+    assert cached(market)["market"]["trader_count"] == 2
+
+
+def test_an_order_dated_by_its_caller_is_rebuilt_from_the_database(
+    market, make_user, django_capture_on_commit_callbacks
+):
+    market_snapshot(slug=market.slug)
+    trade(django_capture_on_commit_callbacks, user=make_user(), market=market, outcome_code="A", side="buy", shares="2")
+    # An earlier-dated order's trade is not the market's latest price change: the snapshot keeps the later one.
+    with django_capture_on_commit_callbacks(execute=True):
+        placed = order_place(
+            user=make_user(),
+            market=market,
+            request=OrderRequest(outcome="B", side="buy", limit=Decimal("0.4"), size=Decimal("50")),
+            now=timezone.now() - timedelta(hours=1),
+        )
+    assert placed.trade_id is not None
+    assert cached(market) == database(market)

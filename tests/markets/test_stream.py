@@ -11,7 +11,7 @@ from django.conf import settings
 from django.db import transaction
 from rest_framework.test import APIClient
 
-from markets.models import Market, Trade
+from markets.models import Market, PricePoint, Trade
 from markets.services import (
     challenge_create,
     challenge_decide,
@@ -25,11 +25,12 @@ from markets.services import (
     proposals_finalize_due,
     trade_execute,
 )
+from markets.services.orders import OrderRequest, order_place
 from markets.stream.events import EventId
 from tests.celery_worker import wait_for
 from tests.factories import trade_request
 from tests.redis_namespace import namespace_delete
-from tests.stream_server import SseClient, StreamServer, stream_key, stream_server
+from tests.stream_server import Event, SseClient, StreamServer, stream_key, stream_server
 
 pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.slow]
 
@@ -86,9 +87,10 @@ def test_a_trade_through_the_api_reaches_the_stream_as_a_trade_and_a_price_event
 
     trade_event, price_event = stream.next_event(), stream.next_event()
     assert trade_event.event == "trade"
-    # The public fields, as the market's public trade list shows them; no key, balance or position.
+    # The public fields, as the market's public trade list shows them; no key, balance or position. It was placed,
+    # not the fill of a resting order.
     public = api.get(f"/api/v1/markets/{market.slug}/trades/").json()["results"][0]
-    assert trade_event.data == public
+    assert trade_event.data == {**public, "fill": False}
     assert trade_event.data["id"] == traded["trade"]["id"]
     assert price_event.event == "price"
     assert price_event.data["market"] == market.slug
@@ -103,6 +105,107 @@ def test_a_trade_through_the_api_reaches_the_stream_as_a_trade_and_a_price_event
     assert ids[1] is not None
     assert ids[0] < ids[1]
     assert stream.retry == 2000
+    stream.close()
+
+
+def resting_buy(user, market: Market, limit: str, size: str = "100") -> int:
+    """A buy order of YES that rests (the price is above its limit): no event."""
+    placed = order_place(
+        user=user,
+        market=market,
+        request=OrderRequest(outcome="YES", side="buy", limit=Decimal(limit), size=Decimal(size)),
+    )
+    assert placed.trade_id is None
+    return placed.order.pk
+
+
+def until_price(stream: SseClient) -> list[Event]:
+    """The events up to the next price event (a change's trades come before its price)."""
+    return stream.events_until(lambda event: event.event == "price", limit=10)
+
+
+def public_trades(api: APIClient, slug: str) -> dict[int, dict]:
+    return {trade["id"]: trade for trade in api.get(f"/api/v1/markets/{slug}/trades/").json()["results"]}
+
+
+def test_a_trade_that_fills_a_resting_order_sends_both_trades_then_one_price(server, market, api, make_user):
+    resting = make_user("resting")
+    order_id = resting_buy(resting, market, limit="0.45")
+    stream = subscribed(server, f"/api/v1/stream/?markets={market.slug}")
+    # Buying NO takes YES below 0.45: the resting buy fills and takes it back up to its limit.
+    traded = buy(api, market.slug, amount="60", outcome="NO")
+
+    events = until_price(stream)
+    assert [event.event for event in events] == ["trade", "trade", "price"]
+    placed, fill, price = (event.data for event in events)
+    filled = Trade.objects.get(order_id=order_id)
+    public = public_trades(api, market.slug)
+    # The trade placed, then the fill, each as the public trade list shows it and marked as what it was.
+    assert placed == {**public[traded["trade"]["id"]], "fill": False}
+    assert fill == {**public[filled.pk], "fill": True}
+    assert (fill["username"], fill["outcome"], fill["side"]) == ("resting", "YES", "buy")
+    assert fill["probabilities_before"] == placed["probabilities_after"]
+    assert fill["probabilities_after"]["YES"] == pytest.approx(0.45, abs=1e-6)
+    # One price event, for the state after the fill: the fill's price point, what the market now reads.
+    assert price["version"] == PricePoint.objects.get(trade=filled).pk
+    assert price["probabilities"] == fill["probabilities_after"]
+    detail = api.get(f"/api/v1/markets/{market.slug}/").json()
+    assert {o["code"]: o["probability"] for o in detail["outcomes"]} == price["probabilities"]
+    assert price["volume"] == detail["volume"]
+    stream.close()
+
+    # A client that saw only the placed trade is sent the fill and the price when it reconnects.
+    again = subscribed(server, f"/api/v1/stream/?markets={market.slug}", last_event_id=events[0].id)
+    replayed = [again.next_event() for _ in range(2)]
+    assert [(event.id, event.data) for event in replayed] == [(event.id, event.data) for event in events[1:]]
+    again.close()
+
+
+def test_an_order_placed_marketable_sends_its_trade_then_its_price(server, market, api, make_user):
+    stream = subscribed(server, f"/api/v1/stream/?markets={market.slug}")
+    response = api.post(
+        f"/api/v1/markets/{market.slug}/orders/",
+        {"outcome": "YES", "side": "buy", "limit": "0.6", "size": "50"},
+        format="json",
+    )
+    assert response.status_code == 201, response.content
+    trade_id = response.json()["trade_id"]
+    assert trade_id is not None
+
+    events = until_price(stream)
+    assert [event.event for event in events] == ["trade", "price"]
+    trade_event, price_event = events
+    assert trade_event.data == {**public_trades(api, market.slug)[trade_id], "fill": False}
+    assert trade_event.data["username"] == "streamer"
+    assert price_event.data["version"] == PricePoint.objects.get(trade_id=trade_id).pk
+    assert price_event.data["probabilities"] == trade_event.data["probabilities_after"]
+    assert price_event.data["probabilities"]["YES"] == pytest.approx(0.6, abs=1e-6)
+    stream.close()
+
+
+def test_an_order_whose_trade_fills_a_resting_order_sends_both_trades(server, market, api, make_user):
+    resting = make_user("resting")
+    order_id = resting_buy(resting, market, limit="0.45")
+    stream = subscribed(server, f"/api/v1/stream/?markets={market.slug}")
+    # A buy order of NO the price allows at once up to 0.6 (YES down to 0.4), which crosses the resting buy of
+    # YES at 0.45.
+    response = api.post(
+        f"/api/v1/markets/{market.slug}/orders/",
+        {"outcome": "NO", "side": "buy", "limit": "0.6", "size": "100"},
+        format="json",
+    )
+    assert response.status_code == 201, response.content
+
+    events = until_price(stream)
+    assert [(event.event, event.data.get("fill")) for event in events] == [
+        ("trade", False),
+        ("trade", True),
+        ("price", None),
+    ]
+    assert events[0].data["id"] == response.json()["trade_id"]
+    assert events[1].data["id"] == Trade.objects.get(order_id=order_id).pk
+    assert events[1].data["username"] == "resting"
+    assert events[2].data["probabilities"] == events[1].data["probabilities_after"]
     stream.close()
 
 
@@ -370,5 +473,6 @@ def test_trade_events_carry_no_more_identity_than_the_public_trade_list(server, 
         "username",
         "created_at",
         "voided_at",
+        "fill",
     }
     stream.close()
