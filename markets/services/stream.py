@@ -29,7 +29,14 @@ from accounts.models import User
 from config.core.cache import UNREACHABLE
 from markets.models import Market, Outcome, PricePoint, Proposal, Trade
 from markets.services.changes import TradeChange
-from markets.stream.events import PUBLISH_SCRIPT, STATE_SECONDS, state_key, stream_key, trimmed_key
+from markets.stream.events import (
+    PUBLISH_SCRIPT,
+    PUBLISH_SCRIPT_SHA,
+    STATE_SECONDS,
+    state_key,
+    stream_key,
+    trimmed_key,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -106,21 +113,29 @@ def stream_publish(market_id: int, change: TradeChange | None = None) -> None:
         arguments = _change_arguments(market_id, change)
         if arguments is None:
             return
-        stream_redis().eval(
-            PUBLISH_SCRIPT,
-            3,
-            stream_key(),
-            state_key(market_id),
-            trimmed_key(),
-            settings.FORECASTLE_STREAM_MAX_EVENTS,
-            settings.FORECASTLE_STREAM_RETENTION_SECONDS * 1000,
-            STATE_SECONDS,
-            *arguments,
+        _publish(
+            [stream_key(), state_key(market_id), trimmed_key()],
+            [
+                settings.FORECASTLE_STREAM_MAX_EVENTS,
+                settings.FORECASTLE_STREAM_RETENTION_SECONDS * 1000,
+                STATE_SECONDS,
+                *arguments,
+            ],
         )
     except UNREACHABLE:
         logger.warning("Stream unreachable: the events of a change to market %s are not published", market_id)
     except Exception:
         logger.exception("Could not publish the events of a change to market %s", market_id)
+
+
+def _publish(keys: list[str], arguments: list[str | int]) -> None:
+    """Runs PUBLISH_SCRIPT by its SHA1; a Redis that does not have it yet (started, restarted, flushed) answers
+    NOSCRIPT, and the script is sent in full once (EVAL caches it there for the next change)."""
+    client = stream_redis()
+    try:
+        client.evalsha(PUBLISH_SCRIPT_SHA, len(keys), *keys, *arguments)
+    except redis.exceptions.NoScriptError:
+        client.eval(PUBLISH_SCRIPT, len(keys), *keys, *arguments)
 
 
 def _change_arguments(market_id: int, change: TradeChange | None) -> list[str | int] | None:

@@ -11,6 +11,7 @@ silently getting a gap.
 This module imports nothing of the app: the publisher (markets.services.stream) and the server share it.
 """
 
+import hashlib
 import re
 from dataclasses import dataclass
 
@@ -26,7 +27,8 @@ EVENT_ID = re.compile(r"^(\d{1,20})-(\d{1,20})$")
 
 # One script per publication, so a change's events are added, the market's last published price version
 # and status compared and recorded, and the stream trimmed, all at once: two processes publishing the same
-# market's changes never interleave, and prices are never published out of order.
+# market's changes never interleave, and prices are never published out of order. The publisher runs it by its
+# SHA1 (EVALSHA, PUBLISH_SCRIPT_SHA), sending the text only when Redis does not have it yet (NOSCRIPT).
 #
 # KEYS: the stream, the market's state hash, the trimmed-id marker.
 # ARGV: max entries, retention in ms, state ttl in s, slug, price version ('' for none), price data,
@@ -69,6 +71,8 @@ if #expired > 0 then
 end
 return ids
 """
+
+PUBLISH_SCRIPT_SHA = hashlib.sha1(PUBLISH_SCRIPT.encode(), usedforsecurity=False).hexdigest()
 
 # How long a market's last published version and status are remembered; after that its next change
 # publishes its status again (harmless: a status event states the current status).
