@@ -19,6 +19,7 @@ violation found by the reconciliations run after it.
     make bench BENCH_ARGS=http                      # through tools/stack.py
     python -m bench.http --runs 3 --seconds 5       # alone (DATABASE_URL and REDIS_URL set)
     python -m bench.http --quick                    # a smoke run: 1 repeat of 1 s per case
+    python -m bench.http --reads                    # the cached reads and their floors only
 """
 
 import argparse
@@ -194,7 +195,9 @@ def seed_forecastle() -> tuple[list[str], list[str], str]:
 
 
 def report(cases: dict[str, Case], runs: int, seconds: int) -> None:
-    def row(label: str, case: Case, floor: Case | None) -> None:
+    def row(label: str, case: Case | None, floor: Case | None) -> None:
+        if case is None:
+            return
         rps = case.median("rps")
         ratio = f"{rps / floor.median('rps'):6.2f}x" if floor else "       "
         floor_text = (
@@ -211,9 +214,9 @@ def report(cases: dict[str, Case], runs: int, seconds: int) -> None:
     print(f"\nmedians of {runs} interleaved run(s) of {seconds:g} s per case; req/s, p50 and p95 in ms, CPU ms/request")
     print(f"{'':<34} {'Forecastle':^29}   {'floor':^30}   ratio")
     print(f"{'work':<34} {'req/s':>8} {'p50':>6} {'p95':>6} {'cpu':>6}   {'req/s':>8} {'p50':>6} {'p95':>6} {'cpu':>6}")
-    row("trade, 1 connection", cases["trade_1"], cases["floor_trade_1"])
-    row("trade, 8 connections (one market)", cases["trade_8"], cases["floor_trade_8"])
-    row("trade, 8 connections, 8 markets", cases["trade_8_spread"], None)
+    row("trade, 1 connection", cases.get("trade_1"), cases.get("floor_trade_1"))
+    row("trade, 8 connections (one market)", cases.get("trade_8"), cases.get("floor_trade_8"))
+    row("trade, 8 connections, 8 markets", cases.get("trade_8_spread"), None)
     for name, label in (
         ("read_detail", "cached read: market detail, 8 conn"),
         ("read_list", "cached read: market list, 8 conn"),
@@ -223,6 +226,8 @@ def report(cases: dict[str, Case], runs: int, seconds: int) -> None:
         row(label, cases[name], cases["floor_read"])
     for name in SIZED_READS:
         row(f"  {name} against its own bytes", cases[f"read_{name}"], cases[f"floor_read_{name}"])
+    if "trade_8" not in cases:
+        return
     hot, spread = cases["trade_8"].median("rps"), cases["trade_8_spread"].median("rps")
     print(f"one hot market / 8 markets (8 connections): {hot:.1f} / {spread:.1f} req/s = {hot / spread:.2f}x")
 
@@ -301,6 +306,7 @@ def main() -> int:
     parser.add_argument("--runs", type=int, default=3, help="interleaved repeats of every case (medians)")
     parser.add_argument("--seconds", type=int, default=5, help="length of one run of one case")
     parser.add_argument("--quick", action="store_true", help="a smoke run: 1 repeat of 1 s")
+    parser.add_argument("--reads", action="store_true", help="only the cached reads and their floors (no trades)")
     parser.add_argument("--port", type=int, default=0, help="Forecastle's port (default: a free one)")
     parser.add_argument("--floor-port", type=int, default=0, help="the floor's port (default: a free one)")
     options = parser.parse_args()
@@ -349,6 +355,8 @@ def main() -> int:
             floor_log = work / "floor.log"
             with gunicorn(module="bench.floor.wsgi", port=floor_port, env=floor_env, log_path=floor_log) as floor:
                 cases = build_cases(keys=keys, slugs=slugs, read_slug=read_slug, floor_seed=floor_seed)
+                if options.reads:
+                    cases = [case for case in cases if case.name.startswith(("read_", "floor_read"))]
                 servers = {"forecastle": (port, app), "floor": (floor_port, floor)}
                 errors = measure(wrk, cases, servers, runs=runs, seconds=seconds)
         report({case.name: case for case in cases}, runs, seconds)
