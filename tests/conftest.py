@@ -11,6 +11,7 @@ from typing import Any
 
 import pytest
 from django.utils import timezone
+from redis.connection import AbstractConnection
 
 # Loads the Hypothesis profile (ci or quick) before any test module is collected.
 import tests.hypothesis_profiles  # noqa: F401
@@ -105,3 +106,35 @@ def isolated_cache(settings: Any) -> Callable[[], None]:
 
     renew()
     return renew
+
+
+def redis_command_names(packed: bytes) -> list[str]:
+    """The names of the commands in one write to Redis (RESP arrays of bulk strings, as they are packed)."""
+    names, position = [], 0
+    while position < len(packed):
+        header_end = packed.index(b"\r\n", position)
+        count = int(packed[position + 1 : header_end])
+        position = header_end + 2
+        for index in range(count):
+            length_end = packed.index(b"\r\n", position)
+            length = int(packed[position + 1 : length_end])
+            if index == 0:
+                names.append(packed[length_end + 2 : length_end + 2 + length].decode().upper())
+            position = length_end + 2 + length + 2
+    return names
+
+
+@pytest.fixture
+def redis_writes(monkeypatch: pytest.MonkeyPatch) -> list[list[str]]:
+    """Every write to Redis from here on, as the names of the commands it holds: one write is one round trip
+    (every command, pipeline and script call goes through send_packed_command)."""
+    sent: list[list[str]] = []
+    original = AbstractConnection.send_packed_command
+
+    def recording(self: AbstractConnection, command: Any, check_health: bool = True) -> None:
+        chunks = [command] if isinstance(command, bytes | str) else command
+        sent.append(redis_command_names(b"".join(c.encode() if isinstance(c, str) else c for c in chunks)))
+        original(self, command, check_health)
+
+    monkeypatch.setattr(AbstractConnection, "send_packed_command", recording)
+    return sent

@@ -397,7 +397,7 @@ def conditional_headers(
         tags = {tag.strip().removeprefix("W/") for tag in if_none_match.split(",")}
         return headers, etag in tags or "*" in tags
     if last_modified is not None:
-        since = parse_http_date_safe(if_modified_since or "")
+        since = parse_http_date_safe(if_modified_since) if if_modified_since else None
         return headers, since is not None and math.floor(last_modified.timestamp()) <= since
     return headers, False
 

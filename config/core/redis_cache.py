@@ -34,18 +34,19 @@ class RedisCache(DjangoRedisCache):
         self._class = ClientKeepingRedisCacheClient
 
 
-def redis_round_trip(client: Any, commands: Sequence[Sequence[Any]]) -> list[Any]:
+def redis_round_trip(client: Any, commands: Sequence[Sequence[str | bytes | int]]) -> list[Any]:
     """Each command's raw reply, or the ResponseError it got (as a value): the commands written in one send on one
     pooled connection and their replies read in order, so one round trip, as a pipeline of redis.Redis makes it.
     A cached read sends a few commands per request, where the pipeline's own work took about a third of the read's
     client CPU, and it sends a SCRIPT EXISTS round trip before any registered script it runs: this is that
     pipeline without either. A lost connection is retried as the client's own commands are (its Retry), each time
     from a new write, so replies never mix."""
+    packed = commands_packed(commands)
     pool = client.connection_pool
     connection = pool.get_connection()
 
     def send_and_read() -> list[Any]:
-        connection.send_packed_command(connection.pack_commands(commands))
+        connection.send_packed_command([packed])
         replies: list[Any] = []
         for _command in commands:
             try:
@@ -63,3 +64,22 @@ def redis_round_trip(client: Any, commands: Sequence[Sequence[Any]]) -> list[Any
         raise
     finally:
         pool.release(connection)
+
+
+def commands_packed(commands: Sequence[Sequence[str | bytes | int]]) -> bytes:
+    """The commands in Redis's protocol (RESP arrays of bulk strings), text in UTF-8 as redis-py encodes it.
+    redis-py's general encoder took a fifth of a cached read's client CPU for its two short commands."""
+    parts: list[bytes] = []
+    for command in commands:
+        parts.append(b"*%d\r\n" % len(command))
+        for argument in command:
+            if isinstance(argument, bytes):
+                data = argument
+            elif isinstance(argument, str):
+                data = argument.encode()
+            elif isinstance(argument, int):
+                data = b"%d" % argument
+            else:
+                raise TypeError(f"a Redis command argument is str, bytes or int, not {type(argument).__name__}")
+            parts.append(b"$%d\r\n%b\r\n" % (len(data), data))
+    return b"".join(parts)

@@ -4,7 +4,6 @@ import threading
 from decimal import Decimal
 
 import pytest
-import redis
 from django.db import connection
 from rest_framework.renderers import JSONRenderer
 from rest_framework.test import APIClient
@@ -213,22 +212,15 @@ def test_a_trade_response_is_the_output_serializer_s_without_building_it(market,
         assert JSONRenderer().render(executed_trade_data(result)) == JSONRenderer().render(expected)
 
 
-def test_a_trade_reads_its_market_and_counts_its_limit_in_one_redis_round_trip(api, market, monkeypatch):
+def test_a_trade_reads_its_market_and_counts_its_limit_in_one_redis_round_trip(api, market, redis_writes):
     """With the key remembered and the market's snapshot cached, the request itself goes to Redis twice: the key,
-    then one script that counts the trade limit and reads the snapshot (the market's id)."""
+    then the script that counts the trade limit with an MGET of the snapshot (the market's id) in the same write."""
     body = {"outcome": "YES", "side": "buy", "amount": "1"}
     assert api.post(TRADES, body, format="json").status_code == 201
     market_snapshot(slug=market.slug)
-    commands = []
-    send = redis.Redis.execute_command
-
-    def counted(self, *args, **options):
-        commands.append(args[0])
-        return send(self, *args, **options)
-
-    monkeypatch.setattr(redis.Redis, "execute_command", counted)
+    redis_writes.clear()
     assert api.post(TRADES, body, format="json").status_code == 201
-    assert commands == ["GET", "EVALSHA"]
+    assert redis_writes == [["GET"], ["EVALSHA", "MGET"]]
 
 
 def test_sell_by_amount_with_min_proceeds(api, market, trader):
