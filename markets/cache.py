@@ -47,6 +47,12 @@ def ttl() -> int:
     return int(getattr(settings, "FORECASTLE_PRICE_CACHE_SECONDS", 30))
 
 
+def rendered_ttl() -> int:
+    """How long a rendered history is kept: readers check it against the market's version, so it is never served
+    once the market changed, and it may outlive the snapshot it was built from."""
+    return max(ttl(), int(getattr(settings, "FORECASTLE_RENDERED_CACHE_SECONDS", 300)))
+
+
 # Part of every key: bump it when the shape of a cached value changes, so processes running the
 # new code never read values written by the old (during a rolling deploy, for example).
 FORMAT = 5

@@ -356,6 +356,9 @@ REST_FRAMEWORK = {
 }
 # Cached price reads are refreshed on every trade; this bounds staleness from other changes (closing, resolving).
 FORECASTLE_PRICE_CACHE_SECONDS = int(os.environ.get("FORECASTLE_PRICE_CACHE_SECONDS", "30"))
+# A rendered price history is checked against the market's version on every read, so keeping it longer never serves
+# it stale: it spares rendering it again when the market's snapshot expired but nothing changed.
+FORECASTLE_RENDERED_CACHE_SECONDS = int(os.environ.get("FORECASTLE_RENDERED_CACHE_SECONDS", "300"))
 # Point-in-time reads (as_of): an answer about a moment this far in the past cannot change any more (every
 # transaction dated before it has committed), so it is cached for AS_OF_CACHE_SECONDS; a more recent one is
 # cached only until the next market change, like the market list.

@@ -113,6 +113,10 @@ class MarketHistoryApi(CachedReadApiView):
         if hit is not None:
             return hit.response(request)
         snapshot, key = values[0] or snapshot_or_404(slug), keys[1]
+        cached = values[1]
+        if cached is not None and cached["version"] == snapshot["version"]:
+            # The snapshot had expired and was read again: the body rendered at its version still answers.
+            return rendered_response(request, cached["body"], etag=cached["etag"], last_modified=snapshot["updated_at"])
         window = history_window(
             snapshot=snapshot, interval=interval, start=query.validated_data.get("start"), end=end, now=now
         )
@@ -122,7 +126,9 @@ class MarketHistoryApi(CachedReadApiView):
             "version": snapshot["version"],
             **price_history(snapshot=snapshot, window=window, render=self._render),
         }
-        price_cache.cache_set(key, rendered)
+        # A body keyed by its path alone is kept until long after the snapshot's expiry, as only a change makes it
+        # stale (and readers check that); one keyed by a time bucket is of no use once the bucket ends.
+        price_cache.cache_set(key, rendered, timeout=None if bucket else price_cache.rendered_ttl())
         return rendered_response(request, rendered["body"], etag=rendered["etag"], last_modified=snapshot["updated_at"])
 
     @classmethod

@@ -9,10 +9,12 @@ from datetime import timedelta
 from decimal import Decimal
 
 import pytest
+from django.core.cache import cache
 from django.utils import timezone
 from rest_framework.renderers import JSONRenderer
 from rest_framework.test import APIClient
 
+from markets import cache as price_cache
 from markets.apis.history import MarketHistoryApi
 from markets.apis.markets import MarketDetailApi, MarketListApi, market_detail_render
 from markets.models import Market
@@ -105,3 +107,55 @@ def test_the_shared_detail_serializer_renders_as_a_new_one_would(market, make_us
         fresh = JSONRenderer().render(MarketDetailApi.OutputSerializer(snapshot["market"]).data)
         assert market_detail_render(snapshot)[0] == fresh
         assert (resolve is None) == (json.loads(fresh)["resolution"] is None)
+
+
+HISTORY = "/api/v1/markets/rendered/history/"
+
+
+def snapshot_expires(slug):
+    """The market's snapshot (and its version beside it) gone, as when its FORECASTLE_PRICE_CACHE_SECONDS pass."""
+    key = price_cache.snapshot_key(slug)
+    cache.delete_many([key, price_cache.snapshot_version_key(key)])
+
+
+def test_a_history_outlives_its_snapshot_and_is_sent_again_unrendered(market, monkeypatch):
+    client = APIClient()
+    first = client.get(HISTORY)
+    assert first.status_code == 200
+    snapshot_expires("rendered")
+    monkeypatch.setattr(MarketHistoryApi.OutputSerializer, "to_representation", refuse)
+    again = client.get(HISTORY)
+    assert again.status_code == 200
+    assert (again.content, again["ETag"], again["Last-Modified"]) == (
+        first.content,
+        first["ETag"],
+        first["Last-Modified"],
+    )
+
+
+def test_a_history_rendered_before_a_trade_is_not_sent_after_it(market, make_user):
+    client = APIClient()
+    first = client.get(HISTORY)
+    # The trade's own refresh of the snapshot is an after-commit callback, which this test's transaction never
+    # runs: the stored snapshot is now out of date, then expires, and the next read finds the new version.
+    trade_execute(user=make_user(), market=market, request=TradeRequest(outcome="NO", side="buy", shares=Decimal(2)))
+    snapshot_expires("rendered")
+    again = client.get(HISTORY)
+    assert again.status_code == 200
+    points = [len(series["points"]) for series in again.json()["series"]]
+    assert points == [len(series["points"]) + 1 for series in first.json()["series"]]
+    assert again["ETag"] != first["ETag"]
+
+
+def test_a_history_is_kept_longer_than_its_snapshot(market, settings):
+    settings.FORECASTLE_PRICE_CACHE_SECONDS = 30
+    settings.FORECASTLE_RENDERED_CACHE_SECONDS = 300
+    APIClient().get(HISTORY)
+    client = cache._cache.get_client()  # type: ignore[attr-defined]
+    (history_key,) = client.keys(cache.make_key("prices:history:*"))
+    assert 30 < client.ttl(history_key) <= 300
+    assert client.ttl(cache.make_key(price_cache.snapshot_key("rendered"))) <= 30
+    # A candle window ending now is keyed by its bucket, of no use once the bucket ends: it keeps the usual time.
+    APIClient().get(HISTORY, {"interval": "1m"})
+    ttls = sorted(client.ttl(key) for key in client.keys(cache.make_key("prices:history:*")))
+    assert ttls[0] <= 30 < ttls[1]
