@@ -64,6 +64,7 @@ class StandingMachine(OrderMachine):
         self._refusable(
             "standing forecast",
             lambda: standing_forecast_create(user=user, market=market, request=request, now=self.now),
+            actor=user,
         )
 
     @rule(user=OrderMachine.users, pick=st.integers(0, 50))
