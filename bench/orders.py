@@ -7,6 +7,9 @@
   of its own, in the same transaction; against the same trade on a fresh empty market timed right before it.
 - hot market: trades per second from `--threads` threads on the market with 1,000 resting orders, against the
   same threads on markets with an empty book (run before and after it, averaged).
+- hot market, crossed book: the same threads trading 20 credits at a time on a market whose book keeps being
+  crossed: `--standing` standing forecasts on Yes, beliefs a point apart around 50% with a band of half a point,
+  which re-arm after every fill; against the same trades on an empty book, with the fills the run made.
 
     make bench BENCH_ARGS=orders
     python -m bench.orders --repeats 7 --threads 8
@@ -37,6 +40,7 @@ from bench.threads import threaded_rate  # noqa: E402
 from markets.models import LimitOrder, Market, Trade  # noqa: E402
 from markets.services import market_create, markets_reconcile, trade_execute  # noqa: E402
 from markets.services.orders import OrderRequest, order_place  # noqa: E402
+from markets.services.standing import StandingRequest, standing_forecast_create  # noqa: E402
 from markets.trade_request import TradeRequest  # noqa: E402
 
 names = iter(range(10**9))
@@ -107,14 +111,30 @@ def uncrossed(booked: Market, repeats: int) -> tuple[float, float]:
     return statistics.median(on_book), statistics.median(on_empty)
 
 
-def throughput(market: Market, users: list[User], trades_per_thread: int) -> float:
+def new_traders(count: int) -> list[User]:
+    return [new_user() for _ in range(count)]
+
+
+def standing_book(count: int) -> Market:
+    """A book that stays crossed: `count` standing forecasts of their own owners on Yes, beliefs one point apart
+    around 50%, a band of half a point, 100 credits each. Those above the price buy at once up to their band; each
+    fill re-arms the other side, so trades that move the price a point or so keep crossing some of them."""
+    market = new_market()
+    for index in range(count):
+        belief = Decimal("0.50") + Decimal(index - count // 2) / 100
+        request = StandingRequest(outcome="YES", belief=belief, band_points=Decimal("0.5"), budget=Decimal("100"))
+        standing_forecast_create(user=new_user(), market=market, request=request)
+    return market
+
+
+def throughput(market: Market, users: list[User], trades_per_thread: int, amount: Decimal = Decimal("1")) -> float:
     rngs = [random.Random(index) for index in range(len(users))]  # nosec B311 - which outcome a benchmark trade buys
 
     def trade(thread_index: int, _index: int) -> None:
         trade_execute(
             user=users[thread_index],
             market=market,
-            request=TradeRequest(outcome=rngs[thread_index].choice(["YES", "NO"]), side="buy", amount=Decimal("1")),
+            request=TradeRequest(outcome=rngs[thread_index].choice(["YES", "NO"]), side="buy", amount=amount),
         )
 
     return threaded_rate(trade, threads=len(users), per_thread=trades_per_thread)
@@ -126,6 +146,7 @@ def main() -> None:
     parser.add_argument("--threads", type=int, default=8, help="threads for the hot-market run")
     parser.add_argument("--book", type=int, default=1000, help="resting orders on the hot market's book")
     parser.add_argument("--trades", type=int, default=40, help="trades per thread in the hot-market run")
+    parser.add_argument("--standing", type=int, default=30, help="standing forecasts on the crossed hot market")
     options = parser.parse_args()
 
     setup_test_environment()
@@ -145,11 +166,20 @@ def main() -> None:
         hot_booked = throughput(booked, traders, options.trades)
         hot_empty_again = throughput(new_market(), traders, options.trades)
         still_resting = LimitOrder.objects.filter(market=booked, status="open").count()
+        crossed_market = standing_book(options.standing)
+        swing = Decimal("20")
+        fills_before = Trade.objects.filter(market=crossed_market, order__isnull=False).count()
+        # Fresh traders for each run: 40 trades of 20 credits take most of a sign-up grant.
+        hot_crossed_empty = throughput(new_market(), new_traders(options.threads), options.trades, swing)
+        hot_crossed = throughput(crossed_market, new_traders(options.threads), options.trades, swing)
+        hot_crossed_empty_again = throughput(new_market(), new_traders(options.threads), options.trades, swing)
+        crossed_fills = Trade.objects.filter(market=crossed_market, order__isnull=False).count() - fills_before
         violations = markets_reconcile()
     finally:
         connection.creation.destroy_test_db(old_name, verbosity=0)
 
     hot_empty = (hot_empty + hot_empty_again) / 2
+    hot_crossed_empty = (hot_crossed_empty + hot_crossed_empty_again) / 2
     rows = [
         ("one trade, empty book (the baseline)", f"{on_empty * 1000:9.3f} ms"),
         (f"one trade, {resting:,} resting orders, none crossed", f"{on_book * 1000:9.3f} ms", on_book / on_empty),
@@ -167,6 +197,13 @@ def main() -> None:
             f"{hot_booked:9.1f} /s",
             hot_booked / hot_empty,
         ),
+        (f"{options.threads} threads, 20-credit trades, empty book", f"{hot_crossed_empty:9.1f} /s"),
+        (
+            f"{options.threads} threads, 20-credit trades, {options.standing} standing",
+            f"{hot_crossed:9.1f} /s",
+            hot_crossed / hot_crossed_empty,
+        ),
+        (f"  fills in that run ({options.threads * options.trades} trades)", f"{crossed_fills:9d}"),
     ]
     for label, figure, *ratio in rows:
         print(f"{label:<52} {figure}" + (f"  {ratio[0]:6.2f}x" if ratio else ""))

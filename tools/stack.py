@@ -319,7 +319,10 @@ def test(args: list[str]) -> int:
 BENCHMARKS: dict[str, tuple[list[str], list[str]]] = {
     "pages": (["--requests", "60"], ["--requests", "15"]),
     "trading": (["--trades", "400", "--threads", "8"], ["--trades", "100", "--threads", "4"]),
-    "orders": (["--repeats", "7", "--threads", "8"], ["--repeats", "2", "--threads", "4", "--book", "100"]),
+    "orders": (
+        ["--repeats", "7", "--threads", "8"],
+        ["--repeats", "2", "--threads", "4", "--book", "100", "--standing", "10"],
+    ),
     "settlement": (
         ["--positions", "100000", "--baseline", "10000", "--repeats", "2"],
         ["--positions", "10000", "--baseline", "1000", "--repeats", "1"],
