@@ -119,6 +119,20 @@ class MarketDetail(Market):
         )
 
 
+def _priced(data: dict[str, Any]) -> dict[str, Any]:
+    """The fields a quote and a trade share: what is (or would be) traded, at what price, moving the market how."""
+    return {
+        "market": data["market"],
+        "outcome": data["outcome"],
+        "side": data["side"],
+        "shares": Decimal(data["shares"]),
+        "amount": Decimal(data["amount"]),
+        "average_price": Decimal(data["average_price"]),
+        "probabilities_before": dict(data["probabilities_before"]),
+        "probabilities_after": dict(data["probabilities_after"]),
+    }
+
+
 @dataclass(frozen=True, kw_only=True)
 class Quote:
     """What a trade would cost or pay (nothing is traded)."""
@@ -135,17 +149,7 @@ class Quote:
 
     @classmethod
     def from_json(cls, data: dict[str, Any]) -> Quote:
-        return cls(
-            market=data["market"],
-            outcome=data["outcome"],
-            side=data["side"],
-            shares=Decimal(data["shares"]),
-            amount=Decimal(data["amount"]),
-            average_price=Decimal(data["average_price"]),
-            probabilities_before=dict(data["probabilities_before"]),
-            probabilities_after=dict(data["probabilities_after"]),
-            raw=data,
-        )
+        return cls(**_priced(data), raw=data)
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -170,14 +174,7 @@ class Trade:
     def from_json(cls, data: dict[str, Any]) -> Trade:
         return cls(
             id=int(data["id"]),
-            market=data["market"],
-            outcome=data["outcome"],
-            side=data["side"],
-            shares=Decimal(data["shares"]),
-            amount=Decimal(data["amount"]),
-            average_price=Decimal(data["average_price"]),
-            probabilities_before=dict(data["probabilities_before"]),
-            probabilities_after=dict(data["probabilities_after"]),
+            **_priced(data),
             username=data["username"],
             created_at=_required_time(data["created_at"]),
             voided_at=_time(data.get("voided_at")),
