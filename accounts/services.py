@@ -90,6 +90,16 @@ def _netted(entries: Sequence[tuple[Account | int, Decimal]]) -> dict[int, Decim
     return {account_id: amount for account_id, amount in totals.items() if amount != ZERO}
 
 
+def _balanced(entries: Sequence[tuple[Account | int, Decimal]]) -> dict[int, Decimal]:
+    """_netted, refusing what is not one balanced transaction: no non-zero entry, or entries not summing to zero."""
+    moves = _netted(entries)
+    if not moves:
+        raise LedgerImbalance("a ledger transaction needs at least one non-zero entry")
+    if sum(moves.values(), ZERO) != ZERO:
+        raise LedgerImbalance(f"entries sum to {sum(moves.values(), ZERO)}, not zero")
+    return moves
+
+
 def ledger_post(
     *,
     kind: LedgerTransaction.Kind,
@@ -103,11 +113,7 @@ def ledger_post(
     account. A wallet that would go below zero raises InsufficientFunds and nothing is written.
     """
     accounts = {account.pk: account for account, _amount in entries}
-    moves = _netted(entries)
-    if not moves:
-        raise LedgerImbalance("a ledger transaction needs at least one non-zero entry")
-    if sum(moves.values(), ZERO) != ZERO:
-        raise LedgerImbalance(f"entries sum to {sum(moves.values(), ZERO)}, not zero")
+    moves = _balanced(entries)
 
     # No savepoints: a failure here must undo the caller's whole operation anyway, and each savepoint
     # is a round trip spent while the caller holds its market lock.
@@ -136,6 +142,21 @@ ACCOUNT_TABLE = Account._meta.db_table
 ENTRY_TABLE = LedgerEntry._meta.db_table
 TRANSACTION_TABLE = LedgerTransaction._meta.db_table
 
+# The balances' part of the expressions below: the accounts locked in id order (as in BALANCE_UPDATE_SQL), then each
+# moved by its net amount; `ledger_balances` returns (id, balance) of each.
+_LEDGER_BALANCES_CTES = f"""ledger_locked AS (
+        SELECT account.id FROM {ACCOUNT_TABLE} AS account
+        WHERE account.id = ANY(%(ledger_accounts)s::bigint[]) ORDER BY account.id FOR UPDATE
+    ),
+    ledger_balances AS (
+        UPDATE {ACCOUNT_TABLE} AS account SET balance = account.balance + move.amount
+        FROM ledger_locked
+        JOIN unnest(%(ledger_accounts)s::bigint[], %(ledger_amounts)s::numeric[]) AS move(id, amount)
+            ON move.id = ledger_locked.id
+        WHERE account.id = ledger_locked.id
+        RETURNING account.id, account.balance
+    )"""  # noqa: S608  # nosec B608 - model names only
+
 # ledger_post as common table expressions, for a caller that writes its own rows in the same statement (a trade).
 # The accounts are locked in id order before their balances move, as in BALANCE_UPDATE_SQL; the caller's other
 # expressions may refer to `ledger_transaction` (its id) and `ledger_balances` (id, balance of each account).
@@ -151,18 +172,7 @@ LEDGER_POST_CTES = f"""
         FROM ledger_transaction,
             unnest(%(ledger_accounts)s::bigint[], %(ledger_amounts)s::numeric[]) AS move(id, amount)
     ),
-    ledger_locked AS (
-        SELECT account.id FROM {ACCOUNT_TABLE} AS account
-        WHERE account.id = ANY(%(ledger_accounts)s::bigint[]) ORDER BY account.id FOR UPDATE
-    ),
-    ledger_balances AS (
-        UPDATE {ACCOUNT_TABLE} AS account SET balance = account.balance + move.amount
-        FROM ledger_locked
-        JOIN unnest(%(ledger_accounts)s::bigint[], %(ledger_amounts)s::numeric[]) AS move(id, amount)
-            ON move.id = ledger_locked.id
-        WHERE account.id = ledger_locked.id
-        RETURNING account.id, account.balance
-    )"""  # noqa: S608
+    {_LEDGER_BALANCES_CTES}"""  # noqa: S608
 
 
 def ledger_post_params(
@@ -178,11 +188,7 @@ def ledger_post_params(
     summing to zero), and the database checks the sum again at commit (migration 0002). A wallet the entries
     would take below zero makes the statement fail on its CHECK: `ledger_refusal` turns that into
     InsufficientFunds."""
-    moves = _netted(entries)
-    if not moves:
-        raise LedgerImbalance("a ledger transaction needs at least one non-zero entry")
-    if sum(moves.values(), ZERO) != ZERO:
-        raise LedgerImbalance(f"entries sum to {sum(moves.values(), ZERO)}, not zero")
+    moves = _balanced(entries)
     ordered = sorted(moves)
     return {
         "ledger_kind": str(kind),
@@ -216,18 +222,7 @@ LEDGER_POST_MANY_CTES = f"""
                     %(ledger_entry_amounts)s::numeric[]) AS entry(n, account_id, amount)
         JOIN ledger_transaction ON ledger_transaction.n = entry.n
     ),
-    ledger_locked AS (
-        SELECT account.id FROM {ACCOUNT_TABLE} AS account
-        WHERE account.id = ANY(%(ledger_accounts)s::bigint[]) ORDER BY account.id FOR UPDATE
-    ),
-    ledger_balances AS (
-        UPDATE {ACCOUNT_TABLE} AS account SET balance = account.balance + move.amount
-        FROM ledger_locked
-        JOIN unnest(%(ledger_accounts)s::bigint[], %(ledger_amounts)s::numeric[]) AS move(id, amount)
-            ON move.id = ledger_locked.id
-        WHERE account.id = ledger_locked.id
-        RETURNING account.id, account.balance
-    )"""  # noqa: S608
+    {_LEDGER_BALANCES_CTES}"""  # noqa: S608
 
 
 @dataclass(frozen=True)
@@ -249,11 +244,7 @@ def ledger_post_many_params(*, postings: Sequence[PostingRow], at: datetime) -> 
     entry_amounts: list[Decimal] = []
     balances: dict[int, Decimal] = defaultdict(Decimal)
     for n, posting in enumerate(postings, start=1):
-        moves = _netted(posting.entries)
-        if not moves:
-            raise LedgerImbalance("a ledger transaction needs at least one non-zero entry")
-        if sum(moves.values(), ZERO) != ZERO:
-            raise LedgerImbalance(f"entries sum to {sum(moves.values(), ZERO)}, not zero")
+        moves = _balanced(posting.entries)
         for account_id, amount in moves.items():
             entry_postings.append(n)
             entry_accounts.append(account_id)
