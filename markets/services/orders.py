@@ -413,6 +413,21 @@ def market_orders_cancel(*, market_id: int, reason: str, now: datetime) -> int:
     return orders_end(market_id=market_id, orders=orders, status=LimitOrder.Status.CANCELLED, reason=reason, now=now)
 
 
+def due_by_market_end(*, market_ids: Sequence[int], end_due: Callable[[int], int]) -> int:
+    """The beat sweeps' loop: for each market, in a transaction of its own under the market's lock, `end_due(market
+    id)` ends what is due there and says how many; a market where anything ended is announced. How many in all. A
+    killed worker loses at most the market it was in, which the next run finds due again."""
+    ended = 0
+    for market_id in market_ids:
+        with transaction.atomic():
+            markets_lock(query=Market.objects.filter(pk=market_id))
+            count = end_due(market_id)
+            if count:
+                market_changed(market_id=market_id)
+            ended += count
+    return ended
+
+
 def orders_expire_due(*, now: datetime | None = None, batch: int = 1000) -> int:
     """Expires the open orders whose time has come, one market at a time under its lock; how many. Idempotent and
     safe at once with itself: an order is expired only while it is open, under its market's lock, in the same
@@ -423,16 +438,9 @@ def orders_expire_due(*, now: datetime | None = None, batch: int = 1000) -> int:
         .values_list("market_id", flat=True)
         .distinct()[:batch]
     )
-    expired = 0
-    for market_id in market_ids:
-        with transaction.atomic():
-            markets_lock(query=Market.objects.filter(pk=market_id))
-            due = list(
-                LimitOrder.objects.filter(market_id=market_id, status=LimitOrder.Status.OPEN, expires_at__lte=now)
-            )
-            expired += orders_end(
-                market_id=market_id, orders=due, status=LimitOrder.Status.EXPIRED, reason="expired", now=now
-            )
-            if due:
-                market_changed(market_id=market_id)
-    return expired
+
+    def end_due(market_id: int) -> int:
+        due = list(LimitOrder.objects.filter(market_id=market_id, status=LimitOrder.Status.OPEN, expires_at__lte=now))
+        return orders_end(market_id=market_id, orders=due, status=LimitOrder.Status.EXPIRED, reason="expired", now=now)
+
+    return due_by_market_end(market_ids=market_ids, end_due=end_due)

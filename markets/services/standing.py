@@ -27,13 +27,14 @@ from accounts.models import Account, LedgerTransaction, User
 from accounts.money import CREDIT_QUANTUM, ZERO
 from accounts.services import ledger_post, wallet_lock
 from markets.errors import IdempotencyConflict, InsufficientFunds, InvalidInput, StandingNotActive
-from markets.locks import market_lock, markets_lock
+from markets.locks import market_lock
 from markets.models import LimitOrder, Market, Position, StandingForecast, Trade
 from markets.services.changes import market_changed
 from markets.services.fills import Fill, best_limits_refresh
 from markets.services.orders import (
     LIMIT_QUANTUM,
     OrderRequest,
+    due_by_market_end,
     idempotently_placed,
     order_place_held,
     orders_end,
@@ -360,17 +361,12 @@ def standing_forecasts_expire_due(*, now: datetime | None = None, batch: int = 1
         .values_list("market_id", flat=True)
         .distinct()[:batch]
     )
-    expired = 0
-    for market_id in market_ids:
-        with transaction.atomic():
-            markets_lock(query=Market.objects.filter(pk=market_id))
-            due = list(
-                StandingForecast.objects.filter(
-                    market_id=market_id, status=StandingForecast.Status.ACTIVE, expires_at__lte=now
-                )
-            )
-            if due:
-                _end(forecasts=due, status=StandingForecast.Status.EXPIRED, reason="expired", now=now)
-                market_changed(market_id=market_id)
-            expired += len(due)
-    return expired
+
+    def end_due(market_id: int) -> int:
+        active = StandingForecast.objects.filter(market_id=market_id, status=StandingForecast.Status.ACTIVE)
+        due = list(active.filter(expires_at__lte=now))
+        if due:
+            _end(forecasts=due, status=StandingForecast.Status.EXPIRED, reason="expired", now=now)
+        return len(due)
+
+    return due_by_market_end(market_ids=market_ids, end_due=end_due)
