@@ -8,6 +8,7 @@ from importlib.resources import files
 from unittest import mock
 
 from django.utils import timezone
+from playwright.sync_api import expect
 
 from accounts.models import User
 from forecast import services as forecast_services
@@ -139,6 +140,15 @@ def seed_awaiting_resolution(make_market: MakeMarket, *, trader: User) -> Market
 def on_screen(box: dict | None, width: int) -> bool:
     """Whether an element's bounding box lies within the viewport's width (nothing clipped sideways)."""
     return box is not None and box["x"] >= 0 and box["x"] + box["width"] <= width
+
+
+def settled(page) -> None:
+    """Wait until htmx has wired up what it last swapped in.
+
+    htmx inserts new content at once but attaches its triggers in the settle step, 20 ms later (the
+    inserted element carries the `htmx-added` class until then): input typed in between fires no request.
+    Call this after waiting for a swap and before typing into what it brought."""
+    expect(page.locator(".htmx-added, .htmx-settling, .htmx-request")).to_have_count(0)
 
 
 def login(page, base_url: str, username: str, password: str = PASSWORD) -> None:

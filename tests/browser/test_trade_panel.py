@@ -10,7 +10,7 @@ from playwright.sync_api import expect
 
 from accounts.models import User
 from markets.models import Market, Position
-from tests.browser.site import login, on_screen
+from tests.browser.site import login, on_screen, settled
 
 pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
 
@@ -171,6 +171,8 @@ def test_messages_are_in_the_products_words(live_server, page, site):
     value.fill("")
     page.get_by_role("button", name="Place trade").click()
     expect(page.locator("#value-errors")).to_have_text("Enter the amount of credits to trade.")
+    # The submit swapped in a new panel: type only once htmx has wired up its preview.
+    settled(page)
     value.fill("1.1234567")
     expect(preview(page)).to_have_text("Use at most 6 decimal places.")
     expect(page.locator("body")).not_to_contain_text("Ensure this value")
