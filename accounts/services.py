@@ -205,7 +205,11 @@ def ledger_post_params(
 # in the order the postings were given; every account the set touches is locked in id order before its balance
 # moves by the set's net amount. The caller's other expressions may refer to `ledger_transaction` (n, id), n the
 # posting's place in the list from 1.
-LEDGER_POST_MANY_CTES = f"""
+def ledger_post_many_ctes(*, reference: str = "NULL") -> str:
+    """The expressions of LEDGER_POST_MANY_CTES, each transaction's reference given by `reference`: an SQL
+    expression over `ledger_transaction.n` that may read the caller's expressions placed before these (the row a
+    posting pays for, its id drawn there: "order:<id>"). A constant of the caller's code, never input."""
+    return f"""
     ledger_transaction AS MATERIALIZED (
         SELECT posting.n, nextval(pg_get_serial_sequence('{TRANSACTION_TABLE}', 'id')::regclass) AS id,
                posting.kind, posting.memo
@@ -213,7 +217,7 @@ LEDGER_POST_MANY_CTES = f"""
     ),
     ledger_transactions AS (
         INSERT INTO {TRANSACTION_TABLE} (id, kind, memo, reference, created_at)
-        SELECT id, kind, memo, NULL, %(ledger_at)s FROM ledger_transaction
+        SELECT id, kind, memo, {reference}, %(ledger_at)s FROM ledger_transaction
     ),
     ledger_entries AS (
         INSERT INTO {ENTRY_TABLE} (transaction_id, account_id, amount)
@@ -222,7 +226,10 @@ LEDGER_POST_MANY_CTES = f"""
                     %(ledger_entry_amounts)s::numeric[]) AS entry(n, account_id, amount)
         JOIN ledger_transaction ON ledger_transaction.n = entry.n
     ),
-    {_LEDGER_BALANCES_CTES}"""  # noqa: S608
+    {_LEDGER_BALANCES_CTES}"""  # noqa: S608  # nosec B608 - model names and the caller's constant expression only
+
+
+LEDGER_POST_MANY_CTES = ledger_post_many_ctes()
 
 
 @dataclass(frozen=True)

@@ -13,7 +13,9 @@ Rules, each of which a standing forecast (a pair of re-arming orders) relies on:
 A pass is computed in Python first (the pricing is pure: the outcomes' q moves in hand from fill to fill), then
 written in one statement however many orders it fills (FILL_PASS_SQL): every fill's trade, ledger transaction and
 price point, and the set's positions, balances, orders, outcomes and volume. The statements a pass sends are the
-reads of crossed orders (one per round, usually one), that write, and the best limits' refresh when an order ended.
+reads of crossed orders (one per round, usually one), that write, the fill callbacks' (the standing forecasts'
+re-arming: two, however many it re-arms, and none when no standing forecast's order filled), and one refresh of
+the best limits when an order ended or a callback opened or ended some.
 
 A trade that crosses no resting limit costs nothing here: the outcomes' best limits (read by the trade's locking
 read) show it without a statement.
@@ -123,7 +125,8 @@ FILL_PASS_SQL = f"""
 _CANDIDATES_SQL = f"""
     SELECT o.id, o.user_id, o.outcome_id, o.side, o.limit_probability, o.remaining, o.created_at,
            wallet.id, reserved.id,
-           EXISTS (SELECT FROM {POSITION} AS held WHERE held.user_id = o.user_id AND held.market_id = o.market_id)
+           EXISTS (SELECT FROM {POSITION} AS held WHERE held.user_id = o.user_id AND held.market_id = o.market_id),
+           o.standing_forecast_id
     FROM {ORDER} AS o
     JOIN unnest(%(outcome_ids)s::bigint[], %(prices)s::float8[]) AS p(outcome_id, price)
         ON p.outcome_id = o.outcome_id
@@ -159,9 +162,10 @@ class Fill:
 
 
 # Called under the market's lock, in the transaction, after a pass that filled anything: (market, fills, now), `now`
-# the pass's time. The standing forecasts re-arm their orders here (markets.services.standing). A callback must not
+# the pass's time; whether it opened or ended orders (the pass then refreshes the best limits once, after every
+# callback). The standing forecasts re-arm their orders here (markets.services.standing). A callback must not
 # trade: its orders fill on the next trade.
-fill_callbacks: list[Callable[[Market, list[Fill], datetime], None]] = []
+fill_callbacks: list[Callable[[Market, list[Fill], datetime], bool]] = []
 
 
 def best_limits_refresh(*, market_id: int, outcomes: list[Outcome] | None = None) -> None:
@@ -214,6 +218,7 @@ class _Candidate:
     reserved_id: int | None
     # Its owner held a position in the market when it was read (before the pass wrote any).
     in_market: bool
+    standing_forecast_id: int | None
 
 
 @dataclass(frozen=True)
@@ -282,11 +287,9 @@ def orders_fill(
     if not planned and not spent:
         return []
     fills = _pass_write(market=market, outcomes=outcomes, planned=planned, spent=spent, now=now, at=written_at)
-    if spent or any(not fill.order.is_open for fill in fills):
+    rearmed = [callback(market, fills, now) for callback in fill_callbacks] if fills else []
+    if spent or any(not fill.order.is_open for fill in fills) or any(rearmed):
         best_limits_refresh(market_id=market.pk, outcomes=outcomes)
-    if fills:
-        for callback in fill_callbacks:
-            callback(market, fills, now)
     return fills
 
 
@@ -491,6 +494,7 @@ def _pass_write(
                 remaining=fill.remaining,
                 status=LimitOrder.Status.OPEN if fill.remaining > ZERO else LimitOrder.Status.FILLED,
                 created_at=fill.candidate.created_at,
+                standing_forecast_id=fill.candidate.standing_forecast_id,
             ),
             trade_id=trade_id,
             price_point_id=point_id,

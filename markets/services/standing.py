@@ -19,18 +19,17 @@ from dataclasses import dataclass
 from datetime import datetime
 from decimal import Decimal
 
-from django.db import transaction
-from django.db.models import F
+from django.db import connection, transaction
 from django.utils import timezone
 
 from accounts.models import Account, LedgerTransaction, User
 from accounts.money import CREDIT_QUANTUM, ZERO
-from accounts.services import ledger_post, wallet_lock
+from accounts.services import PostingRow, ledger_post_many_ctes, ledger_post_many_params
 from markets.errors import IdempotencyConflict, InsufficientFunds, InvalidInput, StandingNotActive
 from markets.locks import market_lock
 from markets.models import LimitOrder, Market, Position, StandingForecast, Trade
 from markets.services.changes import market_changed
-from markets.services.fills import Fill, best_limits_refresh
+from markets.services.fills import ORDER, POSITION, Fill
 from markets.services.orders import (
     LIMIT_QUANTUM,
     OrderRequest,
@@ -41,12 +40,15 @@ from markets.services.orders import (
     reserved_account,
     resting_request_check,
 )
+from markets.services.trade_writes import table_name
 from markets.services.trading import trade_lock_and_read, trading_check
 from markets.trade_request import MAX_AMOUNT, MAX_PROBABILITY, MIN_PROBABILITY, canonical, request_fingerprint
 
 # The band is given in percentage points (3 means three points either side), to a hundredth of a point.
 BAND_POINTS_QUANTUM = Decimal("0.01")
 REARMED = "re-armed"
+ACCOUNT = table_name(Account)
+STANDING = table_name(StandingForecast)
 
 
 @dataclass(frozen=True)
@@ -226,94 +228,198 @@ def _free_shares(*, user_id: int, outcome_id: int) -> Decimal:
     return ZERO if row is None else row[0] - row[1]
 
 
-def standing_fills_rearm(market: Market, fills: list[Fill], now: datetime) -> None:
-    """The fill callback (markets.services.fills.fill_callbacks): counts what the pass's fills of standing
-    forecasts' orders spent or brought in, and re-arms those standing forecasts. Under the market's lock, in the
-    triggering trade's transaction; it never trades (a re-armed order the price already crosses fills on the
-    next trade by someone else)."""
-    owners = dict(
-        LimitOrder.objects.filter(
-            pk__in=[fill.order.pk for fill in fills], standing_forecast__isnull=False
-        ).values_list("pk", "standing_forecast_id")
+# The re-arming's read, after the pass's write: what the fills spent is added to each standing forecast's `spent`;
+# then, for the active, unexpired ones among them, their owners' wallets are locked in id order (after the market,
+# as every lock here) and read with each one's open orders, its owner's free shares of its outcome and reserved
+# account (opened here if its owner never had one: the buy side may need it for the first time).
+_REARM_READ_SQL = f"""
+    WITH moved AS (
+        UPDATE {STANDING} AS row SET spent = row.spent + moved.amount
+        FROM unnest(%(forecasts)s::bigint[], %(amounts)s::numeric[]) AS moved(id, amount)
+        WHERE row.id = moved.id
+        RETURNING row.*
+    ),
+    armed AS MATERIALIZED (
+        SELECT * FROM moved
+        WHERE moved.status = 'active' AND (moved.expires_at IS NULL OR moved.expires_at > %(now)s)
+    ),
+    wallet AS MATERIALIZED (
+        SELECT account.id, account.key, account.balance FROM {ACCOUNT} AS account
+        WHERE account.key IN (SELECT 'wallet:' || armed.user_id FROM armed)
+        ORDER BY account.id FOR UPDATE
+    ),
+    reserved_opened AS (
+        INSERT INTO {ACCOUNT} (kind, key, balance, created_at)
+        SELECT DISTINCT 'reserved', 'reserved:' || armed.user_id, 0::numeric, %(now)s::timestamptz FROM armed
+        WHERE NOT EXISTS (SELECT FROM {ACCOUNT} AS account WHERE account.key = 'reserved:' || armed.user_id)
+        ON CONFLICT (key) DO NOTHING
+        RETURNING id, key
     )
-    if not owners:
-        return
+    SELECT armed.id, armed.user_id, armed.outcome_id, armed.belief - armed.band, armed.belief + armed.band,
+           armed.budget - armed.spent, armed.expires_at, wallet.id, wallet.balance,
+           coalesce(reserved.id, (SELECT opened.id FROM reserved_opened AS opened
+                                  WHERE opened.key = 'reserved:' || armed.user_id)),
+           buy.id, buy.remaining, sell.id, sell.remaining,
+           coalesce(held.shares - held.reserved_shares, 0)
+    FROM armed
+    JOIN wallet ON wallet.key = 'wallet:' || armed.user_id
+    LEFT JOIN {ACCOUNT} AS reserved ON reserved.key = 'reserved:' || armed.user_id
+    LEFT JOIN {ORDER} AS buy ON buy.standing_forecast_id = armed.id AND buy.status = 'open' AND buy.side = 'buy'
+    LEFT JOIN {ORDER} AS sell ON sell.standing_forecast_id = armed.id AND sell.status = 'open' AND sell.side = 'sell'
+    LEFT JOIN {POSITION} AS held ON held.user_id = armed.user_id AND held.outcome_id = armed.outcome_id
+    ORDER BY armed.id
+"""  # noqa: S608  # nosec B608 - model names only
+
+# Each new buy order's reserve is referenced "order:<id>", its id drawn in the statement that writes both.
+_ORDER_REFERENCE = "(SELECT 'order:' || armed.id FROM armed WHERE armed.posting = ledger_transaction.n)"
+
+# The re-arming's write: the sides that grow end (cancelled, "re-armed") and new orders rest for all of each; the
+# credits move through the ledger (each old buy's release and each new buy's reserve, "order:<id>", a transaction
+# of its own as before) and the positions' reserved shares by their net change.
+_REARM_WRITE_SQL = f"""
+    WITH armed AS MATERIALIZED (
+        SELECT nextval(pg_get_serial_sequence('{LimitOrder._meta.db_table}', 'id')::regclass) AS id, armed.*
+        FROM unnest(%(armed_forecasts)s::bigint[], %(armed_users)s::bigint[], %(armed_outcomes)s::bigint[],
+                    %(armed_sides)s::varchar[], %(armed_limits)s::numeric[], %(armed_sizes)s::numeric[],
+                    %(armed_expiries)s::timestamptz[], %(armed_postings)s::bigint[])
+            WITH ORDINALITY AS armed(forecast_id, user_id, outcome_id, side, limit_probability, size, expires_at,
+                                     posting, n)
+    ),
+    {ledger_post_many_ctes(reference=_ORDER_REFERENCE)},
+    ended AS (
+        UPDATE {ORDER} AS row SET status = 'cancelled', reserved_credits = 0, reserved_shares = 0,
+            end_reason = %(reason)s, ended_at = %(now)s
+        WHERE row.id = ANY(%(ended)s::bigint[]) AND row.status = 'open'
+    ),
+    opened AS (
+        INSERT INTO {ORDER} (id, user_id, market_id, outcome_id, side, limit_probability, size, remaining,
+                             reserved_credits, reserved_shares, filled_shares, filled_amount, status, end_reason,
+                             expires_at, created_at, idempotency_key, fingerprint, standing_forecast_id)
+        SELECT armed.id, armed.user_id, %(market)s, armed.outcome_id, armed.side, armed.limit_probability, armed.size,
+               armed.size, CASE WHEN armed.side = 'buy' THEN armed.size ELSE 0 END,
+               CASE WHEN armed.side = 'sell' THEN armed.size ELSE 0 END, 0, 0, 'open', '', armed.expires_at,
+               %(now)s, NULL, '', armed.forecast_id
+        FROM armed
+    ),
+    held AS (
+        UPDATE {POSITION} AS row SET reserved_shares = row.reserved_shares + change.shares
+        FROM unnest(%(held_users)s::bigint[], %(held_outcomes)s::bigint[], %(held_shares)s::numeric[])
+            AS change(user_id, outcome_id, shares)
+        WHERE row.user_id = change.user_id AND row.outcome_id = change.outcome_id
+    )
+    SELECT count(*) FROM armed
+"""  # noqa: S608  # nosec B608 - model names only
+
+
+@dataclass
+class _Armed:
+    """A standing forecast being re-armed, as the re-arming's read found it."""
+
+    forecast_id: int
+    user_id: int
+    outcome_id: int
+    buy_limit: Decimal
+    sell_limit: Decimal
+    # What its buy side may still spend: budget less spent.
+    unspent: Decimal
+    expires_at: datetime | None
+    wallet_id: int
+    wallet_balance: Decimal
+    reserved_id: int | None
+    buy_id: int | None
+    buy_held: Decimal | None
+    sell_id: int | None
+    sell_held: Decimal | None
+    free_shares: Decimal
+
+
+def standing_fills_rearm(market: Market, fills: list[Fill], now: datetime) -> bool:
+    """The fill callback (markets.services.fills.fill_callbacks): counts what the pass's fills of standing
+    forecasts' orders spent or brought in, and re-arms those standing forecasts, in two statements however many
+    (a read that locks their owners' wallets, and a write); whether it opened or ended orders. Under the market's
+    lock, in the triggering trade's transaction; it never trades (a re-armed order the price already crosses fills
+    on the next trade by someone else)."""
     spent: dict[int, Decimal] = defaultdict(Decimal)
     for fill in fills:
-        forecast_id = owners.get(fill.order.pk)
+        forecast_id = fill.order.standing_forecast_id
         if forecast_id is not None:
             spent[forecast_id] += fill.quote.amount if fill.quote.side == Trade.Side.BUY else -fill.quote.amount
-    for forecast_id, amount in spent.items():
-        StandingForecast.objects.filter(pk=forecast_id).update(spent=F("spent") + amount)
-    forecasts = StandingForecast.objects.filter(pk__in=spent, status=StandingForecast.Status.ACTIVE).order_by("pk")
-    rearmed = False
-    for forecast in forecasts:
-        rearmed = _rearm(forecast=forecast, now=now) or rearmed
-    if rearmed:
-        best_limits_refresh(market_id=market.pk)
-
-
-def _rearm(*, forecast: StandingForecast, now: datetime) -> bool:
-    """Tops up each side to what the standing forecast may now use: the buy side to its budget less what it spent
-    (within the wallet), the sell side to the free shares. A side that grows is replaced by a new order for all of
-    it (the old one ends "re-armed"), so the added size queues behind orders already resting at that limit.
-    Whether anything changed."""
-    if forecast.expires_at is not None and forecast.expires_at <= now:
+    if not spent:
         return False
-    current = {order.side: order for order in LimitOrder.objects.filter(standing_forecast=forecast, status="open")}
-    wallet = wallet_lock(user_id=forecast.user_id)
-    buy = current.get(Trade.Side.BUY)
-    buy_held = buy.remaining if buy else ZERO
-    buy_target = max(min(forecast.budget - forecast.spent, wallet.balance + buy_held), ZERO)
-    sell = current.get(Trade.Side.SELL)
-    sell_held = sell.remaining if sell else ZERO
-    sell_target = _free_shares(user_id=forecast.user_id, outcome_id=forecast.outcome_id) + sell_held
-    changed = False
-    for side, old, held, target in (
-        (Trade.Side.BUY, buy, buy_held, buy_target),
-        (Trade.Side.SELL, sell, sell_held, sell_target),
-    ):
-        if target <= held:
-            continue
-        if old is not None:
-            orders_end(
-                market_id=forecast.market_id, orders=[old], status=LimitOrder.Status.CANCELLED, reason=REARMED, now=now
+    with connection.cursor() as cursor:
+        cursor.execute(_REARM_READ_SQL, {"forecasts": list(spent), "amounts": list(spent.values()), "now": now})
+        armed = [_Armed(*row) for row in cursor.fetchall()]
+    return _rearm_write(market=market, armed=armed, now=now)
+
+
+def _rearm_write(*, market: Market, armed: list[_Armed], now: datetime) -> bool:
+    """Tops up each side to what its standing forecast may now use, one forecast after another in id order (what
+    one takes from its owner's wallet or free shares, the next one's does not have): the buy side to its budget
+    less what it spent, within the wallet; the sell side to the free shares. A side that grows is replaced by a new
+    order for all of it (the old one ends "re-armed"), so the added size queues behind orders already resting at
+    that limit. Written in one statement; whether anything changed."""
+    balances = {row.user_id: row.wallet_balance for row in armed}
+    free = {(row.user_id, row.outcome_id): row.free_shares for row in armed}
+    postings: list[PostingRow] = []
+    ended: list[int] = []
+    opened: list[tuple[_Armed, str, Decimal, int | None]] = []
+    held_changes: dict[tuple[int, int], Decimal] = defaultdict(Decimal)
+    for row in armed:
+        buy_held = row.buy_held or ZERO
+        buy_target = max(min(row.unspent, balances[row.user_id] + buy_held), ZERO)
+        if buy_target > buy_held:
+            reserved_id = row.reserved_id or reserved_account(user_id=row.user_id).pk
+            if row.buy_id is not None:
+                ended.append(row.buy_id)
+            if buy_held > ZERO:
+                postings.append(
+                    PostingRow(
+                        kind=LedgerTransaction.Kind.ORDER_RELEASE,
+                        entries=[(reserved_id, -buy_held), (row.wallet_id, buy_held)],
+                        memo=f"order {row.buy_id} cancelled ({REARMED}) in market {market.pk}",
+                    )
+                )
+            postings.append(
+                PostingRow(
+                    kind=LedgerTransaction.Kind.ORDER_RESERVE,
+                    entries=[(row.wallet_id, -buy_target), (reserved_id, buy_target)],
+                    memo=f"standing forecast {row.forecast_id}: buy below {row.buy_limit}",
+                )
             )
-        _rest(forecast=forecast, side=side, size=target, wallet=wallet, now=now)
-        changed = True
-    return changed
-
-
-def _rest(*, forecast: StandingForecast, side: str, size: Decimal, wallet: Account, now: datetime) -> LimitOrder:
-    """A standing forecast's order that rests without trading, its reserve moved: a buy's credits to the reserved
-    account, a sell's shares held back on the position."""
-    buying = side == Trade.Side.BUY
-    order = LimitOrder.objects.create(
-        user_id=forecast.user_id,
-        market_id=forecast.market_id,
-        outcome_id=forecast.outcome_id,
-        side=side,
-        limit_probability=forecast.buy_limit if buying else forecast.sell_limit,
-        size=size,
-        remaining=size,
-        reserved_credits=size if buying else ZERO,
-        reserved_shares=ZERO if buying else size,
-        expires_at=forecast.expires_at,
-        created_at=now,
-        standing_forecast=forecast,
-    )
-    if buying:
-        ledger_post(
-            kind=LedgerTransaction.Kind.ORDER_RESERVE,
-            entries=[(wallet, -size), (reserved_account(user_id=forecast.user_id), size)],
-            memo=f"standing forecast {forecast.pk}: buy below {forecast.buy_limit}",
-            reference=f"order:{order.pk}",
-        )
-    else:
-        Position.objects.filter(user_id=forecast.user_id, outcome_id=forecast.outcome_id).update(
-            reserved_shares=F("reserved_shares") + size
-        )
-    return order
+            balances[row.user_id] += buy_held - buy_target
+            opened.append((row, Trade.Side.BUY, buy_target, len(postings)))
+        sell_held = row.sell_held or ZERO
+        sell_target = free[(row.user_id, row.outcome_id)] + sell_held
+        if sell_target > sell_held:
+            if row.sell_id is not None:
+                ended.append(row.sell_id)
+            held_changes[(row.user_id, row.outcome_id)] += sell_target - sell_held
+            free[(row.user_id, row.outcome_id)] = ZERO
+            opened.append((row, Trade.Side.SELL, sell_target, None))
+    if not opened:
+        return False
+    params = ledger_post_many_params(postings=postings, at=now) | {
+        "market": market.pk,
+        "now": now,
+        "reason": REARMED,
+        "ended": ended,
+        "armed_forecasts": [row.forecast_id for row, _side, _size, _posting in opened],
+        "armed_users": [row.user_id for row, _side, _size, _posting in opened],
+        "armed_outcomes": [row.outcome_id for row, _side, _size, _posting in opened],
+        "armed_sides": [side for _row, side, _size, _posting in opened],
+        "armed_limits": [
+            row.buy_limit if side == Trade.Side.BUY else row.sell_limit for row, side, _size, _posting in opened
+        ],
+        "armed_sizes": [size for _row, _side, size, _posting in opened],
+        "armed_expiries": [row.expires_at for row, _side, _size, _posting in opened],
+        "armed_postings": [posting for _row, _side, _size, posting in opened],
+        "held_users": [user_id for user_id, _outcome_id in held_changes],
+        "held_outcomes": [outcome_id for _user_id, outcome_id in held_changes],
+        "held_shares": list(held_changes.values()),
+    }
+    with connection.cursor() as cursor:
+        cursor.execute(_REARM_WRITE_SQL, params)
+    return True
 
 
 def standing_forecast_cancel(*, user: User, forecast_id: int, now: datetime | None = None) -> StandingForecast:

@@ -102,11 +102,15 @@ def test_resting_orders_the_trade_does_not_cross_cost_no_statement(api, market, 
 
 
 # A trade whose prices cross resting orders: the trade's statements, then the fill pass's, however many orders it
-# fills (markets.services.fills): one read of the crossed orders, the pass's one write statement (every fill's
-# trade, ledger transaction and price point, and the positions, balances, orders, outcomes and volume they move),
-# the best limits' refresh (an order was filled), and the standing forecasts' fill callback reading which of the
-# filled orders are theirs.
-CROSSING_TRADE_STATEMENTS = TRADE_STATEMENTS + 4
+# fills (markets.services.fills): one read of the crossed orders (which of them are standing forecasts' comes with
+# it), the pass's one write statement (every fill's trade, ledger transaction and price point, and the positions,
+# balances, orders, outcomes and volume they move), and the best limits' refresh (an order was filled).
+CROSSING_TRADE_STATEMENTS = TRADE_STATEMENTS + 3
+# A trade whose fills are standing forecasts' orders: the same, and their re-arming (markets.services.standing),
+# however many it re-arms: one statement that adds the fills to their `spent` and reads them with their orders,
+# free shares and locked wallets, and one that writes every side that grows (old orders ended, new ones resting,
+# their reserves moved through the ledger and the positions); the best limits are refreshed once for both.
+CROSSING_STANDING_STATEMENTS = CROSSING_TRADE_STATEMENTS + 2
 
 
 @pytest.mark.parametrize("crossed", [1, 10])
@@ -149,3 +153,45 @@ def test_a_fill_pass_sends_a_fixed_number_of_statements(api, market, make_user, 
     assert Trade.objects.filter(market=market, order__isnull=False).count() == crossed
     assert not LimitOrder.objects.filter(market=market, status="open", filled_shares=0).exists()
     assert len(queries) == CROSSING_TRADE_STATEMENTS, "\n".join(query["sql"] for query in queries)
+
+
+@pytest.mark.parametrize("crossed", [1, 10])
+def test_re_arming_standing_forecasts_sends_a_fixed_number_of_statements(api, market, make_user, crossed):
+    """The issue's gap: each crossed standing forecast re-armed with statements of its own under the market's lock
+    (about ten: its `spent`, its orders, its wallet's lock, its free shares, the old order's end and the new one's
+    reserve). Standing forecasts on B of ten owners, their buy sides resting below B's price, all crossed by one
+    buy of A: each fills, and each re-arms its sell side with the shares it bought, in the same statements for one
+    as for ten."""
+    from decimal import Decimal
+
+    from markets.models import LimitOrder, Trade
+    from markets.services.standing import StandingRequest, standing_forecast_create
+
+    assert trade(api, "first").status_code == 201
+    # B is near 32%: buy limits from 30% down, sell limits from 32% down, half a point apart: none crossed yet, and
+    # none of their owners holds B.
+    forecasts = [
+        standing_forecast_create(
+            user=make_user(f"stander{n}"),
+            market=market,
+            request=StandingRequest(
+                outcome="B", belief=Decimal("0.31") - Decimal(n) / 200, band_points=Decimal("1"), budget=Decimal("2")
+            ),
+        ).forecast
+        for n in range(crossed)
+    ]
+    assert not Trade.objects.filter(market=market, order__isnull=False).exists()
+    assert not LimitOrder.objects.filter(market=market, side="sell").exists()
+    with CaptureQueriesContext(connection) as queries:
+        response = api.post(
+            "/api/v1/markets/counted/trades/",
+            {"outcome": "A", "side": "buy", "amount": "150"},
+            format="json",
+            HTTP_IDEMPOTENCY_KEY="crossing",
+        )
+    assert response.status_code == 201, response.content
+    assert Trade.objects.filter(market=market, order__standing_forecast__in=forecasts).count() == crossed
+    for forecast in forecasts:
+        sell = LimitOrder.objects.get(standing_forecast=forecast, side="sell", status="open")
+        assert sell.reserved_shares == sell.remaining > 0
+    assert len(queries) == CROSSING_STANDING_STATEMENTS, "\n".join(query["sql"] for query in queries)
