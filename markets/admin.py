@@ -381,11 +381,39 @@ class ReconciliationRunAdmin(ReadOnlyAdmin):
 
 @admin.register(Trade)
 class TradeAdmin(ReadOnlyAdmin):
-    list_display = ("created_at", "market", "user", "side", "outcome", "shares", "amount", "voided_at")
-    list_filter = ("side", "market__status", ("voided_at", admin.EmptyFieldListFilter))
+    """Trades. `fill`: a resting limit order's fill (triggered by someone else's trade); `order`: the limit order
+    the trade executed (a fill, or its part that traded when placed)."""
+
+    list_display = (
+        "created_at",
+        "market",
+        "user",
+        "side",
+        "outcome",
+        "shares",
+        "amount",
+        "fill",
+        "order_link",
+        "voided_at",
+    )
+    list_filter = (
+        "side",
+        "fill",
+        ("order", admin.EmptyFieldListFilter),
+        "market__status",
+        ("voided_at", admin.EmptyFieldListFilter),
+    )
     search_fields = ("market__question", "market__slug", "user__username")
     list_select_related = ("market", "user", "outcome")
+    raw_id_fields = ("order",)
     date_hierarchy = "created_at"
+
+    @admin.display(description="Order", ordering="order_id")
+    def order_link(self, trade: Trade) -> str | None:
+        if trade.order_id is None:
+            return None  # the admin's empty value
+        url = reverse("admin:markets_limitorder_change", args=[trade.order_id])
+        return format_html('<a href="{}">#{}</a>', url, trade.order_id)
 
 
 @admin.register(LimitOrder)

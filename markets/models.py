@@ -245,10 +245,16 @@ class Trade(models.Model):
     voided_by = models.ForeignKey(
         "Resolution", null=True, blank=True, on_delete=models.PROTECT, related_name="voided_trades"
     )
-    # The limit order this trade filled (its marketable part at placement, or a fill a later trade triggered).
+    # The limit order this trade filled (its marketable part at placement, or a fill a later trade triggered). An
+    # order is never deleted (PROTECT): its trades are its owner's record and the ledger's, as the order's own
+    # filled_shares and filled_amount sum them (reconciliation: order_filled_equals_trades).
     order = models.ForeignKey(
         "LimitOrder", null=True, blank=True, on_delete=models.PROTECT, related_name="fills", db_index=False
     )
+    # A resting order's fill, triggered by someone else's trade (markets.services.fills), as the live stream marks
+    # it; false for a trade its owner placed, including an order's marketable part. The database default writes
+    # false wherever a statement does not name the column (markets.services.trade_writes).
+    fill = models.BooleanField(default=False, db_default=False)
 
     class Meta:
         ordering = ["-created_at", "-id"]

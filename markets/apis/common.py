@@ -82,6 +82,16 @@ class TradeOutputSerializer(serializers.Serializer):
         allow_null=True,
         help_text="Set when the trade was voided: placed after the answer was known, undone and refunded.",
     )
+    fill = serializers.BooleanField(
+        help_text="True when a resting limit order of `username` filled, triggered by someone else's trade; false for "
+        "a trade its trader placed (an order's part that traded at once included)."
+    )
+    order = serializers.IntegerField(
+        source="order_id",
+        allow_null=True,
+        help_text="The limit order this trade executed: a fill, or the part that traded when it was placed. "
+        "Null for a plain trade.",
+    )
 
     def _codes(self, trade: Trade) -> list[str]:
         codes: list[str] | None = self.context.get("outcome_codes")

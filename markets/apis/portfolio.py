@@ -86,17 +86,28 @@ class MeTradesApi(APIView):
     permission_classes = [HasKeyScope, IsAuthenticated]
     required_scope = Scope.READ
 
+    class InputSerializer(PageInputSerializer):
+        order = serializers.IntegerField(
+            required=False,
+            min_value=1,
+            # An id beyond the database's bigint would not be anyone's order, and the query would fail.
+            max_value=2**63 - 1,
+            help_text="Only the trades this limit order of yours executed: its fills, and the part that traded when "
+            "it was placed.",
+        )
+
     @extend_schema(
         operation_id="me_trades",
         summary="Your trades, newest first",
-        parameters=[PageInputSerializer],
+        parameters=[InputSerializer],
         responses={200: paginated_schema("PaginatedMyTradeList", TradeOutputSerializer(many=True))},
     )
     def get(self, request: Request) -> Response:
-        PageInputSerializer(data=request.query_params).is_valid(raise_exception=True)
+        query = self.InputSerializer(data=request.query_params)
+        query.is_valid(raise_exception=True)
         user: User = request.user  # type: ignore[assignment]
         page = paginated_response(
-            queryset=user_trades(user=user),
+            queryset=user_trades(user=user, order_id=query.validated_data.get("order")),
             serializer_class=TradeOutputSerializer,
             request=request,
             view=self,

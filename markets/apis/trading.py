@@ -431,6 +431,9 @@ def executed_trade_data(result: TradeResult) -> dict[str, Any]:
             "created_at": trade_fields["created_at"].to_representation(trade.created_at),
             # Voiding comes later, after the answer is known: a trade executed now is not voided.
             "voided_at": None,
+            # A trade placed is neither a resting order's fill nor an order's part.
+            "fill": False,
+            "order": None,
         },
         "probabilities": fields["probabilities"].to_representation(by_code(codes, result.probabilities)),
         "balance": fields["balance"].to_representation(result.balance),

@@ -20,8 +20,13 @@ def market_trades(*, market_id: int) -> QuerySet[Trade]:
     return _with_market_outcomes(Trade.objects.filter(market_id=market_id))
 
 
-def user_trades(*, user: User) -> QuerySet[Trade]:
-    return _with_market_outcomes(Trade.objects.filter(user=user))
+def user_trades(*, user: User, order_id: int | None = None) -> QuerySet[Trade]:
+    """The user's trades; with `order_id`, only those that order executed (its fills, and the part that traded
+    when it was placed): none for someone else's order."""
+    trades = Trade.objects.filter(user=user)
+    if order_id is not None:
+        trades = trades.filter(order_id=order_id)
+    return _with_market_outcomes(trades)
 
 
 def user_positions(*, user: User) -> QuerySet[Position]:

@@ -78,6 +78,7 @@ def trade_change(
             probabilities_after=fill.quote.probabilities_after,
             created_at=trade.created_at,
             order_id=fill.order.pk,
+            fill=True,
         )
         for fill in fills
     ]

@@ -60,9 +60,9 @@ FILL_PASS_SQL = f"""
     ),
     trade AS (
         INSERT INTO {table_name(Trade)} (id, market_id, outcome_id, user_id, side, shares, amount, probabilities_before,
-                                     probabilities_after, ledger_transaction_id, created_at, order_id)
+                                     probabilities_after, ledger_transaction_id, created_at, order_id, fill)
         SELECT fill.trade_id, %(market)s, fill.outcome_id, fill.user_id, fill.side, fill.shares, fill.amount,
-               fill.before, fill.after, ledger_transaction.id, %(at)s, fill.order_id
+               fill.before, fill.after, ledger_transaction.id, %(at)s, fill.order_id, true
         FROM fill JOIN ledger_transaction ON ledger_transaction.n = fill.posting
     ),
     point AS (

@@ -65,6 +65,7 @@ def markets_reconcile() -> list[Violation]:
     violations.extend(_bond_violations())
     violations.extend(_void_violations())
     violations.extend(_order_violations())
+    violations.extend(_order_trade_violations())
     violations.extend(_standing_violations())
     return violations
 
@@ -177,6 +178,68 @@ def _order_violations() -> list[Violation]:
                     "reserved_shares_equal_open_orders",
                     f"user {held_key[0]} outcome {held_key[1]}",
                     f"reserved {reserved} of {shares} held, open sell orders {expected}",
+                )
+            )
+    return violations
+
+
+def _order_trade_violations() -> list[Violation]:
+    """The trades limit orders executed (`Trade.order`: fills, and the part that traded at placement): each is its
+    order's owner's, on the order's market, outcome and side; a fill names its order; and each order's filled
+    shares and amount are exactly what its trades (voided ones too: the order keeps its history) add up to."""
+    violations = []
+    with_orders = Trade.objects.filter(order__isnull=False)
+    mismatched = with_orders.filter(
+        ~Q(user_id=F("order__user_id"))
+        | ~Q(market_id=F("order__market_id"))
+        | ~Q(outcome_id=F("order__outcome_id"))
+        | ~Q(side=F("order__side"))
+    ).values_list(
+        "pk",
+        "order_id",
+        "user_id",
+        "market_id",
+        "outcome_id",
+        "side",
+        "order__user_id",
+        "order__market_id",
+        "order__outcome_id",
+        "order__side",
+    )
+    for trade_id, order_id, *found, user_id, market_id, outcome_id, side in mismatched:
+        violations.append(
+            Violation(
+                "trade_matches_its_order",
+                f"trade {trade_id}",
+                f"user {found[0]}, market {found[1]}, outcome {found[2]}, {found[3]}; order {order_id} is user "
+                f"{user_id}'s {side} on market {market_id}, outcome {outcome_id}",
+            )
+        )
+    violations.extend(
+        Violation("fill_names_its_order", f"trade {trade_id}", "a fill with no order")
+        for trade_id in Trade.objects.filter(fill=True, order__isnull=True).values_list("pk", flat=True)
+    )
+    traded = {
+        order_id: (shares, amount)
+        for order_id, shares, amount in with_orders.values("order_id")
+        .annotate(shares=Sum("shares"), amount=Sum("amount"))
+        .values_list("order_id", "shares", "amount")
+    }
+    filled = {
+        order_id: (shares, amount)
+        for order_id, shares, amount in LimitOrder.objects.filter(
+            Q(filled_shares__gt=0) | Q(filled_amount__gt=0)
+        ).values_list("pk", "filled_shares", "filled_amount")
+    }
+    for order_id in sorted(set(filled) | set(traded)):
+        shares, amount = filled.get(order_id, (ZERO, ZERO))
+        expected = traded.get(order_id, (ZERO, ZERO))
+        if (shares, amount) != expected:
+            violations.append(
+                Violation(
+                    "order_filled_equals_trades",
+                    f"order {order_id}",
+                    f"filled {shares} shares for {amount}, its trades {expected[0]} for {expected[1]}",
                 )
             )
     return violations

@@ -258,6 +258,15 @@ class Client:
         for row in self._pages("me/positions/", {"page_size": 100}):
             yield HeldPosition.from_json(row)
 
+    def my_trades(self, *, order: int | None = None) -> Iterator[Trade]:
+        """Your trades, newest first; with `order`, only those your limit order executed (its fills, and the part
+        that traded when it was placed)."""
+        params: dict[str, Any] = {"page_size": 100}
+        if order is not None:
+            params["order"] = order
+        for row in self._pages("me/trades/", params):
+            yield Trade.from_json(row)
+
     # The live stream -------------------------------------------------------------------------------------------
 
     def stream(

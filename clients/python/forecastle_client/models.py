@@ -168,16 +168,24 @@ class Trade:
     username: str
     created_at: datetime
     voided_at: datetime | None
+    # A resting limit order of `username` filled by someone else's trade (not a trade they placed).
+    fill: bool = False
+    # The limit order the trade executed (a fill, or the part that traded when it was placed); None for a plain
+    # trade, and in the stream's events, which do not carry it.
+    order: int | None = None
     raw: dict[str, Any] = field(repr=False, compare=False)
 
     @classmethod
     def from_json(cls, data: dict[str, Any]) -> Trade:
+        order = data.get("order")
         return cls(
             id=int(data["id"]),
             **_priced(data),
             username=data["username"],
             created_at=_required_time(data["created_at"]),
             voided_at=_time(data.get("voided_at")),
+            fill=bool(data.get("fill", False)),
+            order=None if order is None else int(order),
             raw=data,
         )
 
