@@ -226,3 +226,24 @@ def test_the_models_read_every_field_the_schema_promises():
         # A field the client knows before this server has it (a newer server's) is optional.
         for name in set(known) - promised:
             assert known[name].default is None, f"{component}.{name} is not in the schema and not optional"
+
+
+def test_my_trades_of_an_order_read_fill_and_order_and_a_stream_trade_has_no_order():
+    seen: list[httpx.Request] = []
+    fill = {**TRADE_RESULT["trade"], "fill": True, "order": 42}
+    marketable = {**TRADE_RESULT["trade"], "id": 6, "fill": False, "order": 42}
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        seen.append(request)
+        return httpx.Response(200, json={"next": None, "previous": None, "results": [fill, marketable]})
+
+    client, _waits = client_with(handler)
+    trades = list(client.my_trades(order=42))
+    assert [(trade.id, trade.fill, trade.order) for trade in trades] == [(7, True, 42), (6, False, 42)]
+    assert seen[0].url.path == "/api/v1/me/trades/"
+    assert seen[0].url.params["order"] == "42"
+    # The stream's trade event carries `fill` but no `order`; an older server's trade neither.
+    streamed = Trade.from_json({**TRADE_RESULT["trade"], "fill": True})
+    assert (streamed.fill, streamed.order) == (True, None)
+    older = Trade.from_json(TRADE_RESULT["trade"])
+    assert (older.fill, older.order) == (False, None)

@@ -20,6 +20,7 @@ from rest_framework.test import APIClient
 from markets.models import LimitOrder, Trade
 from markets.services import markets_reconcile, trade_execute
 from markets.services.orders import OrderRequest, order_place
+from markets.services.standing import StandingRequest, standing_forecast_create
 from tests.factories import trade_request
 from tests.markets.order_helpers import key_client
 from tests.redis_namespace import namespace_delete
@@ -60,6 +61,20 @@ def test_a_fill_and_an_orders_marketable_part_name_the_order_and_only_the_fill_i
     order.refresh_from_db()
     assert order.filled_shares == marketable.shares + fill.shares
     assert order.filled_amount == marketable.amount + fill.amount
+    assert markets_reconcile() == []
+
+
+def test_a_standing_forecasts_fills_name_their_order(market, make_user):
+    owner, trader = make_user(), make_user()
+    standing_forecast_create(
+        user=owner,
+        market=market,
+        request=StandingRequest(outcome="YES", belief=Decimal("0.5"), band_points=Decimal(3), budget=Decimal(50)),
+    )
+    trade_execute(user=trader, market=market, request=trade_request("NO", "buy", amount="20"))
+    fills = list(Trade.objects.filter(user=owner).select_related("order"))
+    assert fills, "the price fell past the standing forecast's buy limit"
+    assert all(trade.fill and trade.order.standing_forecast_id is not None for trade in fills)
     assert markets_reconcile() == []
 
 
