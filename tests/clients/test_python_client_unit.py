@@ -5,6 +5,7 @@ import json
 from collections.abc import Callable
 from dataclasses import fields
 from decimal import Decimal
+from typing import Any, cast
 
 import httpx
 import pytest
@@ -230,8 +231,9 @@ def test_the_models_read_every_field_the_schema_promises():
 
 def test_my_trades_of_an_order_read_fill_and_order_and_a_stream_trade_has_no_order():
     seen: list[httpx.Request] = []
-    fill = {**TRADE_RESULT["trade"], "fill": True, "order": 42}
-    marketable = {**TRADE_RESULT["trade"], "id": 6, "fill": False, "order": 42}
+    trade = cast(dict[str, Any], TRADE_RESULT["trade"])
+    fill = {**trade, "fill": True, "order": 42}
+    marketable = {**trade, "id": 6, "fill": False, "order": 42}
 
     def handler(request: httpx.Request) -> httpx.Response:
         seen.append(request)
@@ -243,7 +245,7 @@ def test_my_trades_of_an_order_read_fill_and_order_and_a_stream_trade_has_no_ord
     assert seen[0].url.path == "/api/v1/me/trades/"
     assert seen[0].url.params["order"] == "42"
     # The stream's trade event carries `fill` but no `order`; an older server's trade neither.
-    streamed = Trade.from_json({**TRADE_RESULT["trade"], "fill": True})
+    streamed = Trade.from_json({**trade, "fill": True})
     assert (streamed.fill, streamed.order) == (True, None)
-    older = Trade.from_json(TRADE_RESULT["trade"])
+    older = Trade.from_json(trade)
     assert (older.fill, older.order) == (False, None)

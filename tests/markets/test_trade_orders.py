@@ -74,7 +74,7 @@ def test_a_standing_forecasts_fills_name_their_order(market, make_user):
     trade_execute(user=trader, market=market, request=trade_request("NO", "buy", amount="20"))
     fills = list(Trade.objects.filter(user=owner).select_related("order"))
     assert fills, "the price fell past the standing forecast's buy limit"
-    assert all(trade.fill and trade.order.standing_forecast_id is not None for trade in fills)
+    assert all(trade.fill and trade.order and trade.order.standing_forecast_id is not None for trade in fills)
     assert markets_reconcile() == []
 
 
