@@ -20,6 +20,8 @@ from django.core.cache.backends.redis import RedisCache
 
 from config.core.cache import UNREACHABLE, cache_add, cache_delete, cache_get, cache_unreachable
 from config.core.cache import cache_set as cache_store
+from config.core.cache import cache_set_many as cache_store_many
+from config.core.encodings import GZIP, accepts_gzip, gzip_etag, gzipped
 
 # The price cache's own functions, and the shared reads and deletes it re-exports for the price readers.
 __all__ = [
@@ -27,9 +29,12 @@ __all__ = [
     "cache_delete",
     "cache_get",
     "cache_set",
+    "cache_set_encoded",
     "digest",
+    "encoded_key",
     "list_generation",
     "list_generation_bump",
+    "snapshot_body",
     "snapshot_key",
     "snapshot_store",
 ]
@@ -57,6 +62,10 @@ def rendered_ttl() -> int:
 # new code never read values written by the old (during a rolling deploy, for example).
 FORMAT = 5
 
+# Beside a rendered body, its gzip representation: under the renderer's name plus this in a snapshot's "rendered",
+# and under the entry's key plus this in Redis (encoded_entries).
+GZIP_SUFFIX = ":gzip"
+
 # A renderer turns a market snapshot into a response body and its ETag (markets/api_urls.py registers the
 # market detail API's). Each snapshot is stored with what every renderer made of it, so a cached read
 # sends those bytes without running a serializer; the bodies can never disagree with their snapshot.
@@ -69,10 +78,56 @@ def snapshot_renderer_register(name: str, renderer: SnapshotRenderer) -> None:
 
 
 def snapshot_rendered(snapshot: "MarketSnapshot") -> "MarketSnapshot":
-    """The snapshot with the bodies of every registered renderer under "rendered" (made once per snapshot)."""
+    """The snapshot with the bodies of every registered renderer under "rendered" (made once per snapshot), each
+    body large enough to pay also compressed, under its name and GZIP_SUFFIX with its own ETag."""
     if "rendered" not in snapshot:
-        snapshot["rendered"] = {name: render(snapshot) for name, render in _snapshot_renderers.items()}
+        rendered: dict[str, tuple[bytes, str]] = {}
+        for name, render in _snapshot_renderers.items():
+            body, etag = rendered[name] = render(snapshot)
+            compressed = gzipped(body)
+            if compressed is not None:
+                rendered[name + GZIP_SUFFIX] = (compressed, gzip_etag(etag))
+        snapshot["rendered"] = rendered
     return snapshot
+
+
+def snapshot_body(snapshot: "MarketSnapshot", name: str, accept_encoding: str | None) -> tuple[bytes, str, str | None]:
+    """What renderer `name` made of the snapshot (rendering it now if it is not there), in the representation to
+    send to a request with this Accept-Encoding: its bytes, ETag and content coding (None: identity)."""
+    rendered = snapshot_rendered(snapshot)["rendered"]
+    if accepts_gzip(accept_encoding) and (compressed := rendered.get(name + GZIP_SUFFIX)) is not None:
+        return compressed[0], compressed[1], GZIP
+    if name not in rendered:
+        rendered[name] = _snapshot_renderers[name](snapshot)
+    body, etag = rendered[name]
+    return body, etag, None
+
+
+def encoded_key(key: str, accept_encoding: str | None) -> str:
+    """The key of the entry a request with this Accept-Encoding is answered from (encoded_entries)."""
+    return key + GZIP_SUFFIX if accepts_gzip(accept_encoding) else key
+
+
+def encoded_entries(key: str, entry: Any) -> dict[str, Any]:
+    """A rendered entry ("body", "etag" and what tells whether it is current) by the keys it is read from: `key`,
+    for clients that take identity only, and `key` + GZIP_SUFFIX for those that take gzip, where its body is
+    compressed (with its own ETag and "encoding": "gzip") if that pays, else the same. Each request reads the one it
+    is answered from: a gzip reader does not fetch the identity bytes from Redis too."""
+    compressed = gzipped(entry["body"])
+    if compressed is None:
+        return {key: entry, key + GZIP_SUFFIX: entry}
+    return {
+        key: entry,
+        key + GZIP_SUFFIX: {**entry, "body": compressed, "etag": gzip_etag(entry["etag"]), "encoding": GZIP},
+    }
+
+
+def cache_set_encoded(key: str, entry: Any, *, timeout: int | None = None) -> dict[str, Any]:
+    """Stores an entry's encoded_entries in one Redis round trip, for `timeout` (default ttl()) seconds; returns
+    them by key."""
+    entries = encoded_entries(key, entry)
+    cache_store_many(entries, timeout=ttl() if timeout is None else timeout)
+    return entries
 
 
 def snapshot_key(slug: str) -> str:

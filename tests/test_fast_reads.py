@@ -55,21 +55,29 @@ def without_request_id(answer):
         (QUOTE, "outcome=NO&side=sell&amount=1.5"),
     ],
 )
-def test_a_cached_read_is_answered_as_django_answers_it(market, monkeypatch, path, query):
+@pytest.mark.parametrize("accept_encoding", [None, "gzip, deflate"])
+def test_a_cached_read_is_answered_as_django_answers_it(market, monkeypatch, path, query, accept_encoding):
     django_handler = _api_handler()
     application = forecastle_wsgi_application()
+    # These bodies are too small to compress (tests/markets/test_cached_read_encodings.py has larger ones): a
+    # request that takes gzip gets identity too, and either way the answer says it varies with Accept-Encoding.
+    coding = {"HTTP_ACCEPT_ENCODING": accept_encoding} if accept_encoding else {}
     # Django's answer fills the cache; the same request is then answered from it, with the same bytes and headers.
-    expected = call(django_handler, path, QUERY_STRING=query)
+    expected = call(django_handler, path, QUERY_STRING=query, **coding)
     assert expected["status"] == 200
     with monkeypatch.context() as patch:
         patch.setattr(WSGIHandler, "__call__", refuse)
-        fast = call(application, path, QUERY_STRING=query)
-        revalidated = call(application, path, QUERY_STRING=query, HTTP_IF_NONE_MATCH=expected["headers"]["ETag"])
+        fast = call(application, path, QUERY_STRING=query, **coding)
+        revalidated = call(
+            application, path, QUERY_STRING=query, HTTP_IF_NONE_MATCH=expected["headers"]["ETag"], **coding
+        )
     assert fast["status"] == 200
     assert fast["body"] == expected["body"]
     assert without_request_id(fast) == without_request_id(expected)
     assert fast["headers"]["X-Request-ID"] != expected["headers"]["X-Request-ID"]
-    django_revalidated = call(django_handler, path, QUERY_STRING=query, HTTP_IF_NONE_MATCH=expected["headers"]["ETag"])
+    django_revalidated = call(
+        django_handler, path, QUERY_STRING=query, HTTP_IF_NONE_MATCH=expected["headers"]["ETag"], **coding
+    )
     assert (revalidated["status"], revalidated["body"]) == (304, b"")
     assert without_request_id(revalidated) == without_request_id(django_revalidated)
 

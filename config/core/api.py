@@ -18,6 +18,7 @@ from django.conf import settings
 from django.core.exceptions import PermissionDenied as DjangoPermissionDenied
 from django.core.exceptions import RequestDataTooBig
 from django.http import Http404, HttpRequest, HttpResponse, JsonResponse
+from django.utils.cache import patch_vary_headers
 from django.utils.http import http_date, parse_http_date_safe
 from django.views import defaults
 from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, inline_serializer
@@ -31,6 +32,7 @@ from rest_framework.utils.encoders import JSONEncoder
 
 from config.core.cache import UNREACHABLE, cache_unreachable
 from config.core.client_address import client_address
+from config.core.encodings import GZIP, accepts_gzip, etag_base, gzip_etag
 from config.core.errors import DomainError
 from config.core.ratelimit import Limit, gcra_consume
 
@@ -394,8 +396,9 @@ def conditional_headers(
     if last_modified is not None:
         headers["Last-Modified"] = http_date(math.floor(last_modified.timestamp()))
     if if_none_match is not None:
-        tags = {tag.strip().removeprefix("W/") for tag in if_none_match.split(",")}
-        return headers, etag in tags or "*" in tags
+        # A tag of either coding of the body (config.core.encodings) names the same content.
+        tags = {etag_base(tag.strip().removeprefix("W/")) for tag in if_none_match.split(",")}
+        return headers, etag_base(etag) in tags or "*" in tags
     if last_modified is not None:
         since = parse_http_date_safe(if_modified_since) if if_modified_since else None
         return headers, since is not None and math.floor(last_modified.timestamp()) <= since
@@ -423,26 +426,50 @@ def conditional_response(
 
 
 def rendered_response(
-    request: HttpRequest, body: bytes, *, etag: str, last_modified: datetime | None = None
+    request: HttpRequest,
+    body: bytes,
+    *,
+    etag: str,
+    last_modified: datetime | None = None,
+    encoding: str | None = None,
 ) -> HttpResponse:
     """conditional_response for JSON rendered beforehand (a cached read): the bytes are sent as they are, with
-    no serializer or renderer run for the request."""
+    no serializer or renderer run for the request; `encoding` is their content coding (None: identity), chosen
+    by the caller from the request's Accept-Encoding (config.core.encodings), so the answer varies with it."""
     headers, not_modified = _validators(request, etag=etag, last_modified=last_modified)
     if not_modified:
-        return HttpResponse(status=status.HTTP_304_NOT_MODIFIED, headers=headers)
-    return HttpResponse(body, content_type="application/json", headers=headers)
+        response = HttpResponse(status=status.HTTP_304_NOT_MODIFIED, headers=headers)
+    else:
+        response = HttpResponse(body, content_type="application/json", headers=headers)
+        if encoding is not None:
+            response["Content-Encoding"] = encoding
+    patch_vary_headers(response, ("Accept-Encoding",))
+    return response
 
 
 @dataclass(frozen=True)
 class CachedBody:
-    """A response body rendered beforehand, as a cached read finds it: its bytes, ETag and Last-Modified."""
+    """A response body rendered beforehand, as a cached read finds it: its bytes, ETag and Last-Modified, and its
+    content coding (None: identity)."""
 
     body: bytes
     etag: str
     last_modified: datetime | None
+    encoding: str | None = None
 
     def response(self, request: HttpRequest) -> HttpResponse:
-        return rendered_response(request, self.body, etag=self.etag, last_modified=self.last_modified)
+        return rendered_response(
+            request, self.body, etag=self.etag, last_modified=self.last_modified, encoding=self.encoding
+        )
+
+
+def body_for(request: HttpRequest, body: bytes, etag: str, gzip_body: bytes | None) -> tuple[bytes, str, str | None]:
+    """The representation of a body rendered beforehand to send to this request: its gzip bytes (`gzip_body`, made
+    when it was rendered; None where it did not pay) if the request's Accept-Encoding admits gzip, else the identity
+    bytes; with its ETag and content coding."""
+    if gzip_body is not None and accepts_gzip(request.META.get("HTTP_ACCEPT_ENCODING")):
+        return gzip_body, gzip_etag(etag), GZIP
+    return body, etag, None
 
 
 CONDITIONAL_PARAMETERS = [

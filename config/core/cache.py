@@ -46,6 +46,14 @@ def cache_set(key: str, value: Any, *, timeout: int) -> None:
         cache_unreachable(f"write of {key}")
 
 
+def cache_set_many(values: dict[str, Any], *, timeout: int) -> None:
+    """Stores every value in one round trip."""
+    try:
+        cache.set_many(values, timeout=timeout)
+    except UNREACHABLE:
+        cache_unreachable(f"write of {', '.join(values)}")
+
+
 def cache_add(key: str, value: Any, *, timeout: int) -> bool | None:
     """Stores the value only if the key is absent: True if stored, False if it was there, None if unknown
     (the cache is unreachable)."""

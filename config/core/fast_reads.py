@@ -10,9 +10,11 @@ read is:
   (cached_read_hit): the views answer their own hits with the same two methods;
 - on a scheme and host that the API middleware answers without a redirect or a refusal.
 
-The answer is the one the full handling gives: the same bytes, ETag and Last-Modified, a 304 on a matching
-If-None-Match or If-Modified-Since (config.core.api.conditional_headers), every header the API middleware adds
-(taken by running that middleware once per scheme, host and view on an empty answer: `_middleware_headers`),
+The answer is the one the full handling gives: the same bytes in the same content coding (gzip where the request's
+Accept-Encoding admits it and a compressed copy was stored, config.core.encodings), ETag and Last-Modified, a 304 on
+a matching If-None-Match or If-Modified-Since (config.core.api.conditional_headers), every header the API
+middleware adds (taken by running that middleware once per scheme, host and view on an empty answer:
+`_middleware_headers`),
 DRF's Allow, the request id, the request metrics and the access log line (config.core.request_context). The
 limit is counted in the round trip that reads the keys (config.core.ratelimit.gcra_consume_and_get).
 
@@ -32,6 +34,7 @@ from django.core.signals import setting_changed
 from django.dispatch import receiver
 from django.http import HttpRequest, HttpResponse
 from django.urls import Resolver404, resolve
+from django.utils.cache import patch_vary_headers
 from django.utils.module_loading import import_string
 from rest_framework.exceptions import APIException
 
@@ -110,6 +113,8 @@ def fast_read(environ: dict[str, Any], start_response: Callable[..., Any]) -> It
         "Content-Length": str(len(body)),
         REQUEST_ID_HEADER: request_id,
     }
+    if hit.encoding is not None and not not_modified:
+        response_headers["Content-Encoding"] = hit.encoding
     start_response(STATUS_LINES[status], list(response_headers.items()))
     token = request_id_var.set(request_id)
     try:
@@ -187,9 +192,10 @@ def _middleware() -> Callable[[HttpRequest, int], HttpResponse]:
 
     def empty_answer(request: HttpRequest) -> HttpResponse:
         status = request.META["forecastle.fast_read_status"]
-        if status == 304:
-            return HttpResponse(status=304)
-        return HttpResponse(b"", content_type="application/json")
+        answer = HttpResponse(status=304) if status == 304 else HttpResponse(b"", content_type="application/json")
+        # Every answer of a cached read varies with Accept-Encoding (its content coding is chosen by it).
+        patch_vary_headers(answer, ("Accept-Encoding",))
+        return answer
 
     handler: Callable[[HttpRequest], HttpResponse] = empty_answer
     for path in reversed(settings.API_MIDDLEWARE):

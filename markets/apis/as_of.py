@@ -10,15 +10,16 @@ generation it was built in (every market change after commit starts a new one, m
 
 import re
 from datetime import datetime, timedelta
-from typing import Any, TypedDict
+from typing import Any, NotRequired, TypedDict, TypeVar
 
 from django.conf import settings
+from django.http import HttpResponse
 from django.utils import timezone
 from drf_spectacular.utils import OpenApiParameter
 from rest_framework import serializers
 from rest_framework.renderers import JSONRenderer
 
-from config.core.api import bytes_etag
+from config.core.api import bytes_etag, rendered_response
 from config.core.cached_reads import CachedReadApiView
 from markets import cache as price_cache
 from markets.snapshot import MakerState, MarketDetail
@@ -71,6 +72,8 @@ class AsOfEntry(TypedDict):
     body: bytes
     etag: str
     updated_at: datetime | None
+    # "gzip" where the body is compressed (the entry a gzip reader is answered from); absent: identity.
+    encoding: NotRequired[str]
 
 
 class AsOfMarketEntry(AsOfEntry):
@@ -80,14 +83,19 @@ class AsOfMarketEntry(AsOfEntry):
     maker: MakerState
 
 
+AsOfEntryT = TypeVar("AsOfEntryT", bound=AsOfEntry)
+
+
 def settled(moment: datetime, *, now: datetime) -> bool:
     return moment <= now - timedelta(seconds=settings.FORECASTLE_AS_OF_SETTLED_SECONDS)
 
 
 def as_of_read(view: CachedReadApiView, request: Any, key: str) -> tuple[Any, str]:
-    """The cached entry under `key` if it still answers (None if not), and the current list generation, in one
-    Redis round trip with the request's throttle count. Call before reading the database for a new entry."""
-    generation, cached = view.cache_read(request, [price_cache.LIST_GENERATION_KEY, key])
+    """The cached entry under `key`, in the coding the request takes (markets.cache.encoded_key), if it still
+    answers (None if not), and the current list generation, in one Redis round trip with the request's throttle
+    count. Call before reading the database for a new entry."""
+    encoded = price_cache.encoded_key(key, request.META.get("HTTP_ACCEPT_ENCODING"))
+    generation, cached = view.cache_read(request, [price_cache.LIST_GENERATION_KEY, encoded])
     if cached is not None and (cached["settled"] or cached["generation"] == str(generation)):
         return cached, str(generation)
     # A miss: the generation this build belongs to (started anew from the clock if it was evicted).
@@ -109,7 +117,16 @@ def as_of_rendered(
     }
 
 
-def as_of_cache(key: str, entry: AsOfEntry) -> None:
-    """Caches an entry: for long once settled, else for the price cache's usual time (or the next change)."""
+def as_of_cache(key: str, entry: AsOfEntryT, request: Any) -> AsOfEntryT:
+    """Caches an entry in both codings (markets.cache.encoded_entries): for long once settled, else for the price
+    cache's usual time (or the next change). Returns the one that answers `request`."""
     timeout = settings.FORECASTLE_AS_OF_CACHE_SECONDS if entry["settled"] else None
-    price_cache.cache_set(key, entry, timeout=timeout)
+    entries = price_cache.cache_set_encoded(key, entry, timeout=timeout)
+    answer: AsOfEntryT = entries[price_cache.encoded_key(key, request.META.get("HTTP_ACCEPT_ENCODING"))]
+    return answer
+
+
+def as_of_response(request: Any, entry: AsOfEntry) -> HttpResponse:
+    return rendered_response(
+        request, entry["body"], etag=entry["etag"], last_modified=entry["updated_at"], encoding=entry.get("encoding")
+    )

@@ -112,11 +112,11 @@ class MarketHistoryApi(CachedReadApiView):
         hit = self.cached_read_hit(request, values)
         if hit is not None:
             return hit.response(request)
-        snapshot, key = values[0] or snapshot_or_404(slug), keys[1]
-        cached = values[1]
-        if cached is not None and cached["version"] == snapshot["version"]:
+        snapshot = values[0] or snapshot_or_404(slug)
+        hit = self.cached_read_hit(request, [snapshot, values[1]])
+        if hit is not None:
             # The snapshot had expired and was read again: the body rendered at its version still answers.
-            return rendered_response(request, cached["body"], etag=cached["etag"], last_modified=snapshot["updated_at"])
+            return hit.response(request)
         window = history_window(
             snapshot=snapshot, interval=interval, start=query.validated_data.get("start"), end=end, now=now
         )
@@ -127,9 +127,18 @@ class MarketHistoryApi(CachedReadApiView):
             **price_history(snapshot=snapshot, window=window, render=self._render),
         }
         # A body keyed by its path alone is kept until long after the snapshot's expiry, as only a change makes it
-        # stale (and readers check that); one keyed by a time bucket is of no use once the bucket ends.
-        price_cache.cache_set(key, rendered, timeout=None if bucket else price_cache.rendered_ttl())
-        return rendered_response(request, rendered["body"], etag=rendered["etag"], last_modified=snapshot["updated_at"])
+        # stale (and readers check that); one keyed by a time bucket is of no use once the bucket ends. Stored in
+        # both codings (markets.cache.encoded_entries), compressed once here.
+        key = _body_key(request, bucket)
+        entries = price_cache.cache_set_encoded(key, rendered, timeout=None if bucket else price_cache.rendered_ttl())
+        answer = entries[keys[1]]
+        return rendered_response(
+            request,
+            answer["body"],
+            etag=answer["etag"],
+            last_modified=snapshot["updated_at"],
+            encoding=answer.get("encoding"),
+        )
 
     @classmethod
     def cached_read_keys(cls, request: HttpRequest, **kwargs: Any) -> list[str] | None:
@@ -144,7 +153,12 @@ class MarketHistoryApi(CachedReadApiView):
         snapshot, cached = values
         if snapshot is None or cached is None or cached["version"] != snapshot["version"]:
             return None
-        return CachedBody(body=cached["body"], etag=cached["etag"], last_modified=snapshot["updated_at"])
+        return CachedBody(
+            body=cached["body"],
+            etag=cached["etag"],
+            last_modified=snapshot["updated_at"],
+            encoding=cached.get("encoding"),
+        )
 
     def _render(self, history: PriceHistory) -> dict[str, Any]:
         body = JSONRenderer().render(self.OutputSerializer(history).data)
@@ -152,5 +166,13 @@ class MarketHistoryApi(CachedReadApiView):
 
 
 def _keys(request: HttpRequest, slug: str, bucket: object) -> list[str]:
-    """The market's snapshot (for its version) and the body cached for this path and time bucket."""
-    return [price_cache.snapshot_key(slug), "prices:history:" + price_cache.digest(request.get_full_path(), bucket)]
+    """The market's snapshot (for its version) and the body cached for this path and time bucket, in the coding the
+    request takes (markets.cache.encoded_key)."""
+    return [
+        price_cache.snapshot_key(slug),
+        price_cache.encoded_key(_body_key(request, bucket), request.META.get("HTTP_ACCEPT_ENCODING")),
+    ]
+
+
+def _body_key(request: HttpRequest, bucket: object) -> str:
+    return "prices:history:" + price_cache.digest(request.get_full_path(), bucket)

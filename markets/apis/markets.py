@@ -35,6 +35,7 @@ from markets.apis.as_of import (
     as_of_parsed,
     as_of_read,
     as_of_rendered,
+    as_of_response,
 )
 from markets.apis.common import money_field, probability_field, snapshot_or_404
 from markets.models import Market, Proposal, Resolution
@@ -112,7 +113,7 @@ class MarketListApi(CachedReadApiView):
         hit = self.cached_read_hit(request, self.cache_read(request, keys))
         if hit is not None:
             return hit.response(request)
-        key = keys[1]
+        key = _list_key(request)
         generation = price_cache.list_generation()
 
         def build() -> dict[str, Any]:
@@ -137,12 +138,16 @@ class MarketListApi(CachedReadApiView):
                 "updated_at": max(updated, default=None),
             }
 
-        cached = build()
         # Not only-if-absent: the key holds older generations' pages. A page built in a generation that ended
         # meanwhile may overwrite a newer one; readers then see its generation is not current and rebuild.
-        price_cache.cache_set(key, cached)
+        entries = price_cache.cache_set_encoded(key, build())
+        cached = entries[keys[1]]
         return rendered_response(
-            request, cached["body"], etag=cached["etag"], last_modified=_as_datetime(cached["updated_at"])
+            request,
+            cached["body"],
+            etag=cached["etag"],
+            last_modified=_as_datetime(cached["updated_at"]),
+            encoding=cached.get("encoding"),
         )
 
     def _as_of(self, request: Request, filters: dict[str, Any]) -> HttpResponse:
@@ -172,16 +177,15 @@ class MarketListApi(CachedReadApiView):
                 data=page,
                 updated_at=_as_datetime(max(updated, default=None)),
             )
-            as_of_cache(key, cached)
-        return rendered_response(request, cached["body"], etag=cached["etag"], last_modified=cached["updated_at"])
+            cached = as_of_cache(key, cached, request)
+        return as_of_response(request, cached)
 
     @classmethod
     def cached_read_keys(cls, request: HttpRequest, **kwargs: Any) -> list[str]:
-        # The page's entry is keyed by its full path (so only a query that validated ever has one) and its host
-        # (its next and previous links are absolute).
+        # The generation, and the page's entry in the coding this request takes (markets.cache.encoded_entries).
         return [
             price_cache.LIST_GENERATION_KEY,
-            "prices:list:" + price_cache.digest(request.get_host(), request.get_full_path()),
+            price_cache.encoded_key(_list_key(request), request.META.get("HTTP_ACCEPT_ENCODING")),
         ]
 
     @classmethod
@@ -189,7 +193,18 @@ class MarketListApi(CachedReadApiView):
         generation, cached = values
         if cached is None or generation is None or cached["generation"] != str(generation):
             return None
-        return CachedBody(body=cached["body"], etag=cached["etag"], last_modified=_as_datetime(cached["updated_at"]))
+        return CachedBody(
+            body=cached["body"],
+            etag=cached["etag"],
+            last_modified=_as_datetime(cached["updated_at"]),
+            encoding=cached.get("encoding"),
+        )
+
+
+def _list_key(request: HttpRequest) -> str:
+    """A page's entry is keyed by its full path (so only a query that validated ever has one) and its host (its next
+    and previous links are absolute)."""
+    return "prices:list:" + price_cache.digest(request.get_host(), request.get_full_path())
 
 
 def _as_datetime(value: str | None) -> datetime | None:
@@ -249,8 +264,7 @@ class MarketDetailApi(CachedReadApiView):
     def get(self, request: Request, slug: str) -> HttpResponse:
         moment = as_of_parsed(request.query_params)
         if moment is not None:
-            entry = market_as_of_entry(self, request, slug=slug, moment=moment)
-            return rendered_response(request, entry["body"], etag=entry["etag"], last_modified=entry["updated_at"])
+            return as_of_response(request, market_as_of_entry(self, request, slug=slug, moment=moment))
         # One Redis round trip with the throttle's count; a miss goes to the database (and fills the cache).
         values = self.cache_read(request, [price_cache.snapshot_key(slug)])
         hit = self.cached_read_hit(request, values)
@@ -258,8 +272,10 @@ class MarketDetailApi(CachedReadApiView):
             return hit.response(request)
         snapshot = values[0] or snapshot_or_404(slug)
         # The body was rendered when the snapshot was stored (markets.cache.snapshot_rendered).
-        body, etag = snapshot.get("rendered", {}).get(DETAIL_RENDERING) or market_detail_render(snapshot)
-        return rendered_response(request, body, etag=etag, last_modified=snapshot["updated_at"])
+        body, etag, encoding = price_cache.snapshot_body(
+            snapshot, DETAIL_RENDERING, request.META.get("HTTP_ACCEPT_ENCODING")
+        )
+        return rendered_response(request, body, etag=etag, last_modified=snapshot["updated_at"], encoding=encoding)
 
     @classmethod
     def cached_read_keys(cls, request: HttpRequest, **kwargs: Any) -> list[str] | None:
@@ -271,11 +287,12 @@ class MarketDetailApi(CachedReadApiView):
     @classmethod
     def cached_read_hit(cls, request: HttpRequest, values: list[Any], **kwargs: Any) -> CachedBody | None:
         (snapshot,) = values
-        rendered = snapshot.get("rendered", {}).get(DETAIL_RENDERING) if snapshot is not None else None
-        if rendered is None:
+        if snapshot is None or DETAIL_RENDERING not in snapshot.get("rendered", {}):
             return None
-        body, etag = rendered
-        return CachedBody(body=body, etag=etag, last_modified=snapshot["updated_at"])
+        body, etag, encoding = price_cache.snapshot_body(
+            snapshot, DETAIL_RENDERING, request.META.get("HTTP_ACCEPT_ENCODING")
+        )
+        return CachedBody(body=body, etag=etag, last_modified=snapshot["updated_at"], encoding=encoding)
 
 
 DETAIL_RENDERING = "api-detail"
@@ -308,8 +325,7 @@ def market_as_of_entry(view: CachedReadApiView, request: Request, *, slug: str, 
         updated_at=market["updated_at"],
     )
     entry: AsOfMarketEntry = {**rendered, "market": market, "maker": maker}
-    as_of_cache(key, entry)
-    return entry
+    return as_of_cache(key, entry, request)
 
 
 @functools.cache

@@ -27,12 +27,14 @@ from config.core.api import (
     CachedBody,
     TradeThrottle,
     UserReadThrottle,
+    body_for,
     bytes_etag,
     paginated_response,
     paginated_schema,
     rendered_response,
 )
 from config.core.cached_reads import CachedReadApiView
+from config.core.encodings import gzipped
 from config.core.numbers import AsciiDecimalApiField
 from markets import cache as price_cache
 from markets.apis.as_of import AS_OF_PARAMETER, as_of_parsed
@@ -136,7 +138,7 @@ def _bound_fields(serializer_class: type[TradeRequestSerializer]) -> Any:
 # the same bytes. Both are bounded (emptied when full); a query string longer than this is never remembered.
 QUOTE_MEMO_SIZE = 1024
 QUOTE_MEMO_QUERY = 512
-_quote_bodies: dict[tuple[str, str, TradeRequest], tuple[bytes, str]] = {}
+_quote_bodies: dict[tuple[str, str, TradeRequest], tuple[bytes, str, bytes | None]] = {}
 
 
 @functools.lru_cache(maxsize=QUOTE_MEMO_SIZE)
@@ -197,8 +199,8 @@ class MarketQuoteApi(CachedReadApiView):
                 return hit.response(request)
             snapshot = snapshot_or_404(slug)
             market, state, updated_at, now = snapshot["market"], snapshot["state"], snapshot["updated_at"], None
-        body, etag = self._quote(slug, market, state, trade_request, moment=now)
-        return rendered_response(request, body, etag=etag, last_modified=updated_at)
+        body, etag, encoding = body_for(request, *self._quote(slug, market, state, trade_request, moment=now))
+        return rendered_response(request, body, etag=etag, last_modified=updated_at, encoding=encoding)
 
     @classmethod
     def cached_read_keys(cls, request: HttpRequest, **kwargs: Any) -> list[str] | None:
@@ -218,8 +220,10 @@ class MarketQuoteApi(CachedReadApiView):
         if snapshot is None:
             return None
         trade_request = kwargs.get("trade_request") or _quote_request(request.META.get("QUERY_STRING", ""))
-        body, etag = cls._quote(kwargs["slug"], snapshot["market"], snapshot["state"], trade_request, moment=None)
-        return CachedBody(body=body, etag=etag, last_modified=snapshot["updated_at"])
+        body, etag, encoding = body_for(
+            request, *cls._quote(kwargs["slug"], snapshot["market"], snapshot["state"], trade_request, moment=None)
+        )
+        return CachedBody(body=body, etag=etag, last_modified=snapshot["updated_at"], encoding=encoding)
 
     @classmethod
     def _quote(
@@ -230,9 +234,9 @@ class MarketQuoteApi(CachedReadApiView):
         trade_request: TradeRequest,
         *,
         moment: datetime | None,
-    ) -> tuple[bytes, str]:
-        """The quote's body and ETag; raises MarketHalted or MarketClosed when the market is not (was not, at
-        `moment`) open for trading."""
+    ) -> tuple[bytes, str, bytes | None]:
+        """The quote's body, ETag and gzip bytes (None where compressing does not pay); raises MarketHalted or
+        MarketClosed when the market is not (was not, at `moment`) open for trading."""
         when = "was" if moment is not None else "is"
         if market["halted"] and market["status"] == Market.Status.OPEN:
             raise MarketHalted(f"Trading on this market {when} halted: {market['halt_reason']}")
@@ -251,7 +255,7 @@ class MarketQuoteApi(CachedReadApiView):
         return remembered
 
     @classmethod
-    def _render(cls, slug: str, state: MakerState, trade_request: TradeRequest) -> tuple[bytes, str]:
+    def _render(cls, slug: str, state: MakerState, trade_request: TradeRequest) -> tuple[bytes, str, bytes | None]:
         # Priced from the cached maker state with the same function market_quote and trade_execute use.
         quote = price_trade(request=trade_request, liquidity=state["liquidity"], outcomes=state_outcomes(state))
         codes = [outcome["code"] for outcome in state["outcomes"]]
@@ -267,9 +271,10 @@ class MarketQuoteApi(CachedReadApiView):
                 "probabilities_after": by_code(codes, quote.probabilities_after),
             }
         ).data
-        # Rendered once: the ETag is the hash of the bytes sent.
+        # Rendered once: the ETag is the hash of the identity bytes. A quote of a few outcomes is too small to
+        # compress (config.core.encodings.GZIP_MIN_BYTES); one of many may not be.
         body = JSONRenderer().render(data)
-        return body, bytes_etag(body)
+        return body, bytes_etag(body), gzipped(body)
 
 
 class PositionSerializer(serializers.Serializer):

@@ -18,6 +18,8 @@ from forecastle_client import Client, InsufficientScope, InvalidInput, NotFound,
 from accounts.models import Account, Scope
 from accounts.services import api_key_create
 from markets.models import Trade
+from markets.services import trade_execute
+from markets.trade_request import TradeRequest
 from tests.redis_namespace import namespace_delete
 from tests.stream_server import front_stack, stream_key
 
@@ -216,6 +218,41 @@ def test_limit_orders_rest_in_the_book_replay_under_their_key_and_cancel(server,
         assert client.order_book("client-orders") == []
         assert client.me().balance == balance
         assert [order.status for order in client.orders(market="client-orders")] == ["cancelled"]
+
+
+class RecordingTransport(httpx.HTTPTransport):
+    """Keeps every response, as the server sent it (its headers; httpx decodes the body for the client)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.responses: list[httpx.Response] = []
+
+    def handle_request(self, request: httpx.Request) -> httpx.Response:
+        response = super().handle_request(request)
+        self.responses.append(response)
+        return response
+
+
+def test_the_client_takes_cached_reads_in_gzip_and_reads_them_as_before(server, make_market, make_user):
+    markets = [make_market(f"client-gzip-{index}", outcomes=6) for index in range(4)]
+    trader = make_user("gzip-trader")
+    for market in markets:
+        trade_execute(user=trader, market=market, request=TradeRequest(outcome="O1", side="buy", amount=Decimal(5)))
+    transport = RecordingTransport()
+    with Client(server, transport=transport) as client:
+        for _time in range(2):  # rendered, then the stored bytes
+            listed = list(client.markets(status="open"))
+            history = client.history("client-gzip-0")
+        market = client.market("client-gzip-0")
+    assert {row.slug for row in listed} == {market.slug for market in markets}
+    assert history.outcome("O1").points[0].probability == pytest.approx(1 / 6)
+    assert market.probabilities == {row.slug: row for row in listed}["client-gzip-0"].probabilities
+    # Six outcomes make every one of these bodies larger than config.core.encodings.GZIP_MIN_BYTES.
+    assert [(response.url.path, response.headers.get("Content-Encoding")) for response in transport.responses] == [
+        ("/api/v1/markets/", "gzip"),
+        ("/api/v1/markets/client-gzip-0/history/", "gzip"),
+    ] * 2 + [("/api/v1/markets/client-gzip-0/", "gzip")]
+    assert all("Accept-Encoding" in response.headers["Vary"] for response in transport.responses)
 
 
 def test_the_package_builds_as_pip_installs_it(tmp_path):
