@@ -115,6 +115,7 @@ class SseClient:
     """Opens the stream and reads its events (comments are kept apart, as `comments`)."""
 
     def __init__(self, port: int, path: str, *, last_event_id: str | None = None, timeout: float = 20) -> None:
+        self.timeout = timeout
         self.connection = http.client.HTTPConnection("127.0.0.1", port, timeout=timeout)
         headers = {"Accept": "text/event-stream"}
         if last_event_id is not None:
@@ -128,11 +129,20 @@ class SseClient:
     def json(self) -> Any:
         return json.loads(self.response.read())
 
-    def next_event(self) -> Event:
-        """The next event; raises TimeoutError (socket timeout) if none comes."""
+    def next_event(self, *, timeout: float | None = None) -> Event:
+        """The next event; raises TimeoutError if none has come within `timeout` seconds (the client's own timeout
+        unless told otherwise). The socket's timeout alone would never fire on a stream that stays open: its
+        heartbeat comments keep arriving, so a missing event would hang the test instead of failing it."""
+        wait = self.timeout if timeout is None else timeout
+        deadline = time.monotonic() + wait
         fields: dict[str, str] = {}
         data: list[str] = []
         while True:
+            if time.monotonic() > deadline:
+                raise TimeoutError(
+                    f"no event within {wait:g}s (only {len(self.comments)} comments so far, the last "
+                    f"{self.comments[-3:]}; a partial event: {fields} {data})"
+                )
             raw = self.response.readline()
             if not raw:
                 raise EOFError("the stream ended")

@@ -395,6 +395,15 @@ def test_a_quiet_stream_sends_heartbeat_comments(server, market):
     stream.close()
 
 
+def test_waiting_for_an_event_that_never_comes_fails_despite_the_heartbeats(server, market):
+    """The test client's own guard: heartbeats keep the socket busy, so only an overall deadline ends the wait."""
+    stream = subscribed(server, f"/api/v1/stream/?markets={market.slug}")
+    with pytest.raises(TimeoutError, match="no event within 3s"):
+        stream.next_event(timeout=3)
+    assert "heartbeat" in stream.comments
+    stream.close()
+
+
 def test_more_streams_than_an_address_may_open_is_a_429_and_a_closed_one_frees_its_slot(settings, market):
     key = stream_key()
     settings.FORECASTLE_STREAM_KEY = key
