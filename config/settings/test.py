@@ -32,7 +32,12 @@ DATABASES["replica"] = {**DATABASES["default"], "TEST": {"MIRROR": "default"}}
 # (FORECASTLE_TEST_DB differs): cache keys carry it as their prefix (and the cache's clear() deletes only
 # those), Celery's broker keys and queues carry it as kombu's global key prefix, and tests empty the broker
 # by deleting that prefix's keys, never the database.
+# pytest-xdist's workers share the run's FORECASTLE_TEST_DB but not its Redis namespace: each worker's broker
+# queue, flushes, stream and counters are its own (a worker's flush would drop the other's queued tasks, and its
+# Celery worker would run them against the wrong database). The processes a test starts inherit the variable.
 TEST_REDIS_NAMESPACE = "forecastle-test" + os.environ.get("FORECASTLE_TEST_DB", "")
+if os.environ.get("PYTEST_XDIST_WORKER"):
+    TEST_REDIS_NAMESPACE += "-" + os.environ["PYTEST_XDIST_WORKER"]
 CACHES["default"]["BACKEND"] = "tests.redis_namespace.NamespacedRedisCache"
 CACHES["default"]["KEY_PREFIX"] = TEST_REDIS_NAMESPACE
 CELERY_BROKER_TRANSPORT_OPTIONS = {**CELERY_BROKER_TRANSPORT_OPTIONS, "global_keyprefix": f"{TEST_REDIS_NAMESPACE}:"}
