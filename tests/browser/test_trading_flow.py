@@ -8,7 +8,7 @@ from playwright.sync_api import expect
 
 from accounts.models import Account, User
 from markets.models import Position
-from tests.browser.site import seed_markets
+from tests.browser.site import seed_markets, settled
 
 pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
 
@@ -44,6 +44,8 @@ def test_signup_trade_by_amount_and_forecast_sell_and_overspend(make_user, make_
     screenshot("04-after-amount-trade")
     user = User.objects.get(username="newcomer")
     assert Account.objects.get(user=user).balance < Decimal("1000")
+    # The trade swapped in a new panel: type only once htmx has wired up its preview.
+    settled(page)
 
     # Buy by forecast: "I think 80%" moves the price to 80%.
     page.get_by_label("Trade by").select_option("probability")
@@ -55,6 +57,7 @@ def test_signup_trade_by_amount_and_forecast_sell_and_overspend(make_user, make_
     expect(page.locator("#live-region .outcome-prob[data-outcome=YES]")).to_have_text("80.0%")
     screenshot("06-after-forecast-trade")
     held = Position.objects.get(user=user, outcome__code="YES").shares
+    settled(page)
 
     # Sell part of the position by shares.
     page.locator(".side-choice label", has_text="Sell").click()
@@ -65,6 +68,7 @@ def test_signup_trade_by_amount_and_forecast_sell_and_overspend(make_user, make_
     expect(page.locator(".flash-success")).to_contain_text("Sold 20.00 Yes shares")
     assert Position.objects.get(user=user, outcome__code="YES").shares == held - 20
     screenshot("07-after-sell")
+    settled(page)
 
     # Spending more than the balance: a clear error next to the form, nothing traded.
     balance_before = Account.objects.get(user=user).balance
