@@ -16,10 +16,11 @@ import time
 import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import redis
 from django.conf import settings
 
 from tests.celery_worker import test_database_url
@@ -44,12 +45,32 @@ class StreamServer:
     port: int
     process: subprocess.Popen[bytes]
     log: Path
+    clients: list["SseClient"] = field(default_factory=list)
 
     def output(self) -> str:
         return self.log.read_text(errors="replace")
 
     def connect(self, path: str = "/api/v1/stream/", *, last_event_id: str | None = None) -> "SseClient":
-        return SseClient(self.port, path, last_event_id=last_event_id)
+        client = SseClient(self.port, path, last_event_id=last_event_id)
+        self.clients.append(client)
+        return client
+
+    def disconnect_all(self, *, timeout: float = 20) -> None:
+        """Closes every stream opened through this server and waits until the server has given back their
+        slots (FORECASTLE_STREAM_CONNECTIONS_PER_ADDRESS): it frees a slot only once it sees the disconnect, so
+        streams a test left open, or closed just before it ended, would still count against the next test."""
+        for client in self.clients:
+            client.close()
+        self.clients.clear()
+        leases = redis.Redis.from_url(settings.REDIS_URL)
+        try:
+            deadline = time.monotonic() + timeout
+            while held := [key for key in leases.scan_iter(match=f"{self.key}:connections:*") if leases.zcard(key)]:
+                if time.monotonic() > deadline:
+                    raise AssertionError(f"the stream server still holds {held} {timeout:g}s after its clients left")
+                time.sleep(0.05)
+        finally:
+            leases.close()
 
 
 @contextmanager
@@ -95,6 +116,8 @@ def stream_server(*, key: str, env: dict[str, str] | None = None) -> Iterator[St
             time.sleep(0.1)
         yield server
     finally:
+        for client in server.clients:
+            client.close()
         process.terminate()
         try:
             process.wait(timeout=15)

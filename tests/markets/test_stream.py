@@ -48,9 +48,11 @@ def module_server(django_db_setup, django_db_blocker):
 
 @pytest.fixture
 def server(module_server, settings):
-    """The module's server, with the services of this test publishing where it reads."""
+    """The module's server, with the services of this test publishing where it reads. Every stream the test
+    opened is closed after it, and its slot given back, so the next test starts with all of them free."""
     settings.FORECASTLE_STREAM_KEY = module_server.key
-    return module_server
+    yield module_server
+    module_server.disconnect_all()
 
 
 @pytest.fixture
