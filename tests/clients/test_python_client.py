@@ -255,6 +255,28 @@ def test_the_client_takes_cached_reads_in_gzip_and_reads_them_as_before(server, 
     assert all("Accept-Encoding" in response.headers["Vary"] for response in transport.responses)
 
 
+def test_an_orders_trades_say_which_order_and_which_is_a_fill(server, make_market, make_user):
+    make_market("client-fills")
+    owner, other = make_user("filled-owner"), make_user("filled-other")
+    _stored, owner_key = api_key_create(user=owner, name="bot", scopes=[Scope.READ, Scope.TRADE])
+    _stored, other_key = api_key_create(user=other, name="bot", scopes=[Scope.READ, Scope.TRADE])
+    with Client(server, token=owner_key) as client, Client(server, token=other_key) as trader:
+        # Above the price (0.5): part trades at once, the rest rests and fills when the other's trade lowers it.
+        placed = client.place_order("client-fills", "YES", side="buy", limit="0.6", size=40)
+        pushed = trader.trade("client-fills", "NO", side="buy", amount=15)
+        assert (pushed.trade.fill, pushed.trade.order) == (False, None)
+        mine = list(client.my_trades(order=placed.order.id))
+        assert [(trade.fill, trade.order) for trade in mine] == [(True, placed.order.id), (False, placed.order.id)]
+        assert mine[1].id == placed.trade_id
+        public = {trade.id: trade for trade in trader.trades("client-fills")}
+        assert (public[mine[0].id].fill, public[mine[0].id].order, public[mine[0].id].username) == (
+            True,
+            placed.order.id,
+            "filled-owner",
+        )
+        assert list(trader.my_trades(order=placed.order.id)) == []
+
+
 def test_the_package_builds_as_pip_installs_it(tmp_path):
     # Offline: the build backend (setuptools) is the virtualenv's own.
     subprocess.run(

@@ -17,6 +17,7 @@ from django.db import connection
 from django.utils import timezone
 from rest_framework.test import APIClient
 
+from accounts.services import user_follow
 from markets.models import LimitOrder, Trade
 from markets.services import markets_reconcile, trade_execute
 from markets.services.orders import OrderRequest, order_place
@@ -142,6 +143,20 @@ def test_the_portfolio_names_the_order_and_the_market_page_marks_the_fill(filled
     portfolio = client.get("/portfolio/").content.decode()
     assert f">Fill of order #{order.pk}</span>" in portfolio
     assert f">Order #{order.pk}</span>" in portfolio
+
+
+def test_the_feed_marks_a_followed_users_fill(filled, make_user, client):
+    ana, _bo, _order, _marketable, fill = filled
+    reader = make_user("reader")
+    user_follow(follower=reader, followed=ana)
+    client.force_login(reader)
+    page = client.get("/").content.decode()
+    assert page.count(">Order fill</span>") == 1
+    feed = key_client(reader).get("/api/v1/me/feed/").json()["results"]
+    assert [(item["trade"]["id"], item["trade"]["fill"]) for item in feed] == [
+        (fill.pk, True),
+        (Trade.objects.get(user=ana, fill=False).pk, False),
+    ]
 
 
 def test_the_admin_lists_and_filters_fills(filled, make_user, client):
