@@ -7,6 +7,7 @@ import pytest
 from django.db.models import F
 from django.utils import timezone
 
+from accounts.models import Account, LedgerTransaction
 from accounts.services import wallet_get
 from markets.errors import (
     IdempotencyConflict,
@@ -168,6 +169,52 @@ def test_two_standing_forecasts_either_side_of_a_price_do_not_trade_back_and_for
     for forecast in (forecast_a, forecast_b):
         forecast.refresh_from_db()
         assert forecast.spent <= forecast.budget
+
+
+def test_one_owners_standing_forecasts_re_armed_by_one_trade_share_its_free_shares_in_order(market, make_user):
+    """Both of one owner's standing forecasts on Yes buy on one outside trade, and both are re-armed together (in
+    one statement): the first (by id) sells every free share, both fills' shares, and the second holds none back
+    twice, as when they were re-armed one after the other."""
+    owner, trader = make_user(), make_user()
+    first = standing_forecast_create(
+        user=owner, market=market, request=standing(belief="0.5", band="1", budget="20")
+    ).forecast
+    second = standing_forecast_create(
+        user=owner, market=market, request=standing(belief="0.49", band="1", budget="20")
+    ).forecast
+    trade_execute(user=trader, market=market, request=trade_request("NO", "buy", amount="60"))
+    bought = Trade.objects.filter(order__standing_forecast__in=[first, second])
+    assert set(bought.values_list("order__standing_forecast", flat=True)) == {first.pk, second.pk}
+    shares = sum(fill.shares for fill in bought)
+    assert open_orders(first)["sell"].remaining == shares
+    assert "sell" not in open_orders(second)
+    assert Position.objects.get(user=owner, outcome__code="YES").reserved_shares == shares
+    for forecast in (first, second):
+        forecast.refresh_from_db()
+        assert forecast.spent == sum(fill.amount for fill in bought.filter(order__standing_forecast=forecast))
+    assert wallet_get(user=owner).balance + reserved(owner) == GRANT - sum(fill.amount for fill in bought)
+    assert markets_reconcile() == []
+
+
+def test_a_buy_side_re_armed_for_the_first_time_opens_its_owners_reserved_account(market, make_user):
+    """A budget spent whole at once rests no buy order and reserves nothing; when its sell side then fills, the buy
+    side re-arms with what the sale brought in, moved to a reserved account its owner never had until then."""
+    owner, trader = make_user(), make_user()
+    forecast = standing_forecast_create(
+        user=owner, market=market, request=standing(belief="0.7", band="3", budget="5")
+    ).forecast
+    assert set(open_orders(forecast)) == {"sell"}
+    assert not Account.objects.filter(key=f"reserved:{owner.pk}").exists()
+    trade_execute(user=trader, market=market, request=trade_request("YES", "buy", amount="150"))
+    sale = Trade.objects.get(order__standing_forecast=forecast, side="sell")
+    forecast.refresh_from_db()
+    assert forecast.spent == Decimal("5") - sale.amount
+    buy = open_orders(forecast)["buy"]
+    assert buy.remaining == buy.reserved_credits == sale.amount
+    assert reserved(owner) == sale.amount
+    reserve = LedgerTransaction.objects.get(reference=f"order:{buy.pk}")
+    assert reserve.kind == LedgerTransaction.Kind.ORDER_RESERVE
+    assert markets_reconcile() == []
 
 
 def test_cancel_ends_both_orders_and_releases_their_reserves(market, make_user):
