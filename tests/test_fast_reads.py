@@ -6,7 +6,7 @@ from datetime import timedelta
 from decimal import Decimal
 
 import pytest
-from django.core.handlers.wsgi import WSGIHandler
+from django.core.handlers.wsgi import WSGIHandler, WSGIRequest
 from django.utils import timezone
 
 from config.core.wsgi import _api_handler, forecastle_wsgi_application
@@ -136,6 +136,22 @@ def test_django_answers_what_a_fast_read_does_not_cover(market, monkeypatch, pat
     monkeypatch.setattr(WSGIHandler, "__call__", recording)
     call(forecastle_wsgi_application(), path, **headers)
     assert handled == [path]
+
+
+def test_a_cached_quote_is_answered_without_building_its_query_dict(market, monkeypatch):
+    """Whether a quote asks `as_of` is remembered per query string, as its parse is: building request.GET on every
+    read was the largest cost a quote had that a market's detail does not (docs/benchmarks.md, item 23)."""
+    application = forecastle_wsgi_application()
+    query = "outcome=YES&side=buy&shares=10"
+    first = call(application, QUOTE, QUERY_STRING=query)  # fills the cache and the memos
+
+    def built(request):
+        raise AssertionError("request.GET built for a cached quote")
+
+    monkeypatch.setattr(WSGIHandler, "__call__", refuse)
+    monkeypatch.setattr(WSGIRequest, "GET", property(built))
+    again = call(application, QUOTE, QUERY_STRING=query)
+    assert (again["status"], again["body"]) == (200, first["body"])
 
 
 def test_a_redirect_to_https_is_left_to_django(market, settings, monkeypatch):

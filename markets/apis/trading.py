@@ -148,6 +148,13 @@ def _quote_request(query_string: str) -> TradeRequest:
     return _quote_request_parsed(QueryDict(query_string))
 
 
+@functools.lru_cache(maxsize=QUOTE_MEMO_SIZE)
+def _asks_as_of(query_string: str) -> bool:
+    """Whether a quote's query string gives `as_of`, worked out once per process and string: building the request's
+    QueryDict (request.GET) for it was a read's largest cost that a market's detail does not have."""
+    return "as_of" in QueryDict(query_string)
+
+
 def _quote_request_parsed(query: QueryDict) -> TradeRequest:
     parsed = MarketQuoteApi.InputSerializer(data=query)
     parsed.is_valid(raise_exception=True)
@@ -206,7 +213,7 @@ class MarketQuoteApi(CachedReadApiView):
     def cached_read_keys(cls, request: HttpRequest, **kwargs: Any) -> list[str] | None:
         # A query that is too long to remember, that does not parse, or that asks as_of a moment: the view's own.
         query_string = request.META.get("QUERY_STRING", "")
-        if len(query_string) > QUOTE_MEMO_QUERY or "as_of" in request.GET:
+        if len(query_string) > QUOTE_MEMO_QUERY or _asks_as_of(query_string):
             return None
         try:
             _quote_request(query_string)
