@@ -8,8 +8,17 @@ Both servers are gunicorn with `--workers 2 --threads 4` on loopback, on the sam
   a row; a read is one Redis GET of bytes rendered beforehand (a copy of Forecastle's market detail body; the
   list and the history, whose bodies are larger, are also compared with a GET of a copy of their own bytes).
 
+The reads are measured as real clients make them, with `Accept-Encoding: gzip, deflate` (what httpx and requests send;
+browsers and curl --compressed send gzip too), sent to both servers: Forecastle answers its cached reads with the gzip
+bytes it stored when it rendered them (bodies of 1 kB or more), while the floor ignores the header and sends its
+identity bytes, as a one-GET floor does. Each read is also measured without the header (the "identity" lines, against
+the floor without it either), so the identity figures stay in the report; the bodies each server sent, and their
+sizes, are printed after the table. wrk does not inflate what it receives: a real client's inflate of a gzip body is
+its own CPU, not measured here.
+
 Load comes from Debian's wrk (installed with apt-get if missing), one thread per connection, in bounded runs;
-bench/wrk/requests.lua sends the POST bodies, the API keys and a unique Idempotency-Key per trade. Each case
+bench/wrk/requests.lua sends the POST bodies, the API keys, any extra headers and a unique Idempotency-Key per
+trade. Each case
 runs once to warm up, then the cases are interleaved (Forecastle, floor, Forecastle, ...) and repeated;
 the figures are medians. CPU per request is the user+system time of the server's processes (gunicorn
 master and workers, from /proc) over the run, divided by the requests served: the app's CPU, without
@@ -24,6 +33,7 @@ violation found by the reconciliations run after it.
 
 import argparse
 import contextlib
+import http.client
 import json
 import os
 import shutil
@@ -71,6 +81,16 @@ CONNECTIONS = 8
 BENCH_RATE = "1000000/min"
 # Reads whose bodies are larger than the detail's, each also compared with a floor that sends a copy of its bytes.
 SIZED_READS = {"list": "/api/v1/markets/", "history": "/api/v1/markets/{slug}/history/"}
+# What httpx and requests send by default; the floor ignores it.
+ACCEPT_GZIP = "Accept-Encoding: gzip, deflate"
+# The cached reads, by case name: (label, path under the read market's slug).
+READS = {
+    "detail": ("market detail", "/api/v1/markets/{slug}/"),
+    "list": ("market list", "/api/v1/markets/"),
+    "quote": ("quote", "/api/v1/markets/{slug}/quote/?outcome=A&side=buy&amount=10"),
+    "history": ("history", "/api/v1/markets/{slug}/history/"),
+}
+FLOOR_READS = {"": "/read/", **{name: f"/read/{name}/" for name in SIZED_READS}}
 TRADE_BODIES = "|".join(
     json.dumps({"outcome": code, "side": "buy", "amount": "1"}, separators=(",", ":")) for code in "ABCD"
 )
@@ -85,6 +105,7 @@ class Case:
     paths: list[str]
     tokens: list[str] = field(default_factory=list)
     bodies: str = ""
+    headers: list[str] = field(default_factory=list)  # "Name: value"
     results: list[dict[str, float]] = field(default_factory=list)
 
     def median(self, key: str) -> float:
@@ -135,6 +156,7 @@ def run_wrk(wrk: str, case: Case, *, port: int, master_pid: int, seconds: int, r
         "BENCH_TOKENS": " ".join(case.tokens),
         "BENCH_BODIES": case.bodies,
         "BENCH_RUN": run_id,
+        "BENCH_HEADERS": "|".join(case.headers),
     }
     command = [
         wrk,
@@ -217,15 +239,12 @@ def report(cases: dict[str, Case], runs: int, seconds: int) -> None:
     row("trade, 1 connection", cases.get("trade_1"), cases.get("floor_trade_1"))
     row("trade, 8 connections (one market)", cases.get("trade_8"), cases.get("floor_trade_8"))
     row("trade, 8 connections, 8 markets", cases.get("trade_8_spread"), None)
-    for name, label in (
-        ("read_detail", "cached read: market detail, 8 conn"),
-        ("read_list", "cached read: market list, 8 conn"),
-        ("read_quote", "cached read: quote, 8 conn"),
-        ("read_history", "cached read: history, 8 conn"),
-    ):
-        row(label, cases[name], cases["floor_read"])
-    for name in SIZED_READS:
-        row(f"  {name} against its own bytes", cases[f"read_{name}"], cases[f"floor_read_{name}"])
+    for suffix, title in (("", "Accept-Encoding: gzip (the floor ignores it)"), ("_identity", "no Accept-Encoding")):
+        print(f"cached reads, {title}:")
+        for name, (label, _path) in READS.items():
+            row(f"cached read: {label}, 8 conn", cases[f"read_{name}{suffix}"], cases[f"floor_read{suffix}"])
+        for name in SIZED_READS:
+            row(f"  {name} against its own bytes", cases[f"read_{name}{suffix}"], cases[f"floor_read_{name}{suffix}"])
     if "trade_8" not in cases:
         return
     hot, spread = cases["trade_8"].median("rps"), cases["trade_8_spread"].median("rps")
@@ -237,7 +256,6 @@ def build_cases(*, keys: list[str], slugs: list[str], read_slug: str, floor_seed
     trades = [f"/api/v1/markets/{slug}/trades/" for slug in slugs]
     books = [f"/trade/{book}/" for book in floor_seed["books"]]
     tokens = floor_seed["tokens"]
-    market = f"/api/v1/markets/{read_slug}/"
     many = CONNECTIONS
     return [
         Case("trade_1", "forecastle", 1, "POST", trades[:1], keys[:1], TRADE_BODIES),
@@ -245,13 +263,41 @@ def build_cases(*, keys: list[str], slugs: list[str], read_slug: str, floor_seed
         Case("trade_8", "forecastle", many, "POST", trades[:1], keys, TRADE_BODIES),
         Case("floor_trade_8", "floor", many, "POST", books[:1], tokens, TRADE_BODIES),
         Case("trade_8_spread", "forecastle", many, "POST", trades, keys, TRADE_BODIES),
-        Case("read_detail", "forecastle", many, "GET", [market]),
-        Case("floor_read", "floor", many, "GET", ["/read/"]),
-        Case("read_list", "forecastle", many, "GET", ["/api/v1/markets/"]),
-        Case("read_quote", "forecastle", many, "GET", [f"{market}quote/?outcome=A&side=buy&amount=10"]),
-        Case("read_history", "forecastle", many, "GET", [f"{market}history/"]),
-        *(Case(f"floor_read_{name}", "floor", many, "GET", [f"/read/{name}/"]) for name in SIZED_READS),
+        *read_cases(read_slug),
     ]
+
+
+def read_cases(read_slug: str) -> list[Case]:
+    """Each cached read and its floors, with Accept-Encoding: gzip sent to both servers and then without it, each
+    pair run back to back, so that the two are measured under the same load."""
+    targets = [(f"read_{name}", "forecastle", path.format(slug=read_slug)) for name, (_label, path) in READS.items()]
+    targets.insert(1, ("floor_read", "floor", FLOOR_READS[""]))
+    targets += [(f"floor_read_{name}", "floor", FLOOR_READS[name]) for name in SIZED_READS]
+    cases = []
+    for name, server, path in targets:
+        cases.append(Case(name, server, CONNECTIONS, "GET", [path], headers=[ACCEPT_GZIP]))
+        cases.append(Case(f"{name}_identity", server, CONNECTIONS, "GET", [path]))
+    return cases
+
+
+def bodies_served(*, port: int, floor_port: int, read_slug: str) -> list[str]:
+    """One line per read and server: the body's size as sent with and without Accept-Encoding: gzip."""
+    lines = []
+    targets = [(f"Forecastle {name}", port, path.format(slug=read_slug)) for name, (_label, path) in READS.items()]
+    targets += [(f"floor {name or 'detail'}", floor_port, path) for name, path in FLOOR_READS.items()]
+    for label, server_port, path in targets:
+        sizes = []
+        for headers in ({"Accept-Encoding": ACCEPT_GZIP.split(": ", 1)[1]}, {}):
+            connection = http.client.HTTPConnection("127.0.0.1", server_port, timeout=30)
+            try:
+                connection.request("GET", path, headers=headers)
+                response = connection.getresponse()
+                coding = response.getheader("Content-Encoding") or "identity"
+                sizes.append(f"{len(response.read()):>6} B {coding:<8}")
+            finally:
+                connection.close()
+        lines.append(f"  {label:<22} with gzip accepted: {sizes[0]}  without: {sizes[1]}")
+    return lines
 
 
 def measure(wrk: str, cases: list[Case], servers: dict[str, tuple[int, int]], *, runs: int, seconds: int) -> int:
@@ -359,7 +405,10 @@ def main() -> int:
                     cases = [case for case in cases if case.name.startswith(("read_", "floor_read"))]
                 servers = {"forecastle": (port, app), "floor": (floor_port, floor)}
                 errors = measure(wrk, cases, servers, runs=runs, seconds=seconds)
+                bodies = bodies_served(port=port, floor_port=floor_port, read_slug=read_slug)
         report({case.name: case for case in cases}, runs, seconds)
+        print("bodies served (bytes on the wire, and their content coding):")
+        print("\n".join(bodies))
         violations = markets_reconcile()  # the ledger's invariants and the markets'
         print(f"errors (non-2xx answers and socket errors): {errors}")
         print(f"invariant violations after the run (markets and ledger reconciliation): {len(violations)}")

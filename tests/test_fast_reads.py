@@ -140,7 +140,7 @@ def test_django_answers_what_a_fast_read_does_not_cover(market, monkeypatch, pat
 
 def test_a_cached_quote_is_answered_without_building_its_query_dict(market, monkeypatch):
     """Whether a quote asks `as_of` is remembered per query string, as its parse is: building request.GET on every
-    read was the largest cost a quote had that a market's detail does not (docs/benchmarks.md, item 23)."""
+    read was the largest cost a quote had that a market's detail does not (docs/benchmarks.md, item 24)."""
     application = forecastle_wsgi_application()
     query = "outcome=YES&side=buy&shares=10"
     first = call(application, QUOTE, QUERY_STRING=query)  # fills the cache and the memos

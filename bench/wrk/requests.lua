@@ -4,6 +4,7 @@
 --   BENCH_TOKENS   space-separated API tokens; thread i authenticates with token i (none: anonymous)
 --   BENCH_BODIES   "|"-separated JSON bodies, sent in turn (POST)
 --   BENCH_RUN      a run id: each POST carries a unique Idempotency-Key "<run>-<thread>-<n>"
+--   BENCH_HEADERS  "|"-separated "Name: value" headers sent with every request (e.g. "Accept-Encoding: gzip")
 -- Run with as many threads as connections (-t N -c N), so that each connection is one thread.
 -- done() prints one line "BENCH_JSON {...}" that bench/http.py reads.
 
@@ -38,6 +39,10 @@ function init(args)
   end
   if #bodies > 0 then
     headers["Content-Type"] = "application/json"
+  end
+  for _, header in ipairs(split(os.getenv("BENCH_HEADERS"), "|")) do
+    local name, value = string.match(header, "^([^:]+):%s*(.*)$")
+    headers[name] = value
   end
   sent = 0
   non2xx = 0

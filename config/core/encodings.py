@@ -14,7 +14,7 @@ import re
 
 GZIP = "gzip"
 # Smaller bodies are sent as they are: a response this small fits in one TCP segment with its headers either way,
-# so compressing it saves no packet, and costs the client an inflate (docs/benchmarks.md, item 22).
+# so compressing it saves no packet, and costs the client an inflate (docs/benchmarks.md, item 23).
 GZIP_MIN_BYTES = 1024
 # zlib's default and Django's GZipMiddleware's: within a few percent of 9's size on API JSON, at half its CPU.
 GZIP_LEVEL = 6
