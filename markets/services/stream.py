@@ -74,7 +74,8 @@ def _probabilities(codes: list[str], values: list[float]) -> dict[str, float]:
 
 def trade_event_data(trade: Trade, codes: list[str], *, username: str, fill: bool) -> dict[str, Any]:
     """A trade as the public trade list shows it (markets.apis.common.TradeOutputSerializer), and whether it was
-    the fill of a resting limit order (by a trade of someone else's) rather than a trade its owner placed."""
+    the fill of a resting limit order (by a trade of someone else's) rather than a trade its owner placed, and the
+    limit order it executed (its fill, or its marketable part), if any."""
     return {
         "id": trade.pk,
         "market": trade.market.slug,
@@ -90,6 +91,7 @@ def trade_event_data(trade: Trade, codes: list[str], *, username: str, fill: boo
         # A trade is published as it commits; voiding comes later, after the answer is known.
         "voided_at": None,
         "fill": fill,
+        "order": trade.order_id,
     }
 
 

@@ -485,5 +485,6 @@ def test_trade_events_carry_no_more_identity_than_the_public_trade_list(server, 
         "created_at",
         "voided_at",
         "fill",
+        "order",
     }
     stream.close()
