@@ -29,6 +29,7 @@ violation found by the reconciliations run after it.
     python -m bench.http --runs 3 --seconds 5       # alone (DATABASE_URL and REDIS_URL set)
     python -m bench.http --quick                    # a smoke run: 1 repeat of 1 s per case
     python -m bench.http --reads                    # the cached reads and their floors only
+    python -m bench.http --trades                   # the trades and their floors only
 """
 
 import argparse
@@ -242,9 +243,13 @@ def report(cases: dict[str, Case], runs: int, seconds: int) -> None:
     for suffix, title in (("", "Accept-Encoding: gzip (the floor ignores it)"), ("_identity", "no Accept-Encoding")):
         print(f"cached reads, {title}:")
         for name, (label, _path) in READS.items():
-            row(f"cached read: {label}, 8 conn", cases[f"read_{name}{suffix}"], cases[f"floor_read{suffix}"])
+            row(f"cached read: {label}, 8 conn", cases.get(f"read_{name}{suffix}"), cases.get(f"floor_read{suffix}"))
         for name in SIZED_READS:
-            row(f"  {name} against its own bytes", cases[f"read_{name}{suffix}"], cases[f"floor_read_{name}{suffix}"])
+            row(
+                f"  {name} against its own bytes",
+                cases.get(f"read_{name}{suffix}"),
+                cases.get(f"floor_read_{name}{suffix}"),
+            )
     if "trade_8" not in cases:
         return
     hot, spread = cases["trade_8"].median("rps"), cases["trade_8_spread"].median("rps")
@@ -353,6 +358,7 @@ def main() -> int:
     parser.add_argument("--seconds", type=int, default=5, help="length of one run of one case")
     parser.add_argument("--quick", action="store_true", help="a smoke run: 1 repeat of 1 s")
     parser.add_argument("--reads", action="store_true", help="only the cached reads and their floors (no trades)")
+    parser.add_argument("--trades", action="store_true", help="only the trades and their floors (no reads)")
     parser.add_argument("--port", type=int, default=0, help="Forecastle's port (default: a free one)")
     parser.add_argument("--floor-port", type=int, default=0, help="the floor's port (default: a free one)")
     options = parser.parse_args()
@@ -403,6 +409,8 @@ def main() -> int:
                 cases = build_cases(keys=keys, slugs=slugs, read_slug=read_slug, floor_seed=floor_seed)
                 if options.reads:
                     cases = [case for case in cases if case.name.startswith(("read_", "floor_read"))]
+                if options.trades:
+                    cases = [case for case in cases if case.name.startswith(("trade_", "floor_trade"))]
                 servers = {"forecastle": (port, app), "floor": (floor_port, floor)}
                 errors = measure(wrk, cases, servers, runs=runs, seconds=seconds)
                 bodies = bodies_served(port=port, floor_port=floor_port, read_slug=read_slug)
