@@ -10,24 +10,21 @@ class MarketsConfig(AppConfig):
         from markets.hooks import on_market_settled
         from markets.metrics import SettlementAndReconciliationState
         from markets.services import market_change_callbacks
+        from markets.services.announce import market_change_announce, market_changes_announce
         from markets.services.changes import market_change_batches
         from markets.services.fills import fill_callbacks
-        from markets.services.price_cache import prices_refresh, prices_refresh_many
         from markets.services.standing import standing_fills_rearm
-        from markets.services.stream import stream_publish
         from markets.tasks import market_resolved_notify_enqueue
 
         # /metrics reports the settlement backlog and the last reconciliation, read when it is scraped.
         scrape_collector_register(SettlementAndReconciliationState())
 
-        # Keep cached prices fresh: rebuild the market's snapshot after each change commits.
-        if prices_refresh not in market_change_callbacks:
-            market_change_callbacks.append(prices_refresh)
+        # After each change commits, keep cached prices fresh (rebuild the market's snapshot) and publish the change's
+        # events to the live stream (price, trade, status): after trades, both in one Redis round trip.
+        if market_change_announce not in market_change_callbacks:
+            market_change_callbacks.append(market_change_announce)
         # Many markets changed together (proposals finalized at once): their snapshots rebuilt in a few queries.
-        market_change_batches[prices_refresh] = prices_refresh_many
-        # Publish each change's events to the live stream (price, trade, status), after it commits.
-        if stream_publish not in market_change_callbacks:
-            market_change_callbacks.append(stream_publish)
+        market_change_batches[market_change_announce] = market_changes_announce
 
         # Every snapshot carries the detail API's body, rendered once when it is stored, whichever process
         # stores it (the web tier, a Celery task, a management command): a cached detail read sends those bytes.

@@ -22,6 +22,7 @@ from config.core.cache import UNREACHABLE, cache_add, cache_delete, cache_get, c
 from config.core.cache import cache_set as cache_store
 from config.core.cache import cache_set_many as cache_store_many
 from config.core.encodings import GZIP, accepts_gzip, gzip_etag, gzipped
+from config.core.redis_scripts import ScriptCall, redis_commands_run, script_sha
 
 # The price cache's own functions, and the shared reads and deletes it re-exports for the price readers.
 __all__ = [
@@ -194,11 +195,45 @@ else
 end
 return 1
 """
-_store_script: list[Any] = []  # the registered script (redis.commands.core.Script), made on first use
+STORE_SCRIPT_SHA = script_sha(_STORE_SCRIPT)
 
 
 def snapshot_version_key(key: str) -> str:
     return key + ":version"
+
+
+def redis_cache() -> tuple[RedisCache, Any] | None:
+    """The cache's Redis backend and its client for writes (so the cache's location, key prefix and timeouts
+    apply), or None when the cache is not Redis (the DummyCache of some tests)."""
+    backend = caches["default"]
+    if not isinstance(backend, RedisCache):
+        return None
+    return backend, backend._cache.get_client(write=True)  # type: ignore[attr-defined]
+
+
+def snapshot_store_call(
+    backend: RedisCache, key: str, snapshot: "MarketSnapshot", *, newer_only: bool = False
+) -> ScriptCall:
+    """The script run that snapshot_store sends, for a caller that sends it with other commands in one round trip
+    (markets.services.announce)."""
+    return ScriptCall(
+        text=_STORE_SCRIPT,
+        sha=STORE_SCRIPT_SHA,
+        keys=[
+            backend.make_key(key),
+            backend.make_key(LIST_GENERATION_KEY),
+            backend.make_key(snapshot_version_key(key)),
+        ],
+        # The cache's own serializer, so `cache.get` reads the snapshot as if `cache.set` stored it.
+        args=[
+            backend._cache._serializer.dumps(snapshot),  # type: ignore[attr-defined]
+            ttl(),
+            time.time_ns(),
+            GENERATION_SECONDS,
+            snapshot["version"],
+            "newer" if newer_only else "always",
+        ],
+    )
 
 
 def snapshot_store(key: str, snapshot: "MarketSnapshot", *, newer_only: bool = False) -> None:
@@ -207,32 +242,16 @@ def snapshot_store(key: str, snapshot: "MarketSnapshot", *, newer_only: bool = F
     of its version or a newer one is stored: a late callback must not undo a later trade, nor a close or a proposal
     stored at the same version. A snapshot read from the database is the truth when read, so it is always stored
     (a later trade's callback that finds it older than the trade it followed rebuilds from the database)."""
-    backend = caches["default"]
-    if not isinstance(backend, RedisCache):
+    redis = redis_cache()
+    if redis is None:
         cache_set(key, snapshot)
         list_generation_bump()
         return
+    backend, client = redis
     try:
-        # The cache's own client and serializer, so `cache.get` reads the snapshot as if `cache.set` stored it.
-        client = backend._cache.get_client(write=True)  # type: ignore[attr-defined]
-        if not _store_script:
-            _store_script.append(client.register_script(_STORE_SCRIPT))
-        _store_script[0](
-            keys=[
-                backend.make_key(key),
-                backend.make_key(LIST_GENERATION_KEY),
-                backend.make_key(snapshot_version_key(key)),
-            ],
-            args=[
-                backend._cache._serializer.dumps(snapshot),  # type: ignore[attr-defined]
-                ttl(),
-                time.time_ns(),
-                GENERATION_SECONDS,
-                snapshot["version"],
-                "newer" if newer_only else "always",
-            ],
-            client=client,
-        )
+        (reply,) = redis_commands_run(client, [snapshot_store_call(backend, key, snapshot, newer_only=newer_only)])
+        if isinstance(reply, Exception):
+            raise reply
     except UNREACHABLE:
         cache_unreachable("write of a market snapshot and invalidation of the cached market lists")
 

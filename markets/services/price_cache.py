@@ -8,6 +8,7 @@ import logging
 from markets import cache as price_cache
 from markets.selectors.prices import market_snapshot_build, market_snapshot_from, market_snapshots_build
 from markets.services.changes import TradeChange
+from markets.snapshot import MarketSnapshot
 
 logger = logging.getLogger(__name__)
 
@@ -21,15 +22,26 @@ def prices_refresh(market_id: int, change: TradeChange | None = None) -> None:
     failure here would turn a successful trade into an error response. After trades, a snapshot that cannot be
     built is deleted instead; after any change, cached market lists start a new generation.
     """
-    built_from_trades = False
+    snapshot = prices_snapshot(market_id, change)
+    if snapshot is not None:
+        key = price_cache.snapshot_key(snapshot["market"]["slug"])
+        price_cache.snapshot_store(key, snapshot, newer_only=change is not None)
+    else:
+        price_cache.list_generation_bump()
+
+
+def prices_snapshot(market_id: int, change: TradeChange | None) -> MarketSnapshot | None:
+    """The market's new snapshot, rendered, to store as prices_refresh does (stored only if newer when `change` is
+    given); None when it could not be built (logged; the stale one deleted where its key is known: store nothing,
+    start a new list generation) or the market has none. Never raises."""
     try:
-        snapshot = None
-        if change is not None:
+        if change is None:
+            snapshot = market_snapshot_build(market_id=market_id)
+        else:
             # The trades' rows hold the whole snapshot: the market as the last write moved it (volume, trader count)
             # and its outcomes. It passed trading_check under the lock, so the market was open, and an open market has
             # no resolution and no live proposal (proposing or resolving closes it, under the same lock). Stored only
             # if newer than the stored one: hot-market callbacks run in any order after their commits.
-            built_from_trades = True
             snapshot = market_snapshot_from(
                 market=change.market,
                 outcomes=change.outcomes,
@@ -39,22 +51,14 @@ def prices_refresh(market_id: int, change: TradeChange | None = None) -> None:
                 resolution=None,
                 proposal=None,
             )
-        else:
-            snapshot = market_snapshot_build(market_id=market_id)
-        if snapshot is not None:
-            snapshot = price_cache.snapshot_rendered(snapshot)
+        return None if snapshot is None else price_cache.snapshot_rendered(snapshot)
     except Exception:
         logger.exception("Could not rebuild the price snapshot of market %s", market_id)
         # A stale snapshot must not outlive the change: drop it where its key is known, and start a
         # new list generation either way; readers then go to the database.
         if change is not None:
             price_cache.cache_delete(price_cache.snapshot_key(change.market.slug))
-        snapshot = None
-    if snapshot is not None:
-        key = price_cache.snapshot_key(snapshot["market"]["slug"])
-        price_cache.snapshot_store(key, snapshot, newer_only=built_from_trades)
-    else:
-        price_cache.list_generation_bump()
+        return None
 
 
 def prices_refresh_many(market_ids: list[int]) -> None:

@@ -27,6 +27,7 @@ from django.utils import timezone
 
 from accounts.models import User
 from config.core.cache import UNREACHABLE
+from config.core.redis_scripts import ScriptCall, redis_commands_run
 from markets.models import Market, Outcome, PricePoint, Proposal, Trade
 from markets.services.changes import TradeChange
 from markets.stream.events import (
@@ -112,32 +113,45 @@ def stream_publish(market_id: int, change: TradeChange | None = None) -> None:
     callback it runs after the commit, so it never raises: with Redis unreachable the events are lost
     (logged), and clients read the current state when they reconnect."""
     try:
-        arguments = _change_arguments(market_id, change)
-        if arguments is None:
+        call = stream_publish_call(market_id, change)
+        if call is None:
             return
-        _publish(
-            [stream_key(), state_key(market_id), trimmed_key()],
-            [
-                settings.FORECASTLE_STREAM_MAX_EVENTS,
-                settings.FORECASTLE_STREAM_RETENTION_SECONDS * 1000,
-                STATE_SECONDS,
-                *arguments,
-            ],
-        )
+        (reply,) = redis_commands_run(stream_redis(), [call])
+        if isinstance(reply, Exception):
+            raise reply
     except UNREACHABLE:
-        logger.warning("Stream unreachable: the events of a change to market %s are not published", market_id)
+        stream_unreachable(market_id)
     except Exception:
-        logger.exception("Could not publish the events of a change to market %s", market_id)
+        stream_failed(market_id)
 
 
-def _publish(keys: list[str], arguments: list[str | int]) -> None:
-    """Runs PUBLISH_SCRIPT by its SHA1; a Redis that does not have it yet (started, restarted, flushed) answers
-    NOSCRIPT, and the script is sent in full once (EVAL caches it there for the next change)."""
-    client = stream_redis()
-    try:
-        client.evalsha(PUBLISH_SCRIPT_SHA, len(keys), *keys, *arguments)
-    except redis.exceptions.NoScriptError:
-        client.eval(PUBLISH_SCRIPT, len(keys), *keys, *arguments)
+def stream_unreachable(market_id: int) -> None:
+    logger.warning("Stream unreachable: the events of a change to market %s are not published", market_id)
+
+
+def stream_failed(market_id: int) -> None:
+    logger.exception("Could not publish the events of a change to market %s", market_id)
+
+
+def stream_publish_call(market_id: int, change: TradeChange | None = None) -> ScriptCall | None:
+    """The run of PUBLISH_SCRIPT that publishes what the change did (None when there is nothing to publish), for
+    stream_publish or for a caller that sends it with other commands in one round trip (markets.services.announce).
+    It runs by its SHA1; a Redis that does not have it yet (started, restarted, flushed) answers NOSCRIPT, and the
+    script is sent in full once (EVAL caches it there for the next change): config.core.redis_scripts."""
+    arguments = _change_arguments(market_id, change)
+    if arguments is None:
+        return None
+    return ScriptCall(
+        text=PUBLISH_SCRIPT,
+        sha=PUBLISH_SCRIPT_SHA,
+        keys=[stream_key(), state_key(market_id), trimmed_key()],
+        args=[
+            settings.FORECASTLE_STREAM_MAX_EVENTS,
+            settings.FORECASTLE_STREAM_RETENTION_SECONDS * 1000,
+            STATE_SECONDS,
+            *arguments,
+        ],
+    )
 
 
 def _change_arguments(market_id: int, change: TradeChange | None) -> list[str | int] | None:

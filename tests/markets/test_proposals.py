@@ -16,7 +16,7 @@ from accounts.money import ZERO
 from markets.errors import InvalidInput, MarketStateError
 from markets.models import Market, Proposal, Resolution
 from markets.services import market_resolve, market_settle, markets_reconcile, proposal_create, proposals_finalize_due
-from markets.services.price_cache import prices_refresh_many
+from markets.services.announce import market_changes_announce
 from tests.markets.settlement_helpers import balances, buy, expected_payouts
 
 pytestmark = pytest.mark.django_db
@@ -296,11 +296,15 @@ def test_finalizing_many_proposals_announces_them_together(
     )
     with django_capture_on_commit_callbacks() as callbacks:
         assert proposals_finalize_due(now=max(p.challenge_until for p in proposals)) == 6
-    prices_batches = [c for c in callbacks if getattr(c, "func", None) is prices_refresh_many]
+    prices_batches = [c for c in callbacks if getattr(c, "func", None) is market_changes_announce]
     assert len(prices_batches) == 1
+    # The batch also publishes each market's events (a read of the market each): counted apart.
+    published: list[int] = []
+    monkeypatch.setattr("markets.services.announce.stream_publish", published.append)
     with CaptureQueriesContext(connection) as queries:
         prices_batches[0]()
     assert len(queries.captured_queries) <= 5  # markets, outcomes, resolutions, proposals
+    assert sorted(published) == sorted(market.pk for market in markets)
     for callback in callbacks:
         if callback is not prices_batches[0]:
             callback()

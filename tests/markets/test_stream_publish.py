@@ -39,21 +39,23 @@ def test_the_sha_the_publisher_sends_is_the_scripts(key):
         client.close()
 
 
-def test_a_redis_without_the_script_is_sent_it_in_full(key, make_market, monkeypatch):
+def test_a_redis_without_the_script_is_sent_it_in_full(key, make_market, monkeypatch, redis_writes):
     market = make_market("published")
     # A SHA no Redis holds: EVALSHA answers NOSCRIPT, as a restarted or flushed Redis would.
     monkeypatch.setattr(stream_service, "PUBLISH_SCRIPT_SHA", "0" * 40)
+    stream_service.stream_redis().ping()  # connected
+    redis_writes.clear()
     stream_publish(market.pk)
+    assert redis_writes == [["EVALSHA"], ["EVAL"]]
     assert kinds(key) == ["price", "status"]
 
 
-def test_a_publish_runs_the_loaded_script_by_its_sha(key, make_market, monkeypatch):
+def test_a_publish_runs_the_loaded_script_by_its_sha(key, make_market, redis_writes):
     market = make_market("published")
     redis.Redis.from_url(settings.REDIS_URL).script_load(PUBLISH_SCRIPT)
-
-    def no_eval(*_arguments, **_options):
-        raise AssertionError("the script was sent in full although Redis holds it")
-
-    monkeypatch.setattr(redis.Redis, "eval", no_eval)
+    stream_service.stream_redis().ping()  # connected
+    redis_writes.clear()
     stream_publish(market.pk)
+    # Not sent in full: Redis holds it.
+    assert redis_writes == [["EVALSHA"]]
     assert kinds(key) == ["price", "status"]
