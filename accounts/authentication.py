@@ -16,6 +16,9 @@ from accounts.models import User
 from accounts.services import AuthenticatedKey, api_key_authenticate
 
 KEYWORD = "Token"
+# The attribute of an HttpRequest holding its key's cache entry (accounts.services.ApiKeyLookup) when it was read
+# before authentication.
+KEY_LOOKED_UP = "forecastle_api_key_looked_up"
 
 
 class ApiKeyAuthentication(BaseAuthentication):
@@ -29,7 +32,9 @@ class ApiKeyAuthentication(BaseAuthentication):
             raw_key = header[1].decode()
         except UnicodeError:
             raise exceptions.AuthenticationFailed("The API key is not valid.") from None
-        api_key = api_key_authenticate(raw_key=raw_key)
+        # The key's cache entry, if the view read it with the request's limits (accounts.key_requests).
+        looked_up = getattr(request._request, KEY_LOOKED_UP, None)
+        api_key = api_key_authenticate(raw_key=raw_key, looked_up=looked_up)
         if api_key is None:
             raise exceptions.AuthenticationFailed("The API key is unknown, expired or revoked.")
         return api_key.user, api_key

@@ -615,15 +615,40 @@ def _keys_forget(hashed_keys: Sequence[str]) -> None:
         transaction.on_commit(forget)
 
 
-def api_key_authenticate(*, raw_key: str) -> AuthenticatedKey | None:
+# The last entry each key authenticated with in this process, by the key's hash: a hint of whose key it is (a key
+# never changes hands), so a request can count its account's limits with the key's lookup in one round trip
+# (accounts.key_requests). Never used to authenticate. Emptied when it reaches this many keys.
+API_KEY_HINTS = 4096
+_key_hints: dict[str, AuthenticatedKey] = {}
+
+
+@dataclass(frozen=True)
+class ApiKeyLookup:
+    """A key's cache entry as a request read it beside other commands (accounts.key_requests): the key's hash, the
+    cache key of its entry, and the entry (None: not cached)."""
+
+    hashed: str
+    cache_key: str
+    entry: AuthenticatedKey | None = None
+
+
+def api_key_lookup(*, raw_key: str) -> tuple[ApiKeyLookup, AuthenticatedKey | None]:
+    """Where the key's entry is cached, and the entry it last authenticated with in this process (a hint, or None)."""
+    hashed = _hash_key(raw_key)
+    return ApiKeyLookup(hashed=hashed, cache_key=_key_cache_key(hashed)), _key_hints.get(hashed)
+
+
+def api_key_authenticate(*, raw_key: str, looked_up: ApiKeyLookup | None = None) -> AuthenticatedKey | None:
     """The active, unexpired key with this raw key (its user, scopes and expiry), or None.
 
     The answer is cached in Redis for API_KEY_CACHE_SECONDS under the key's hash (never the raw key), so a
     request by key usually costs no query; revoking a key (or every key, as a password change does) drops
     it from the cache. The expiry is checked on every request, cached or not. Deactivating a user takes
-    effect on their keys within API_KEY_CACHE_SECONDS. With Redis down every request reads PostgreSQL."""
+    effect on their keys within API_KEY_CACHE_SECONDS. With Redis down every request reads PostgreSQL.
+    `looked_up` is the key's cache entry as the request already read it (api_key_lookup), if it did."""
     hashed = _hash_key(raw_key)
-    entry = _key_cache_get(hashed)
+    read = looked_up is not None and looked_up.hashed == hashed
+    entry = looked_up.entry if read and looked_up is not None else _key_cache_get(hashed)
     fresh = entry is None
     now = timezone.now()
     if entry is None:
@@ -633,6 +658,7 @@ def api_key_authenticate(*, raw_key: str) -> AuthenticatedKey | None:
             .first()
         )
         if api_key is None:
+            _key_hints.pop(hashed, None)
             return None
         entry = AuthenticatedKey(
             user=api_key.user,
@@ -643,6 +669,7 @@ def api_key_authenticate(*, raw_key: str) -> AuthenticatedKey | None:
             last_used_at=api_key.last_used_at,
         )
     if entry.expires_at is not None and entry.expires_at <= now:
+        _key_hints.pop(hashed, None)
         return None
     # A read-heavy client would otherwise write this row on every request: once a minute tells enough.
     if entry.last_used_at is None or now - entry.last_used_at > API_KEY_USE_RESOLUTION:
@@ -650,6 +677,9 @@ def api_key_authenticate(*, raw_key: str) -> AuthenticatedKey | None:
         entry, fresh = replace(entry, last_used_at=now), True
     if fresh:
         _key_cache_set(hashed, entry)
+    if hashed not in _key_hints and len(_key_hints) >= API_KEY_HINTS:
+        _key_hints.clear()
+    _key_hints[hashed] = entry
     return entry
 
 

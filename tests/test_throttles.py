@@ -8,9 +8,11 @@ from django.core.cache import cache
 from django.utils import timezone
 from rest_framework.test import APIClient
 
+from accounts import key_requests
 from accounts.services import api_key_create
 from config.core import ratelimit
 from config.core.ratelimit import gcra_consume
+from config.core.redis_scripts import ScriptCall
 from markets.models import Market
 
 
@@ -75,8 +77,17 @@ def test_every_request_meets_its_limits_in_one_round_trip(make_user, make_market
         calls.append(" ".join(limit.key for limit in kwargs["limits"]))
         return original_with_read(**kwargs)
 
+    original_with_key = key_requests.redis_commands_run
+
+    def counting_with_key(client, commands):
+        # A request by a key this process knows counts its account's limits in the round trip that reads the key's
+        # entry (accounts.key_requests): the script's keys after the entry's.
+        calls.extend(" ".join(command.keys[1:]) for command in commands if isinstance(command, ScriptCall))
+        return original_with_key(client, commands)
+
     monkeypatch.setattr("config.core.api.gcra_consume", counting)
     monkeypatch.setattr("config.core.cached_reads.gcra_consume_and_get", counting_with_read)
+    monkeypatch.setattr("accounts.key_requests.redis_commands_run", counting_with_key)
     anonymous = APIClient()
     assert anonymous.get("/api/v1/markets/limited/").status_code == 200
     assert len(calls) == 1

@@ -242,35 +242,8 @@ class UserReadThrottle(FailOpenThrottle):
         return self.cache_format % {"scope": self.scope, "ident": request.user.pk}
 
 
-class TradeThrottle(FailOpenThrottle):
-    """Trades, per account: all of an account's API keys and its website session share one allowance, so
-    more keys do not buy a higher rate."""
-
-    scope = "trade"
-
-    def get_cache_key(self, request: Request, view: "APIView") -> str | None:
-        if not (request.user and request.user.is_authenticated):
-            return None
-        return self.cache_format % {"scope": self.scope, "ident": f"user{request.user.pk}"}
-
-
-class OrderThrottle(FailOpenThrottle):
-    """Limit orders placed, per account (website and API together): each one may rest and be filled on every
-    later trade, so placing is limited apart from trading."""
-
-    scope = "order"
-
-    def get_cache_key(self, request: Request, view: "APIView") -> str | None:
-        if not (request.user and request.user.is_authenticated):
-            return None
-        return self.cache_format % {"scope": self.scope, "ident": f"user{request.user.pk}"}
-
-
-class CommentThrottle(FailOpenThrottle):
-    """Comments and replies posted, per account: the website's form and the API share one allowance
-    (`account_wait` is the website's way in)."""
-
-    scope = "comment"
+class AccountThrottle(FailOpenThrottle):
+    """A limit per account, counted for signed-in requests only."""
 
     def get_cache_key(self, request: Request, view: "APIView") -> str | None:
         if not (request.user and request.user.is_authenticated):
@@ -279,6 +252,35 @@ class CommentThrottle(FailOpenThrottle):
 
     def account_key(self, user_id: object) -> str:
         return self.cache_format % {"scope": self.scope, "ident": f"user{user_id}"}
+
+    def account_limit(self, user_id: object) -> Limit | None:
+        """The limit a request by the account `user_id` meets, known before the request is authenticated (for
+        accounts.key_requests); None when no rate is set."""
+        count, seconds = self.parse_rate(self.rate)
+        if count is None or seconds is None:
+            return None
+        return Limit(key=self.account_key(user_id), count=count, seconds=seconds)
+
+
+class TradeThrottle(AccountThrottle):
+    """Trades, per account: all of an account's API keys and its website session share one allowance, so
+    more keys do not buy a higher rate."""
+
+    scope = "trade"
+
+
+class OrderThrottle(AccountThrottle):
+    """Limit orders placed, per account (website and API together): each one may rest and be filled on every
+    later trade, so placing is limited apart from trading."""
+
+    scope = "order"
+
+
+class CommentThrottle(AccountThrottle):
+    """Comments and replies posted, per account: the website's form and the API share one allowance
+    (`account_wait` is the website's way in)."""
+
+    scope = "comment"
 
     def account_wait(self, user_id: object) -> float | None:
         """Counts one post by the account; None when it is within the rate, else the seconds to wait.
@@ -301,15 +303,10 @@ class StandingForecastThrottle(CommentThrottle):
     scope = "standing_forecast"
 
 
-class ChallengeThrottle(FailOpenThrottle):
+class ChallengeThrottle(AccountThrottle):
     """Challenges of resolution proposals, per account (each also posts a bond)."""
 
     scope = "challenge"
-
-    def get_cache_key(self, request: Request, view: "APIView") -> str | None:
-        if not (request.user and request.user.is_authenticated):
-            return None
-        return self.cache_format % {"scope": self.scope, "ident": f"user{request.user.pk}"}
 
 
 class TokenThrottle(FailOpenThrottle):

@@ -16,6 +16,7 @@ from rest_framework.response import Response
 from rest_framework.settings import api_settings
 from rest_framework.views import APIView
 
+from accounts.key_requests import KeyCountedApiView
 from accounts.models import Scope, User
 from accounts.money import CREDIT_PLACES
 from accounts.permissions import HasKeyScope
@@ -289,9 +290,10 @@ class PositionSerializer(serializers.Serializer):
     shares = money_field()
 
 
-class MarketTradesApi(CachedReadApiView):
+class MarketTradesApi(KeyCountedApiView):
     """GET: the market's recent trades (public). POST: execute a trade (authenticated): its limit is counted in the
-    Redis round trip that reads the market's id from its cached snapshot (CachedReadApiView)."""
+    Redis round trip that reads the market's id from its cached snapshot (CachedReadApiView), and by API key that
+    round trip also reads the key's entry (KeyCountedApiView)."""
 
     class InputSerializer(TradeRequestSerializer):
         max_cost = _amount_field("Buying: refuse the trade (409) if it would cost more than this.")
@@ -314,6 +316,9 @@ class MarketTradesApi(CachedReadApiView):
         if self.request.method == "POST":
             return [HasKeyScope(), IsAuthenticated()]
         return list(super().get_permissions())
+
+    def key_read_keys(self, request: Request, **kwargs: Any) -> list[str]:
+        return [price_cache.snapshot_key(kwargs["slug"])] if request.method == "POST" else []
 
     def get_throttles(self) -> list[Any]:
         if self.request.method == "POST":

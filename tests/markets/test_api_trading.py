@@ -213,14 +213,15 @@ def test_a_trade_response_is_the_output_serializer_s_without_building_it(market,
 
 
 def test_a_trade_reads_its_market_and_counts_its_limit_in_one_redis_round_trip(api, market, redis_writes):
-    """With the key remembered and the market's snapshot cached, the request itself goes to Redis twice: the key,
-    then the script that counts the trade limit with an MGET of the snapshot (the market's id) in the same write."""
+    """With the key remembered and the market's snapshot cached, the request itself goes to Redis once: an MGET of
+    the key's entry and the snapshot (the market's id), and the script that counts the trade limit, in one write
+    (accounts/key_requests.py; tests/markets/test_trade_round_trips.py pins the trip after the commit too)."""
     body = {"outcome": "YES", "side": "buy", "amount": "1"}
     assert api.post(TRADES, body, format="json").status_code == 201
     market_snapshot(slug=market.slug)
     redis_writes.clear()
     assert api.post(TRADES, body, format="json").status_code == 201
-    assert redis_writes == [["GET"], ["EVALSHA", "MGET"]]
+    assert redis_writes == [["MGET", "EVALSHA"]]
 
 
 def test_sell_by_amount_with_min_proceeds(api, market, trader):
