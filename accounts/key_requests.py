@@ -117,8 +117,9 @@ class KeyCountedApiView(CachedReadApiView):
         if raw_key is None or not isinstance(backend, RedisCache):
             return None
         # Only a method whose throttles are all per account (the others need the request authenticated first).
-        throttles = [throttle for throttle in self.get_throttles() if isinstance(throttle, AccountThrottle)]
-        if len(throttles) != len(self.get_throttles()):
+        every_throttle = self.get_throttles()
+        throttles = [throttle for throttle in every_throttle if isinstance(throttle, AccountThrottle)]
+        if len(throttles) != len(every_throttle):
             return None
         lookup, hint = api_key_lookup(raw_key=raw_key)
         if hint is None or (hint.expires_at is not None and hint.expires_at <= timezone.now()):
