@@ -33,32 +33,14 @@ from accounts.services import api_key_lookup
 from config.core.api import AccountThrottle, Undeclared, required_scope
 from config.core.cache import UNREACHABLE, cache_unreachable
 from config.core.cached_reads import CachedReadApiView
+from config.core.ratelimit import gcra_limits_script
 from config.core.redis_scripts import ScriptCall, redis_commands_run, script_sha
 
-# config.core.ratelimit.GCRA_MANY_SCRIPT for the limits, counted only if KEYS[1] (the key's entry) exists.
-# KEYS: the entry, then the limits' keys; ARGV: now (ms), then each limit's emission interval and period (ms).
-# Returns -1 when the entry is not cached (nothing counted), 0 when every limit lets the request through (each then
-# counted), else the ms to wait (nothing counted).
-GATED_LIMITS_SCRIPT = """
-if redis.call('EXISTS', KEYS[1]) == 0 then return -1 end
-local now = tonumber(ARGV[1])
-local next_tats = {}
-for i = 2, #KEYS do
-  local interval = tonumber(ARGV[2 * i - 2])
-  local period = tonumber(ARGV[2 * i - 1])
-  local tat = now
-  local stored = redis.call('GET', KEYS[i])
-  if stored then tat = math.max(tonumber(stored), now) end
-  local next_tat = tat + interval
-  local wait = next_tat - now - period
-  if wait > 0 then return math.ceil(wait) end
-  next_tats[i] = next_tat
-end
-for i = 2, #KEYS do
-  redis.call('SET', KEYS[i], string.format('%.3f', next_tats[i]), 'PX', math.ceil(next_tats[i] - now))
-end
-return 0
-"""
+# config.core.ratelimit's limits, counted only if KEYS[1] (the key's entry) exists. KEYS: the entry, then the limits'
+# keys; ARGV: now (ms), then each limit's emission interval and period (ms). Returns -1 when the entry is not cached
+# (nothing counted), 0 when every limit lets the request through (each then counted), else the ms to wait (nothing
+# counted).
+GATED_LIMITS_SCRIPT = "\nif redis.call('EXISTS', KEYS[1]) == 0 then return -1 end" + gcra_limits_script(first=2)
 GATED_LIMITS_SHA = script_sha(GATED_LIMITS_SCRIPT)
 NOT_CACHED = -1
 

@@ -6,7 +6,6 @@ Like the API throttles, a limit is let through when Redis cannot be reached: los
 better than refusing every sign-up.
 """
 
-import hashlib
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -18,6 +17,7 @@ from redis.exceptions import NoScriptError, ResponseError
 
 from config.core.cache import UNREACHABLE, cache_unreachable
 from config.core.redis_cache import redis_round_trip
+from config.core.redis_scripts import script_sha
 
 PERIODS = {"s": 1, "m": 60, "h": 3600, "d": 86400}
 
@@ -107,15 +107,17 @@ class Limit:
     seconds: float
 
 
-# GCRA_SCRIPT for every limit of a request. KEYS: the limits' keys; ARGV: now (ms), then each limit's emission
-# interval and period (ms). Returns 0 when every limit lets the request through (each then counted), else the ms to
-# wait (nothing counted).
-GCRA_MANY_SCRIPT = """
+def gcra_limits_script(first: int = 1) -> str:
+    """GCRA_SCRIPT for every limit of a request, as the Lua body of a script whose limits' keys are KEYS[first] on
+    (the keys before them are the caller's). ARGV: now (ms), then each limit's emission interval and period (ms).
+    Returns 0 when every limit lets the request through (each then counted), else the ms to wait (nothing counted)."""
+    return f"""
 local now = tonumber(ARGV[1])
-local next_tats = {}
-for i = 1, #KEYS do
-  local interval = tonumber(ARGV[2 * i])
-  local period = tonumber(ARGV[1 + 2 * i])
+local next_tats = {{}}
+for i = {first}, #KEYS do
+  local limit = i - {first - 1}
+  local interval = tonumber(ARGV[2 * limit])
+  local period = tonumber(ARGV[1 + 2 * limit])
   local tat = now
   local stored = redis.call('GET', KEYS[i])
   if stored then tat = math.max(tonumber(stored), now) end
@@ -124,13 +126,17 @@ for i = 1, #KEYS do
   if wait > 0 then return math.ceil(wait) end
   next_tats[i] = next_tat
 end
-for i = 1, #KEYS do
+for i = {first}, #KEYS do
   redis.call('SET', KEYS[i], string.format('%.3f', next_tats[i]), 'PX', math.ceil(next_tats[i] - now))
 end
 return 0
 """
+
+
+# Every limit of a request in one round trip. KEYS: the limits' keys; ARGV as gcra_limits_script says.
+GCRA_MANY_SCRIPT = gcra_limits_script()
 # Redis names a script by the SHA-1 of its text (EVALSHA).
-GCRA_MANY_SHA = hashlib.sha1(GCRA_MANY_SCRIPT.encode(), usedforsecurity=False).hexdigest()
+GCRA_MANY_SHA = script_sha(GCRA_MANY_SCRIPT)
 
 
 def gcra_consume_and_get(*, limits: Sequence[Limit], keys: Sequence[str]) -> tuple[float | None, list[Any]]:
